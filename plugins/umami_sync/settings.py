@@ -1,0 +1,159 @@
+"""Every setting of the sync in one typed home, with its default and its validation.
+
+Settings are layered, later layers win:
+
+1. the defaults below;
+2. the original tool's environment variables (``UMAMI_WEBSITE_IDS``, ``SESSION_SYNC_WINDOW_HOURS``,
+   ``ANALYTICS_SYNC_DAYS_BACK``);
+3. the Airflow Variable ``umami_sync_settings`` (a JSON object; it can live in Key Vault like any Variable);
+4. the run's params from the trigger form (only the ones a person set).
+
+A bad value raises :class:`SettingsError`, whose message names the setting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+SETTINGS_VARIABLE = "umami_sync_settings"
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names it."""
+
+
+class SyncSettings(BaseModel):
+    """The knobs of ``umami_mongo_sync``. Defaults suit a daily run against self-hosted Umami."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Connections and collections
+    umami_db_conn_id: str = Field("umami_db", description="PostgreSQL connection to Umami's database.")
+    umami_api_conn_id: str = Field("umami_api", description="HTTP connection to Umami's REST API.")
+    mongo_conn_id: str = Field("users_mongo", description="MongoDB connection; its schema names the database.")
+    users_collection: str = Field("users", min_length=1)
+    status_collection: str = Field("systemconfigs", min_length=1)
+
+    # What is synced
+    website_ids: tuple[str, ...] = Field((), description="Umami website ids; empty = discover through the API.")
+    include_team_websites: bool = Field(False, description="Discovery also lists the user's team websites.")
+    identity_data_key: str = Field("email", min_length=1, max_length=500,
+                                   description="session_data key that carries an identity.")
+    user_match_field: str = Field("email", description="User document field an identity is matched against.")
+    identity_pattern: str | None = Field(
+        None, description="Regex a trimmed identity must match; default: an e-mail shape when matching 'email'.")
+    known_session_ids: int = Field(20, ge=1, le=500,
+                                   description="How many of a user's most recent session ids are kept.")
+
+    # Windows
+    session_overlap_minutes: int = Field(60, ge=0, le=7 * 24 * 60,
+                                         description="Session sync reads this much before the interval.")
+    session_window_hours: int | None = Field(
+        None, ge=1, le=24 * 366, description="Session sync reads at least this many hours before the interval end.")
+    analytics_days_back: int = Field(1, ge=1, le=366,
+                                     description="Analytics sync reads this many days before the interval end.")
+    sub_windows: int = Field(1, ge=1, le=96, description="Mapped analytics tasks per website and interval.")
+
+    # Speed and politeness
+    page_size: int = Field(5000, ge=1, le=100_000, description="Sessions per Umami API page.")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="Update operations per bulk_write.")
+    http_timeout_seconds: float = Field(60.0, gt=0, le=3600)
+    http_max_retries: int = Field(5, ge=0, le=20)
+    rate_limit_calls: int | None = Field(None, ge=1, description="Client-side limit: calls per period (Cloud: 50).")
+    rate_limit_period_seconds: float = Field(15.0, gt=0, le=3600)
+    ensure_indexes: bool = Field(True, description="Create the indexes the sync needs when they are missing.")
+
+    # Per run
+    dry_run: bool = Field(False, description="Read everything and count, but write nothing.")
+
+    @field_validator("website_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("website_ids")
+    @classmethod
+    def _valid_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normalised = []
+        for website_id in value:
+            try:
+                normalised.append(str(UUID(website_id)))
+            except ValueError as exc:
+                raise ValueError(f"{website_id!r} is not a website id (a UUID)") from exc
+        return tuple(dict.fromkeys(normalised))
+
+    @field_validator("user_match_field")
+    @classmethod
+    def _valid_field(cls, value: str) -> str:
+        if not _FIELD_NAME.match(value) or value.startswith("_") or value in {"isDeleted"}:
+            raise ValueError(f"{value!r} is not a usable user field name")
+        return value
+
+    @field_validator("identity_pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _default_pattern(self) -> SyncSettings:
+        if self.identity_pattern is None and self.user_match_field == "email":
+            object.__setattr__(self, "identity_pattern", EMAIL_PATTERN)
+        return self
+
+
+LEGACY_ENVIRONMENT = {
+    "UMAMI_WEBSITE_IDS": "website_ids",
+    "SESSION_SYNC_WINDOW_HOURS": "session_window_hours",
+    "ANALYTICS_SYNC_DAYS_BACK": "analytics_days_back",
+}
+
+
+def parse_variable(raw: str | None) -> dict[str, Any]:
+    """The ``umami_sync_settings`` Variable as a dict; empty when unset."""
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"Variable {SETTINGS_VARIABLE!r} is not valid JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise SettingsError(f"Variable {SETTINGS_VARIABLE!r} must be a JSON object")
+    return value
+
+
+def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
+    """Merge layers of raw values (later wins; ``None`` means unset) and validate them once."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({key: value for key, value in layer.items() if value is not None})
+    try:
+        return SyncSettings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(f"invalid umami_sync setting: {problems}") from None
+
+
+def legacy_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The original tool's environment variables, under their setting names."""
+    return {name: environ[variable] for variable, name in LEGACY_ENVIRONMENT.items() if environ.get(variable)}

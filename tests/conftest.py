@@ -1,0 +1,110 @@
+"""Suite-wide fixtures: a real PostgreSQL with Umami's schema and a real MongoDB wire server.
+
+Both start once per test session on loopback. Point the suite at servers of your own with
+``UMAMI_SYNC_TEST_PG_DSN`` (a database the tests may fill and truncate) and ``UMAMI_SYNC_TEST_MONGO_URI``
+(e.g. a real ``mongod``); otherwise a throwaway PostgreSQL cluster and SecantusDB are started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import psycopg
+import pymongo
+import pytest
+from pymongo.database import Database
+
+# Airflow reads its configuration when first imported: give the tests their own home first.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="umami-sync-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
+
+from local_stack.mongo import LocalMongo  # noqa: E402
+from local_stack.postgres import LocalPostgres, load_umami_schema  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "umami-fixtures" / "v3.1.0"
+UMAMI_TABLES = ("website_event", "event_data", "session_data", "session", "website")
+
+
+@pytest.fixture(scope="session")
+def umami_fixtures() -> Path:
+    """The folder of real Umami 3.1.0 responses and rows."""
+    if not (FIXTURES / "rows.sql").is_file():
+        pytest.fail(f"Umami fixtures not found at {FIXTURES}: the suite expects ../shared beside the repo")
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """DSN of a PostgreSQL database holding Umami's schema (empty tables)."""
+    given = os.environ.get("UMAMI_SYNC_TEST_PG_DSN")
+    if given:
+        load_umami_schema(given)
+        yield given
+        return
+    with LocalPostgres() as server:
+        load_umami_schema(server.dsn)
+        yield server.dsn
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """URI of a MongoDB wire server."""
+    given = os.environ.get("UMAMI_SYNC_TEST_MONGO_URI")
+    if given:
+        yield given
+        return
+    with LocalMongo() as server:
+        yield server.uri
+
+
+@pytest.fixture
+def umami_db(postgres_dsn: str) -> str:
+    """Umami's database with empty tables, for one test."""
+    with psycopg.connect(postgres_dsn) as conn:
+        conn.execute(f"TRUNCATE {', '.join(UMAMI_TABLES)}")
+    return postgres_dsn
+
+
+@pytest.fixture
+def users_db(mongo_uri: str, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A fresh MongoDB database for one test, dropped afterwards."""
+    name = "t_" + re.sub(r"[^A-Za-z0-9]", "_", request.node.name)[:50]
+    client: pymongo.MongoClient = pymongo.MongoClient(mongo_uri)
+    client.drop_database(name)
+    yield client[name]
+    client.drop_database(name)
+    client.close()
+
+
+def postgres_connection(dsn: str) -> str:
+    """An Airflow connection (JSON form) for the PostgreSQL database at ``dsn``."""
+    parts = urlsplit(dsn)
+    return json.dumps({"conn_type": "postgres", "host": parts.hostname, "port": parts.port,
+                       "login": parts.username, "password": parts.password, "schema": parts.path.lstrip("/")})
+
+
+def mongo_connection(uri: str, database: str) -> str:
+    """An Airflow connection (JSON form) for ``database`` on the MongoDB server at ``uri``."""
+    parts = urlsplit(uri)
+    return json.dumps({"conn_type": "mongo", "host": parts.hostname, "port": parts.port, "login": parts.username,
+                       "password": parts.password, "schema": database})
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch, umami_db: str, mongo_uri: str,
+                users_db: Database) -> Database:
+    """``umami_db`` and ``users_mongo`` set through ``AIRFLOW_CONN_*`` for one test; returns the users DB."""
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_DB", postgres_connection(umami_db))
+    monkeypatch.setenv("AIRFLOW_CONN_USERS_MONGO", mongo_connection(mongo_uri, users_db.name))
+    return users_db

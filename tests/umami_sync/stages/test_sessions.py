@@ -1,0 +1,261 @@
+"""Stage 1 against a real PostgreSQL (Umami's schema) and a real MongoDB wire server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
+from umami_sync.settings import SyncSettings
+from umami_sync.stages.sessions import sync_sessions
+from umami_sync.windows import DataInterval
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from pymongo.database import Database
+
+pytestmark = pytest.mark.integration
+
+DAY = DataInterval(at(0), at(0, day=28))
+RUN_AT = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+LATER_RUN_AT = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def rows(connections: Database, umami_db: str) -> Iterator[UmamiRows]:
+    umami = UmamiRows(umami_db)
+    yield umami
+    umami.close()
+
+
+def users(db: Database) -> Any:
+    return db["users"]
+
+
+def user(db: Database, email: str) -> dict[str, Any]:
+    found = users(db).find_one({"email": email})
+    assert found is not None
+    return found
+
+
+def run(**overrides: Any) -> Any:
+    now = overrides.pop("now", RUN_AT)
+    interval = overrides.pop("interval", DAY)
+    return sync_sessions(SyncSettings(**overrides), interval, now=now)
+
+
+def test_real_fixture_rows_reach_their_users(connections: Database, umami_db: str, umami_fixtures: Path) -> None:
+    """The rows a real Umami 3.1.0 wrote: Alice by distinct id (+ e-mail data), Bob by e-mail data only,
+    Carol by distinct id; the anonymous Chrome session has no identity."""
+    import psycopg
+
+    with psycopg.connect(umami_db) as conn:
+        conn.execute((umami_fixtures / "rows.sql").read_text())
+    add_user(users(connections), "alice@example.com")
+    add_user(users(connections), "Bob@Example.com")
+    add_user(users(connections), "carol@example.com", isDeleted=True)
+
+    result = run()
+
+    assert (result.read, result.identified, result.anonymous, result.invalid) == (4, 3, 1, 0)
+    assert (result.matched, result.modified, result.unmatched, result.failed) == (2, 2, 1, 0)
+    alice = user(connections, "alice@example.com")
+    assert alice["session_id"] == "8b046da9-3d41-5054-8060-170787f99fe0"
+    assert alice["umamiSessions"] == [{"id": "8b046da9-3d41-5054-8060-170787f99fe0", "websiteId": WEBSITE,
+                                       "seenAt": datetime(2026, 11, 27, 15, 46, 32, 409000)}]
+    assert user(connections, "Bob@Example.com")["session_id"] == "23fbc8b7-769e-5606-8fca-3643d50f5683"
+    carol = user(connections, "carol@example.com")
+    assert "session_id" not in carol and "umamiSessions" not in carol
+
+
+def test_identities_are_trimmed_and_case_insensitive(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "dave@example.com")
+    add_user(users(connections), "Erin@Example.org")
+    dave = rows.session(at(9), distinct_id="  Dave@EXAMPLE.com ")
+    anonymous = rows.session(at(10))
+    rows.session_data(anonymous, at(10, 5), value="\terin@example.ORG\n")
+
+    result = run()
+
+    assert (result.identified, result.matched, result.modified, result.invalid) == (2, 2, 2, 0)
+    assert user(connections, "dave@example.com")["session_id"] == dave
+    assert user(connections, "Erin@Example.org")["session_id"] == anonymous
+
+
+def test_null_empty_and_malformed_identities_are_counted_not_written(rows: UmamiRows,
+                                                                     connections: Database) -> None:
+    add_user(users(connections), "frank@example.com")
+    for value in (None, "", "   ", "not-an-email", "frank@example.com\x07"):
+        rows.session_data(rows.session(at(11)), at(11, 1), value=value)
+    rows.session(at(12), distinct_id="   ")
+    rows.session(at(12, 30))  # anonymous: no distinct id, no e-mail data
+
+    result = run()
+
+    assert (result.read, result.invalid, result.identified, result.anonymous) == (6, 6, 0, 1)
+    assert result.bulk_writes == 0
+    assert "session_id" not in user(connections, "frank@example.com")
+
+
+def test_several_sessions_keep_the_newest_as_session_id(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "gina@example.com")
+    first = rows.session(at(8), distinct_id="gina@example.com")
+    second = rows.session(at(14), distinct_id="gina@example.com", website_id=OTHER_WEBSITE)
+    third = rows.session(at(11), distinct_id="Gina@example.com")
+
+    result = run()
+
+    gina = user(connections, "gina@example.com")
+    assert (result.identified, result.modified) == (1, 1)
+    assert gina["session_id"] == second
+    assert [s["id"] for s in gina["umamiSessions"]] == [second, third, first]
+    assert gina["umamiSessions"][0]["websiteId"] == OTHER_WEBSITE
+
+
+def test_known_session_ids_are_bounded_to_the_most_recent(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "hal@example.com")
+    ids = [rows.session(at(hour), distinct_id="hal@example.com") for hour in range(1, 6)]
+
+    run(known_session_ids=3)
+
+    assert [s["id"] for s in user(connections, "hal@example.com")["umamiSessions"]] == ids[:1:-1]
+
+
+def test_deleted_users_are_never_touched_and_users_never_created(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "ivy@example.com", isDeleted=True)
+    rows.session(at(9), distinct_id="ivy@example.com")
+    rows.session(at(9), distinct_id="nobody@example.com")
+    before = list(users(connections).find())
+
+    result = run()
+
+    assert (result.identified, result.matched, result.unmatched) == (2, 0, 2)
+    assert list(users(connections).find()) == before
+
+
+def test_rerun_is_idempotent_and_leaves_other_fields_alone(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "jo@example.com", profile={"theme": "dark"}, tags=["a"])
+    rows.session(at(9), distinct_id="jo@example.com")
+    rows.session(at(10), distinct_id="jo@example.com")
+
+    first = run()
+    after_first = user(connections, "jo@example.com")
+    second = run(now=LATER_RUN_AT)
+
+    assert (first.modified, second.matched, second.modified) == (1, 1, 0)
+    assert user(connections, "jo@example.com") == after_first
+    assert after_first["updatedAt"] == RUN_AT.replace(tzinfo=None)
+    assert {k: after_first[k] for k in ("profile", "tags", "plan", "name", "createdAt", "isDeleted")} == {
+        "profile": {"theme": "dark"}, "tags": ["a"], "plan": "free", "name": "Jo",
+        "createdAt": datetime(2026, 1, 1), "isDeleted": False}
+
+
+def test_older_backfill_never_replaces_a_newer_session_id(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "kim@example.com")
+    newer = rows.session(at(9, day=27), distinct_id="kim@example.com")
+    older = rows.session(at(9, day=20), distinct_id="kim@example.com")
+
+    run()
+    backfill = run(interval=DataInterval(at(0, day=20), at(0, day=21)), now=LATER_RUN_AT)
+
+    kim = user(connections, "kim@example.com")
+    assert backfill.modified == 1
+    assert kim["session_id"] == newer
+    assert [s["id"] for s in kim["umamiSessions"]] == [newer, older]
+
+
+def test_a_session_id_written_by_the_original_tool_stays_known(rows: UmamiRows, connections: Database) -> None:
+    legacy = "0b7a0c8e-0000-4000-8000-000000000001"
+    add_user(users(connections), "lee@example.com", session_id=legacy)
+    new = rows.session(at(9), distinct_id="lee@example.com")
+
+    run()
+
+    lee = user(connections, "lee@example.com")
+    assert lee["session_id"] == new
+    assert [s["id"] for s in lee["umamiSessions"]] == [new, legacy]
+
+
+def test_window_is_the_interval_widened_by_the_overlap(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "max@example.com")
+    add_user(users(connections), "ned@example.com")
+    add_user(users(connections), "oz@example.com")
+    late = rows.session(at(23, 30, day=26), distinct_id="max@example.com")  # 30 min before the interval
+    rows.session(at(21, 0, day=26), distinct_id="ned@example.com")  # before the overlap
+    rows.session(at(0, 0, day=28), distinct_id="oz@example.com")  # the interval's end is excluded
+
+    result = run(session_overlap_minutes=60)
+
+    assert (result.identified, result.window_start) == (1, at(23, day=26))
+    assert user(connections, "max@example.com")["session_id"] == late
+    assert "session_id" not in user(connections, "ned@example.com")
+    assert "session_id" not in user(connections, "oz@example.com")
+
+
+def test_session_data_identity_is_taken_in_its_own_time(rows: UmamiRows, connections: Database) -> None:
+    """An e-mail attached today to a session created yesterday is found by today's run."""
+    add_user(users(connections), "pia@example.com")
+    old_session = rows.session(at(9, day=25))
+    rows.session_data(old_session, at(9), value="pia@example.com")
+
+    run(session_overlap_minutes=0)
+
+    assert user(connections, "pia@example.com")["session_id"] == old_session
+
+
+def test_match_field_and_identity_key_are_configurable(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "quinn@example.com", userId="U-1001")
+    session = rows.session(at(9))
+    rows.session_data(session, at(9, 1), key="userId", value="u-1001")
+
+    result = run(user_match_field="userId", identity_data_key="userId")
+
+    assert (result.identified, result.modified) == (1, 1)
+    assert user(connections, "quinn@example.com")["session_id"] == session
+
+
+def test_a_failed_batch_is_reported_and_the_others_go_on(rows: UmamiRows, connections: Database) -> None:
+    # A document the sync cannot merge into (umamiSessions is not an array) makes its operation fail.
+    add_user(users(connections), "amy@example.com")
+    add_user(users(connections), "bad@example.com", umamiSessions="corrupt")
+    add_user(users(connections), "zed@example.com")
+    for email in ("amy@example.com", "bad@example.com", "zed@example.com"):
+        rows.session(at(9), distinct_id=email)
+
+    result = run(batch_size=1)
+
+    assert (result.bulk_writes, result.modified, result.failed) == (3, 2, 1)
+    assert len(result.errors) == 1 and "1 of 1 operations failed" in result.errors[0]
+    assert not result.succeeded
+    assert user(connections, "bad@example.com")["umamiSessions"] == "corrupt"
+    assert "session_id" in user(connections, "zed@example.com")
+
+
+def test_indexes_are_ensured_once(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "ray@example.com")
+    run()
+    names = {index["name"] for index in users(connections).list_indexes()}
+    assert {"umami_sync_email", "umami_sync_session_id", "umami_sync_umamiSessions_id"} <= names
+    email_index = next(i for i in users(connections).list_indexes() if i["name"] == "umami_sync_email")
+    assert email_index["collation"]["strength"] == 2
+
+    run()
+    assert {index["name"] for index in users(connections).list_indexes()} == names
+
+
+def test_dry_run_counts_matches_and_writes_nothing(rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "sam@example.com")
+    rows.session(at(9), distinct_id="SAM@example.com")
+    rows.session(at(9), distinct_id="nobody@example.com")
+    before = list(users(connections).find())
+
+    result = run(dry_run=True)
+
+    assert (result.dry_run, result.identified, result.matched, result.unmatched, result.bulk_writes) == (
+        True, 2, 1, 1, 0)
+    assert list(users(connections).find()) == before
+    assert [i["name"] for i in users(connections).list_indexes()] == ["_id_"]
