@@ -27,6 +27,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve()
 
 from local_stack.mongo import LocalMongo  # noqa: E402
 from local_stack.postgres import LocalPostgres, load_umami_schema  # noqa: E402
+from local_stack.umami_api import FakeUmami  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -108,3 +109,12 @@ def connections(monkeypatch: pytest.MonkeyPatch, umami_db: str, mongo_uri: str,
     monkeypatch.setenv("AIRFLOW_CONN_UMAMI_DB", postgres_connection(umami_db))
     monkeypatch.setenv("AIRFLOW_CONN_USERS_MONGO", mongo_connection(mongo_uri, users_db.name))
     return users_db
+
+
+@pytest.fixture
+def umami_server(connections: Database, umami_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUmami]:
+    """The local Umami API over ``umami_db``, set as connection ``umami_api`` (with the other two)."""
+    with FakeUmami(umami_db) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+            {"conn_type": "http", "host": server.url, "login": server.username, "password": server.password}))
+        yield server

@@ -1,0 +1,787 @@
+"""A local test double of the Umami 3.1 REST API that answers from Umami's own PostgreSQL database.
+
+:class:`FakeUmami` serves, over real HTTP(S) on 127.0.0.1, the routes the sync uses, computing every body
+with the SQL Umami 3.1 runs on PostgreSQL (``src/queries/sql/sessions/*.ts``, ``pagedRawQuery``), so the
+demo, the tests and the benchmark see exactly the rows in the database.
+
+Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bearer <token>``:
+
+- ``POST /api/auth/login`` {username, password} -> {token, user}; 401 ``incorrect-username-password``.
+- ``POST /api/auth/verify`` -> the user (with ``teams``).
+- ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted);
+  with ``includeTeams=true`` also every website that has a ``team_id`` (this fake has no team tables:
+  its user counts as a member of every team). Ordered by name (Umami 3.1.0 gives no order).
+- ``GET /api/websites/{id}/sessions?startAt&endAt&page&pageSize&search`` -> {data, count, page, pageSize}.
+- ``GET /api/websites/{id}/sessions/{sessionId}`` -> one session (``{}`` when unknown).
+- ``GET /api/websites/{id}/sessions/{sessionId}/properties`` -> its ``session_data`` rows.
+
+As in Umami, query validation runs before authentication (a bad range gives 400 even without a token),
+then ``canViewWebsite``: an admin may read any website id (unknown -> empty results), another role only
+websites it owns or team websites (else 401). A website id that is not a uuid makes PostgreSQL fail -> 500.
+
+Umami Cloud mode (``api_key`` set): the same routes under ``/v1`` without ``/api`` (no login, no verify),
+authenticated by ``x-umami-api-key``, limited to ``rate_limit`` calls per ``rate_window_seconds`` per key
+(429 with an integer ``Retry-After``). ``/api/...`` answers 404 in this mode.
+
+Validation errors reproduce Umami's ``badRequest(z.treeifyError(...))`` body; the exact zod wording of
+3.1.0 may differ, so clients should rely on the status only. Not modelled: filters other than ``search``,
+``startDate``/``endDate`` instead of ``startAt``/``endAt``, ``orderBy``, share tokens, the Cloud
+six-month window for accounts without a subscription.
+
+Faults are injected through :attr:`FakeUmami.faults` (a :class:`Faults`), which tests change at run time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import queue
+import secrets
+import socket
+import ssl
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
+
+DEFAULT_USER_ID = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
+DEFAULT_PAGE_SIZE = 20
+EVENT_TYPE_PAGE_VIEW = 1
+EVENT_TYPE_CUSTOM_EVENT = 2
+EVENT_TYPE_PERFORMANCE = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# getWebsiteSessions.ts (relationalQuery) as Umami 3.1 runs it; {search} is its optional search clause.
+_SESSION_LIST_SQL = f"""
+    select
+      session.session_id as "id",
+      session.website_id as "websiteId",
+      website_event.hostname,
+      session.browser,
+      session.os,
+      session.device,
+      session.screen,
+      session.language,
+      session.country,
+      session.region,
+      session.city,
+      min(website_event.created_at) as "firstAt",
+      max(website_event.created_at) as "lastAt",
+      count(distinct website_event.visit_id) as "visits",
+      sum(case when website_event.event_type = {EVENT_TYPE_PAGE_VIEW} then 1 else 0 end) as "views",
+      sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as "events",
+      max(website_event.created_at) as "createdAt"
+    from website_event
+    join session on session.session_id = website_event.session_id
+      and session.website_id = website_event.website_id
+    where website_event.website_id = %(websiteId)s::uuid
+      and website_event.event_type != {EVENT_TYPE_PERFORMANCE}
+      and website_event.created_at between %(startDate)s and %(endDate)s
+    {{search}}
+    group by session.session_id,
+      session.website_id,
+      website_event.hostname,
+      session.browser,
+      session.os,
+      session.device,
+      session.screen,
+      session.language,
+      session.country,
+      session.region,
+      session.city
+    order by max(website_event.created_at) desc
+"""
+
+_SESSION_SEARCH_SQL = """and (distinct_id ilike %(search)s
+           or city ilike %(search)s
+           or browser ilike %(search)s
+           or os ilike %(search)s
+           or device ilike %(search)s)"""
+
+# getWebsiteSession.ts (relationalQuery): sums of bigints are numerics, which Prisma sends as strings.
+_SESSION_DETAIL_SQL = f"""
+    select id,
+      distinct_id as "distinctId",
+      website_id as "websiteId",
+      browser,
+      os,
+      device,
+      screen,
+      language,
+      country,
+      region,
+      city,
+      min(min_time) as "firstAt",
+      max(max_time) as "lastAt",
+      count(distinct visit_id) as visits,
+      sum(views) as views,
+      sum(events) as events,
+      sum(floor(extract(epoch from (max_time - min_time)))) as "totaltime"
+    from (select
+          session.session_id as id,
+          session.distinct_id,
+          website_event.visit_id,
+          session.website_id,
+          session.browser,
+          session.os,
+          session.device,
+          session.screen,
+          session.language,
+          session.country,
+          session.region,
+          session.city,
+          min(website_event.created_at) as min_time,
+          max(website_event.created_at) as max_time,
+          sum(case when website_event.event_type = {EVENT_TYPE_PAGE_VIEW} then 1 else 0 end) as views,
+          sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as events
+    from session
+    join website_event on website_event.session_id = session.session_id
+    where session.website_id = %(websiteId)s::uuid
+      and session.session_id = %(sessionId)s::uuid
+      and website_event.event_type != {EVENT_TYPE_PERFORMANCE}
+    group by session.session_id, session.distinct_id, visit_id, session.website_id, session.browser,
+      session.os, session.device, session.screen, session.language, session.country, session.region,
+      session.city) t
+    group by id, distinct_id, website_id, browser, os, device, screen, language, country, region, city
+"""
+
+# getSessionData.ts (relationalQuery).
+_SESSION_PROPERTIES_SQL = """
+    select
+        website_id as "websiteId",
+        session_id as "sessionId",
+        data_key as "dataKey",
+        data_type as "dataType",
+        replace(string_value, '.0000', '') as "stringValue",
+        number_value as "numberValue",
+        date_value as "dateValue",
+        created_at as "createdAt"
+    from session_data
+    where website_id = %(websiteId)s::uuid
+      and session_id = %(sessionId)s::uuid
+    order by data_key asc
+"""
+
+# Prisma's Website model, in its field order, as getUserWebsites returns it.
+_WEBSITE_LIST_SQL = """
+    select website_id as "id", name, domain, reset_at as "resetAt", user_id as "userId",
+      team_id as "teamId", created_by as "createdBy", created_at as "createdAt",
+      updated_at as "updatedAt", deleted_at as "deletedAt", replay_enabled as "replayEnabled",
+      replay_config as "replayConfig"
+    from website
+    where deleted_at is null
+      and {owner}
+      {search}
+    order by name, website_id
+"""
+
+
+@dataclass
+class Faults:
+    """Failures the fake injects; tests change the fields while it runs.
+
+    - ``throttle_next``: the next N requests (any route) get 429 with ``Retry-After: retry_after_seconds``
+      (sent as given, fractions allowed so tests stay fast; real servers send whole seconds).
+    - ``fail_next``: the next N session-list requests get 500 with Umami's ``serverError`` body.
+    - ``delay_next`` / ``delay_seconds``: the next N requests sleep first (to exceed a client timeout).
+    - ``malformed_ids``: session-list rows with these ids are served with ``visits: "many"`` and
+      ``lastAt: "not-a-date"``.
+    - ``drop_id_ids``: session-list rows with these ids are served without their ``id`` key.
+    - ``on_session_page``: called with the page number after a session page is computed, before it is
+      sent (e.g. to insert rows between pages).
+    """
+
+    throttle_next: int = 0
+    retry_after_seconds: float = 1.0
+    fail_next: int = 0
+    delay_next: int = 0
+    delay_seconds: float = 0.0
+    malformed_ids: set[str] = field(default_factory=set)
+    drop_id_ids: set[str] = field(default_factory=set)
+    on_session_page: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the fake answered."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _QueryError(Exception):
+    """A query parameter failed Umami's zod schema: carries the treeified issues."""
+
+    def __init__(self, errors: list[str], properties: dict[str, list[str]]) -> None:
+        super().__init__("bad request")
+        self.errors = errors
+        self.properties = properties
+
+
+def _error(status: int, message: str, code: str, **extra: Any) -> _Reply:
+    """Umami's ``src/lib/response.ts`` error body."""
+    return _Reply(status, {"error": {"message": message, "code": code, "status": status, **extra}})
+
+
+def _bad_request(issue: _QueryError) -> _Reply:
+    tree: dict[str, Any] = {"errors": issue.errors}
+    if issue.properties:
+        tree["properties"] = {name: {"errors": errors} for name, errors in issue.properties.items()}
+    return _error(400, "Bad request", "bad-request", **tree)
+
+
+def _unauthorized(code: str = "unauthorized") -> _Reply:
+    return _error(401, "Unauthorized", code)
+
+
+def _server_error() -> _Reply:
+    return _error(500, "Server error", "server-error")
+
+
+def _iso(moment: datetime) -> str:
+    """A JavaScript ``Date`` in JSON: UTC, milliseconds, ``Z``."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def _decimal_text(value: Decimal) -> str:
+    """A Prisma ``Decimal`` in JSON: a string without trailing zeros."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _json_value(value: Any) -> Any:
+    """A PostgreSQL value as Prisma serializes it (bigint -> number, numeric -> string)."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return _decimal_text(value)
+    return value
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: _json_value(value) for key, value in row.items()}
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _js_number(text: str) -> float:
+    """``Number(text)`` as JavaScript computes it (NaN for what it cannot read)."""
+    stripped = text.strip()
+    if not stripped:
+        return 0.0
+    if stripped in {"Infinity", "+Infinity", "-Infinity"}:
+        return -math.inf if stripped.startswith("-") else math.inf
+    if "_" in stripped or stripped.lower().lstrip("+-") in {"inf", "infinity", "nan"}:
+        return math.nan
+    try:
+        if stripped.lower().startswith(("0x", "0o", "0b")):
+            return float(int(stripped, 0))
+        return float(stripped)
+    except ValueError:
+        return math.nan
+
+
+def _js_date(epoch_ms: float) -> datetime:
+    """``new Date(epoch_ms)``: whole milliseconds, UTC (OverflowError past Python's year 9999)."""
+    return _EPOCH + timedelta(milliseconds=int(epoch_ms))
+
+
+class _QueryParams:
+    """Reads query parameters the way Umami's zod schemas coerce them, collecting every issue."""
+
+    def __init__(self, query: dict[str, str]) -> None:
+        self._query = query
+        self.properties: dict[str, list[str]] = {}
+
+    def number(self, name: str, *, integer: bool = False, positive: bool = False) -> float | None:
+        """``z.coerce.number()[.int()][.positive()].optional()``."""
+        if name not in self._query:
+            return None
+        value = _js_number(self._query[name])
+        if not math.isfinite(value):
+            self.properties.setdefault(name, []).append(
+                f"Invalid input: expected number, received {'NaN' if math.isnan(value) else 'Infinity'}")
+            return None
+        if integer and not value.is_integer():
+            self.properties.setdefault(name, []).append("Invalid input: expected int, received number")
+            return None
+        if positive and value <= 0:
+            self.properties.setdefault(name, []).append("Too small: expected number to be >0")
+            return None
+        return value
+
+    def check(self) -> None:
+        """Raise :class:`_QueryError` when any parameter failed."""
+        if self.properties:
+            raise _QueryError([], self.properties)
+
+
+def _zod_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+class _ConnectionPool:
+    """A few autocommit connections, reused across request threads."""
+
+    def __init__(self, dsn: str, max_idle: int = 8) -> None:
+        self._dsn = dsn
+        self._idle: queue.LifoQueue[psycopg.Connection[dict[str, Any]]] = queue.LifoQueue(max_idle)
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """Lend a connection; one that raised is closed instead of returned."""
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = psycopg.connect(self._dsn, autocommit=True, row_factory=dict_row)
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        if self._closed or conn.closed:
+            conn.close()
+            return
+        try:
+            self._idle.put_nowait(conn)
+        except queue.Full:
+            conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection; connections lent out close when returned."""
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake: FakeUmami, ssl_context: ssl.SSLContext | None) -> None:
+        self.fake = fake
+        self.ssl_context = ssl_context
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.ssl_context is not None:
+            # The handshake runs in the request thread, so a slow client cannot stall accept().
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            return  # a client that went away (e.g. after its own timeout)
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 60
+
+    def setup(self) -> None:
+        connection = cast("socket.socket", self.request)
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(connection, ssl.SSLSocket):
+            connection.settimeout(self.timeout)
+            connection.do_handshake()
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the fake keeps its own request log."""
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = cast("_Server", self.server).fake._respond(self.command, self.path, headers, raw_body)
+        payload = json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - names http.server dispatches on
+
+
+class FakeUmami:
+    """Umami 3.1's REST API on 127.0.0.1 over the PostgreSQL database at ``dsn`` (see the module doc)."""
+
+    def __init__(self, dsn: str, *, username: str = "admin", password: str = "umami",
+                 user_id: str = DEFAULT_USER_ID, api_key: str | None = None, role: str = "admin",
+                 user_created_at: datetime = datetime(2026, 11, 27, 15, 38, 58, 314000, tzinfo=UTC),
+                 rate_limit: int = 50, rate_window_seconds: float = 15.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.username = username
+        self.password = password
+        self.user_id = user_id
+        self.api_key = api_key
+        self.role = role
+        self.user_created_at = user_created_at
+        self.rate_limit = rate_limit
+        self.rate_window_seconds = rate_window_seconds
+        self.faults = Faults()
+        self._ssl_context = ssl_context
+        self._pool = _ConnectionPool(dsn)
+        self._lock = threading.Lock()
+        self._tokens: set[str] = set()
+        self._calls: dict[str, deque[float]] = {}
+        self._log: list[RequestRecord] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` (``https`` with an ``ssl_context``)."""
+        if self._server is None:
+            raise RuntimeError("FakeUmami is not running: call start() first")
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the fake user has Umami's ``admin`` role."""
+        return self.role == "admin"
+
+    def start(self) -> FakeUmami:
+        """Bind a free port and serve in a background thread."""
+        self._server = _Server(self, self._ssl_context)
+        # A short poll interval lets stop() return within ~50 ms.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-umami", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the database connections."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._pool.close()
+
+    def __enter__(self) -> FakeUmami:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- test controls ---------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The requests answered so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._log)
+
+    def reset(self) -> None:
+        """Clear the faults, the request log and the rate-limit windows (tokens stay valid)."""
+        with self._lock:
+            defaults = Faults()
+            for spec in fields(Faults):
+                setattr(self.faults, spec.name, getattr(defaults, spec.name))
+            self._log.clear()
+            self._calls.clear()
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued so far, as a change of Umami's APP_SECRET does."""
+        with self._lock:
+            self._tokens.clear()
+
+    # --- HTTP ------------------------------------------------------------------------------------------
+
+    def _respond(self, method: str, target: str, headers: dict[str, str], raw_body: bytes) -> _Reply:
+        """Answer one request (``headers`` with lower-case names) and log it."""
+        parts = urlsplit(target)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        try:
+            reply = self._route(method, parts.path, query, headers, raw_body)
+        except (psycopg.Error, OverflowError):
+            reply = _server_error()  # e.g. a website id PostgreSQL cannot cast to uuid, a date past 9999
+        with self._lock:
+            self._log.append(RequestRecord(method, parts.path, query, reply.status))
+        return reply
+
+    def _take(self, counter: str) -> bool:
+        """Consume one unit of a ``Faults`` counter; False when it is exhausted."""
+        with self._lock:
+            remaining: int = getattr(self.faults, counter)
+            if remaining <= 0:
+                return False
+            setattr(self.faults, counter, remaining - 1)
+            return True
+
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               raw_body: bytes) -> _Reply:
+        if self._take("delay_next"):
+            time.sleep(self.faults.delay_seconds)
+        if self._take("throttle_next"):
+            reply = _error(429, "Too many requests", "too-many-requests")
+            reply.headers["Retry-After"] = f"{self.faults.retry_after_seconds:g}"
+            return reply
+
+        prefix = "/v1/" if self.api_key is not None else "/api/"
+        if not path.startswith(prefix):
+            return _error(404, "Not found", "not-found")
+        if self.api_key is not None:
+            if headers.get("x-umami-api-key") != self.api_key:
+                return _unauthorized()
+            wait = self._rate_limit_wait(self.api_key)
+            if wait is not None:
+                reply = _error(429, "Too many requests", "too-many-requests")
+                reply.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return reply
+            authorized = True
+        else:
+            bearer = headers.get("authorization", "").split(" ")
+            with self._lock:
+                authorized = len(bearer) > 1 and bearer[1] in self._tokens
+
+        segments = path[len(prefix):].rstrip("/").split("/")
+        return self._dispatch(method, segments, query, authorized, raw_body)
+
+    def _dispatch(self, method: str, segments: list[str], query: dict[str, str], authorized: bool,
+                  raw_body: bytes) -> _Reply:
+        expected, handler = self._find_route(segments, query, authorized, raw_body)
+        if handler is None:
+            return _error(404, "Not found", "not-found")
+        if method != expected:
+            return _error(405, "Method not allowed", "method-not-allowed")
+        return handler()
+
+    def _find_route(self, segments: list[str], query: dict[str, str], authorized: bool,
+                    raw_body: bytes) -> tuple[str, Callable[[], _Reply] | None]:
+        cloud = self.api_key is not None
+        match segments:
+            case ["auth", "login"] if not cloud:
+                return "POST", lambda: self._login(raw_body)
+            case ["auth", "verify"] if not cloud:
+                return "POST", lambda: self._verify(authorized)
+            case ["websites"]:
+                return "GET", lambda: self._websites(query, authorized)
+            case ["websites", website_id, "sessions"]:
+                return "GET", lambda: self._session_list(website_id, query, authorized)
+            case ["websites", website_id, "sessions", session_id]:
+                return "GET", lambda: self._session_detail(website_id, session_id, authorized)
+            case ["websites", website_id, "sessions", session_id, "properties"]:
+                return "GET", lambda: self._session_properties(website_id, session_id, authorized)
+        return "", None
+
+    def _rate_limit_wait(self, key: str) -> float | None:
+        """Record a call for ``key``; seconds until the next one is allowed when over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            window = self._calls.setdefault(key, deque())
+            while window and now - window[0] >= self.rate_window_seconds:
+                window.popleft()
+            if len(window) >= self.rate_limit:
+                return window[0] + self.rate_window_seconds - now
+            window.append(now)
+            return None
+
+    # --- routes ----------------------------------------------------------------------------------------
+
+    def _user(self) -> dict[str, Any]:
+        return {"id": self.user_id, "username": self.username, "role": self.role,
+                "createdAt": _iso(self.user_created_at), "isAdmin": self.is_admin}
+
+    def _login(self, raw_body: bytes) -> _Reply:
+        try:
+            body: Any = json.loads(raw_body)
+            received = _zod_type(body)
+        except ValueError:  # no body, or not JSON: Umami's getJsonBody gives undefined
+            body, received = None, "undefined"
+        if not isinstance(body, dict):
+            return _bad_request(_QueryError([f"Invalid input: expected object, received {received}"], {}))
+        issues = {name: [f"Invalid input: expected string, received {_zod_type(body[name])}"
+                         if name in body else "Invalid input: expected string, received undefined"]
+                  for name in ("username", "password") if not isinstance(body.get(name), str)}
+        if issues:
+            return _bad_request(_QueryError([], issues))
+        if body["username"] != self.username or body["password"] != self.password:
+            return _unauthorized("incorrect-username-password")
+        token = base64.b64encode(secrets.token_bytes(300)).decode()
+        with self._lock:
+            self._tokens.add(token)
+        return _Reply(200, {"token": token, "user": {**self._user(), "teams": []}})
+
+    def _verify(self, authorized: bool) -> _Reply:
+        if not authorized:
+            return _unauthorized()
+        return _Reply(200, {**self._user(), "teams": []})
+
+    def _can_view_website(self, website_id: str) -> bool:
+        """Umami's ``canViewWebsite`` for the fake user (a member of every team)."""
+        if self.is_admin:
+            return True
+        if not _is_uuid(website_id):
+            return False
+        with self._pool.connection() as conn:
+            row = conn.execute("select user_id, team_id from website where website_id = %s::uuid",
+                               (website_id,)).fetchone()
+        if row is None:
+            return False
+        if row["user_id"] is not None:
+            return str(row["user_id"]) == self.user_id
+        return row["team_id"] is not None
+
+    def _websites(self, query: dict[str, str], authorized: bool) -> _Reply:
+        params = _QueryParams(query)
+        page = params.number("page", integer=True, positive=True)
+        page_size = params.number("pageSize", integer=True, positive=True)
+        try:
+            params.check()
+        except _QueryError as issue:
+            return _bad_request(issue)
+        if not authorized:
+            return _unauthorized()
+        search = query.get("search") or None
+        include_teams = query.get("includeTeams", "") not in {"", "false", "0"}
+        size = int(page_size or DEFAULT_PAGE_SIZE)
+        number = int(page or 1)
+        owner = "(user_id = %(userId)s::uuid or team_id is not null)" if include_teams \
+            else "user_id = %(userId)s::uuid"
+        search_sql = "and (name ilike %(search)s or domain ilike %(search)s)" if search else ""
+        sql = _WEBSITE_LIST_SQL.format(owner=owner, search=search_sql)
+        # Prisma's ``contains`` matches the search text literally: escape LIKE's wildcards.
+        literal = (search or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        values = {"userId": self.user_id, "search": f"%{literal}%"}
+        with self._pool.connection() as conn:
+            count = conn.execute(f"select count(*) as num from ({sql}) t", values).fetchone()
+            rows = conn.execute(f"{sql} limit {size} offset {size * (number - 1)}", values).fetchall()
+        data = []
+        for row in rows:
+            website = _json_row(row)
+            owned = website["userId"] == self.user_id
+            website["user"] = {"username": self.username, "id": self.user_id} if owned else None
+            website["shareId"] = None
+            data.append(website)
+        body: dict[str, Any] = {"data": data, "count": count["num"] if count else 0, "page": number,
+                                "pageSize": size}
+        if search:
+            body["search"] = search
+        return _Reply(200, body)
+
+    def _session_list(self, website_id: str, query: dict[str, str], authorized: bool) -> _Reply:
+        params = _QueryParams(query)
+        start_at = params.number("startAt")
+        end_at = params.number("endAt")
+        page = params.number("page", integer=True, positive=True)
+        page_size = params.number("pageSize", integer=True, positive=True)
+        try:
+            params.check()
+            if start_at is None or end_at is None:  # Umami's withDateRange refinement
+                raise _QueryError(["Either startAt+endAt or startDate+endDate must be provided"], {})
+        except _QueryError as issue:
+            return _bad_request(issue)
+        if not authorized or not self._can_view_website(website_id):
+            return _unauthorized()
+        if self._take("fail_next"):
+            return _server_error()
+        number = int(page or 1)
+        size = int(page_size or DEFAULT_PAGE_SIZE)
+        search = query.get("search") or None
+        sql = _SESSION_LIST_SQL.format(search=_SESSION_SEARCH_SQL if search else "")
+        with self._pool.connection() as conn:
+            values = {"websiteId": website_id, "search": f"%{search}%",
+                      "startDate": self._start_date(conn, website_id, start_at),
+                      "endDate": _js_date(end_at)}
+            count = conn.execute(f"select count(*) as num from ({sql}) t", values).fetchone()
+            rows = conn.execute(f"{sql}limit {size} offset {size * (number - 1)}", values).fetchall()
+        data = [self._served_session(_json_row(row)) for row in rows]
+        callback = self.faults.on_session_page
+        if callback is not None:
+            callback(number)
+        return _Reply(200, {"data": data, "count": count["num"] if count else 0, "page": number,
+                            "pageSize": size})
+
+    @staticmethod
+    def _start_date(conn: psycopg.Connection[dict[str, Any]], website_id: str, start_at: float) -> datetime:
+        """``new Date(startAt)``, moved up to the website's ``reset_at`` (Umami's ``setWebsiteDate``)."""
+        start = _js_date(start_at)
+        if not _is_uuid(website_id):
+            return start
+        row = conn.execute("select reset_at from website where website_id = %s::uuid",
+                           (website_id,)).fetchone()
+        reset_at = row["reset_at"] if row else None
+        return max(start, reset_at) if reset_at is not None else start
+
+    def _served_session(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A session-list row after the ``malformed_ids`` / ``drop_id_ids`` faults."""
+        session_id = row["id"]
+        if session_id in self.faults.malformed_ids:
+            row = {**row, "visits": "many", "lastAt": "not-a-date"}
+        if session_id in self.faults.drop_id_ids:
+            row = {key: value for key, value in row.items() if key != "id"}
+        return row
+
+    def _session_detail(self, website_id: str, session_id: str, authorized: bool) -> _Reply:
+        if not authorized or not self._can_view_website(website_id):
+            return _unauthorized()
+        with self._pool.connection() as conn:
+            row = conn.execute(_SESSION_DETAIL_SQL, {"websiteId": website_id, "sessionId": session_id}
+                               ).fetchone()
+        return _Reply(200, _json_row(row) if row else {})
+
+    def _session_properties(self, website_id: str, session_id: str, authorized: bool) -> _Reply:
+        if not authorized or not self._can_view_website(website_id):
+            return _unauthorized()
+        with self._pool.connection() as conn:
+            rows = conn.execute(_SESSION_PROPERTIES_SQL, {"websiteId": website_id, "sessionId": session_id}
+                                ).fetchall()
+        return _Reply(200, [_json_row(row) for row in rows])

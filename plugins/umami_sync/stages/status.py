@@ -1,0 +1,169 @@
+"""Stage 3, status: record the run in the SystemConfig document that the original tool kept.
+
+The document is ``{_id: "global"}`` in the ``systemconfigs`` collection; everything of ours is under
+``umamiSync``, other writers' fields are left alone. :func:`build_status_update` is pure; it only holds
+figures that depend on the data (not on how often a run was retried), so re-running an interval
+leaves the document byte-identical. Times are the ends of the synced data intervals, and ``$max``
+keeps a back-fill of an older interval from moving them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.mongo.hooks.mongo import MongoHook
+
+if TYPE_CHECKING:
+    from umami_sync.results import AnalyticsResult, SessionSyncResult
+    from umami_sync.settings import SyncSettings
+    from umami_sync.windows import DataInterval
+
+STATUS_ID = "global"
+SESSION_FIGURES = ("read", "identified", "anonymous", "invalid", "matched", "unmatched", "failed")
+ANALYTICS_FIGURES = ("sessions", "pages", "invalid", "duplicates", "matched", "failed")
+
+
+class RunStatus(StrEnum):
+    """How a run ended as a whole."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+@dataclass
+class WebsiteOutcome:
+    """The parts (sub-windows) of one website in one run, summed."""
+
+    website_id: str
+    sessions: int = 0
+    figures: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every part of the website was read and written."""
+        return not self.errors
+
+
+@dataclass
+class RunReport:
+    """Everything the status stage knows about one run."""
+
+    run_id: str
+    interval: DataInterval
+    sessions: SessionSyncResult | None
+    websites: dict[str, WebsiteOutcome]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def sessions_succeeded(self) -> bool:
+        """True when stage 1 ran and wrote everything."""
+        return self.sessions is not None and self.sessions.succeeded
+
+    @property
+    def analytics_succeeded(self) -> bool:
+        """True when stage 2 was planned and every website succeeded."""
+        return not self.problems and all(outcome.succeeded for outcome in self.websites.values())
+
+    @property
+    def status(self) -> RunStatus:
+        """success: all stages; failed: nothing at all; partial: anything in between."""
+        if self.sessions_succeeded and self.analytics_succeeded:
+            return RunStatus.SUCCESS
+        if not self.sessions_succeeded and not any(o.succeeded for o in self.websites.values()):
+            return RunStatus.FAILED
+        return RunStatus.PARTIAL
+
+
+def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult | None,
+              analytics: list[AnalyticsResult], *, expected_websites: list[str] | None,
+              problems: list[str] | None = None) -> RunReport:
+    """Fold the stage results into a report; a planned website without a result counts as failed."""
+    websites: dict[str, WebsiteOutcome] = {}
+    for result in analytics:
+        outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
+        outcome.sessions += result.sessions
+        for name in ANALYTICS_FIGURES:
+            outcome.figures[name] = outcome.figures.get(name, 0) + getattr(result, name)
+        if result.error:
+            outcome.errors.append(result.error)
+        elif result.failed:
+            outcome.errors.append("; ".join(result.errors) or f"{result.failed} updates failed")
+    for website_id in expected_websites or []:
+        websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"]))
+    run_problems = list(problems or [])
+    if sessions is None:
+        run_problems.append("session sync left no result")
+    return RunReport(run_id, interval, sessions, websites, run_problems)
+
+
+def build_status_update(report: RunReport, *, now: datetime) -> dict[str, Any]:
+    """The ``update_one`` document (with ``upsert``) that records ``report``."""
+    end, day = report.interval.end, report.interval.start.date().isoformat()
+    prefix = "umamiSync"
+    to_set: dict[str, Any] = {
+        f"{prefix}.lastRun": {
+            "runId": report.run_id,
+            "dataIntervalStart": report.interval.start,
+            "dataIntervalEnd": end,
+            "status": str(report.status),
+            "sessionSync": _session_figures(report.sessions),
+            "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed"}
+                          for wid, o in sorted(report.websites.items())},
+            "errors": {wid: o.errors[-1][:500] for wid, o in sorted(report.websites.items()) if o.errors},
+            "problems": report.problems,
+        },
+    }
+    latest: dict[str, Any] = {}
+    increments: dict[str, int] = {}
+    if report.sessions_succeeded:
+        latest[f"{prefix}.lastSessionSync"] = end
+    if report.analytics_succeeded:
+        latest[f"{prefix}.lastAnalyticsSync"] = end
+    if report.status is RunStatus.SUCCESS:
+        latest[f"{prefix}.lastSuccessfulSync"] = end
+    for website_id, outcome in report.websites.items():
+        path = f"{prefix}.websiteSyncStatus.{website_id}"
+        if outcome.succeeded:
+            latest[f"{path}.lastSync"] = end
+            latest[f"{path}.lastDaySynced"] = day
+            to_set[f"{path}.sessionsProcessed"] = outcome.sessions
+            to_set[f"{path}.errorCount"] = 0
+        else:
+            increments[f"{path}.errorCount"] = 1
+            to_set[f"{path}.lastError"] = outcome.errors[-1][:500]
+    update: dict[str, Any] = {"$set": to_set, "$setOnInsert": {"createdAt": now}}
+    if latest:
+        update["$max"] = latest
+    if increments:
+        update["$inc"] = increments
+    return update
+
+
+def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    figures: dict[str, Any] = {name: getattr(result, name) for name in SESSION_FIGURES}
+    figures["windowStart"], figures["windowEnd"] = result.window_start, result.window_end
+    figures["status"] = "success" if result.succeeded else "failed"
+    return figures
+
+
+def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> None:
+    """Upsert the SystemConfig document with ``report``."""
+    collection = MongoHook(mongo_conn_id=settings.mongo_conn_id).get_collection(settings.status_collection)
+    collection.update_one({"_id": STATUS_ID}, build_status_update(report, now=now or datetime.now(UTC)),
+                          upsert=True)
+
+
+def describe_failures(report: RunReport) -> str:
+    """One line naming every stage and website that failed, for the task's error."""
+    parts = list(report.problems)
+    if report.sessions is not None and not report.sessions.succeeded:
+        parts.append(f"session sync: {report.sessions.failed} updates failed")
+    parts += [f"website {wid}: {o.errors[-1]}" for wid, o in sorted(report.websites.items()) if o.errors]
+    return f"run {report.status}: " + "; ".join(parts)

@@ -1,0 +1,119 @@
+"""The whole DAG: its integrity in a DagBag, and real runs through ``dag.test()`` against real services."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bson
+import pytest
+
+from local_stack.postgres import run_sql_file
+from tests.factories import add_user
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from local_stack.umami_api import FakeUmami
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=UTC)  # a manual run syncs the day before: 2026-11-27
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag: Any) -> Any:
+    return dagbag.dags["umami_mongo_sync"]
+
+
+def test_dagbag_imports_cleanly(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert list(dagbag.dag_ids) == ["umami_mongo_sync"]
+
+
+def test_dag_shape(dag: Any) -> None:
+    assert {task.task_id for task in dag.tasks} == {
+        "plan_run", "session_sync", "plan_analytics", "analytics_sync", "record_status"}
+    assert dag.max_active_runs == 1 and not dag.catchup
+    assert {"umami", "mongodb"} <= set(dag.tags)
+    assert "umami_mongo_sync" in dag.doc_md and "systemconfigs" in dag.doc_md
+    assert set(dag.params) == {"website_ids", "dry_run", "date_from", "date_to"}
+    status = dag.get_task("record_status")
+    assert status.trigger_rule == "all_done"
+    assert [outlet.name for outlet in status.outlets] == ["umami_enriched_users"]
+    assert dag.get_task("session_sync").retries >= 1
+    assert dag.get_task("session_sync").retry_exponential_backoff
+    assert dag.get_task("analytics_sync").upstream_task_ids == {"plan_run", "plan_analytics"}
+    assert dag.get_task("plan_analytics").upstream_task_ids == {"plan_run", "session_sync"}
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"  # daily [start, end) intervals
+
+
+@pytest.fixture(scope="module")
+def airflow_db() -> None:
+    from airflow.utils import db
+
+    db.initdb()
+
+
+@pytest.fixture
+def real_world(umami_server: FakeUmami, connections: Database, umami_db: str, umami_fixtures: Path) -> Database:
+    """Umami holding the rows a real 3.1.0 server wrote; users as the application keeps them."""
+    run_sql_file(umami_db, umami_fixtures / "rows.sql")
+    add_user(connections["users"], "alice@example.com")
+    add_user(connections["users"], "Bob@Example.com")
+    add_user(connections["users"], "carol@example.com", isDeleted=True)
+    return connections
+
+
+def run_dag(dag: Any, **params: Any) -> Any:
+    # A fixed run_after gives the same run id: the second call clears and re-runs the same run.
+    return dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=params or None)
+
+
+def states(run: Any) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in run.get_task_instances()}
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_run_enriches_users_and_records_status(dag: Any, real_world: Database) -> None:
+    run = run_dag(dag)
+
+    assert str(run.state) == "success", states(run)
+    alice = real_world["users"].find_one({"email": "alice@example.com"})
+    assert alice["session_id"] == "8b046da9-3d41-5054-8060-170787f99fe0"
+    assert alice["umamiAnalytics"]["city"] == "San Francisco"
+    assert alice["umamiAnalytics"]["views"] == 1
+    assert isinstance(alice["umamiAnalytics"]["lastAt"], datetime)
+    bob = real_world["users"].find_one({"email": "Bob@Example.com"})
+    assert bob["umamiAnalytics"]["id"] == "23fbc8b7-769e-5606-8fca-3643d50f5683"
+    assert "umamiAnalytics" not in real_world["users"].find_one({"email": "carol@example.com"})
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["status"] == "success"
+    assert status["lastSuccessfulSync"] == datetime(2026, 11, 28)
+    site = status["websiteSyncStatus"]["266abb41-957e-4dd3-8229-6a601f80a9db"]
+    assert (site["sessionsProcessed"], site["errorCount"], site["lastDaySynced"]) == (3, 0, "2026-11-27")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_running_the_same_interval_twice_changes_nothing(dag: Any, real_world: Database) -> None:
+    assert str(run_dag(dag).state) == "success"
+    users_after_first = [bson.encode(user) for user in real_world["users"].find().sort("_id")]
+    status_after_first = bson.encode(real_world["systemconfigs"].find_one({"_id": "global"}))
+
+    second = run_dag(dag)
+
+    assert str(second.state) == "success"
+    figures = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id, key="result", map_indexes=ti.map_index)
+               for ti in second.get_task_instances() if ti.task_id in {"session_sync", "analytics_sync"}}
+    assert figures["session_sync"]["modified"] == 0 and figures["analytics_sync"]["modified"] == 0
+    assert [bson.encode(user) for user in real_world["users"].find().sort("_id")] == users_after_first
+    assert bson.encode(real_world["systemconfigs"].find_one({"_id": "global"})) == status_after_first

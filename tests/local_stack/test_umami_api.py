@@ -1,0 +1,397 @@
+"""FakeUmami over real HTTP: its bodies equal a real Umami 3.1.0's for the same rows, and it behaves like one.
+
+The contract tests load the rows a real 3.1.0 server wrote (``rows.sql``) and compare FakeUmami's answers
+with that server's recorded answers (``api_*.json``), whole bodies. The behaviour tests cover the range,
+paging, auth and the injected faults the sync must survive.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+import requests
+import trustme
+
+from local_stack.umami_api import FakeUmami, RequestRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+WEBSITE = "266abb41-957e-4dd3-8229-6a601f80a9db"
+ALICE = "8b046da9-3d41-5054-8060-170787f99fe0"  # identified, with session_data
+BERLIN = "23fbc8b7-769e-5606-8fca-3643d50f5683"  # a page view then a custom event
+FIRST = "178c4898-da39-5b0e-a3ca-e86167683dfe"  # the earliest page view
+HOUR_START = datetime(2026, 11, 27, 15, tzinfo=UTC)
+SESSIONS = f"/api/websites/{WEBSITE}/sessions"
+CREDENTIALS = {"username": "admin", "password": "umami"}
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Umami's startAt/endAt for ``moment``."""
+    return int(moment.timestamp() * 1000)
+
+
+def event_time(dsn: str, session_id: str, event_type: int) -> datetime:
+    """When the (single) event of that type of that session happened, as stored."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select created_at from website_event where session_id = %s and event_type = %s",
+                           (session_id, event_type)).fetchone()
+    assert row is not None
+    moment: datetime = row[0]
+    return moment
+
+
+def hour_range(**extra: Any) -> dict[str, Any]:
+    """2026-11-27 15:00-16:00 UTC, when the fixture traffic happened."""
+    return {"startAt": epoch_ms(HOUR_START), "endAt": epoch_ms(HOUR_START + timedelta(hours=1)), **extra}
+
+
+def fixture_body(folder: Path, name: str) -> Any:
+    return json.loads((folder / name).read_text())
+
+
+# --- contract: bodies equal the real server's -----------------------------------------------------
+
+def test_login_answers_like_the_real_server(fake_umami: FakeUmami, umami_fixtures: Path) -> None:
+    recorded = fixture_body(umami_fixtures, "login.json")
+    reply = requests.post(f"{fake_umami.url}/api/auth/login", json=CREDENTIALS,
+                          timeout=10)
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body.keys() == recorded.keys()
+    assert body["user"] == recorded["user"]
+    assert len(body["token"]) >= 300
+    assert body["token"] != recorded["token"]
+
+
+def test_websites_equal_the_recorded_body(umami_http: requests.Session, fake_umami: FakeUmami,
+                                          umami_fixtures: Path) -> None:
+    reply = umami_http.get(f"{fake_umami.url}/api/websites", params={"pageSize": 10}, timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, "api_websites.json")
+
+
+@pytest.mark.parametrize(("page", "recorded"), [(1, "api_sessions_p1.json"), (2, "api_sessions_p2.json")])
+def test_session_pages_equal_the_recorded_bodies(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                 umami_fixtures: Path, page: int, recorded: str) -> None:
+    reply = umami_http.get(fake_umami.url + SESSIONS, params=hour_range(page=page, pageSize=2), timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, recorded)
+
+
+def test_session_detail_equals_the_recorded_body(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                 umami_fixtures: Path) -> None:
+    reply = umami_http.get(f"{fake_umami.url}{SESSIONS}/{ALICE}", timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, "api_session_detail.json")
+
+
+def test_session_properties_equal_the_recorded_body(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                    umami_fixtures: Path) -> None:
+    reply = umami_http.get(f"{fake_umami.url}{SESSIONS}/{ALICE}/properties", timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, "api_session_properties.json")
+
+
+# --- the session list -----------------------------------------------------------------------------
+
+def session_page(http: requests.Session, fake: FakeUmami, **params: Any) -> dict[str, Any]:
+    """A 200 session-list body of the fixture website."""
+    reply = http.get(fake.url + SESSIONS, params=params, timeout=10)
+    assert reply.status_code == 200, reply.text
+    page: dict[str, Any] = reply.json()
+    return page
+
+
+def session_ids(http: requests.Session, fake: FakeUmami, **params: Any) -> list[str]:
+    return [row["id"] for row in session_page(http, fake, **params)["data"]]
+
+
+def test_the_range_is_inclusive_at_both_ends(umami_http: requests.Session, fake_umami: FakeUmami,
+                                             umami_rows_db: str) -> None:
+    first = epoch_ms(event_time(umami_rows_db, FIRST, 1))
+    custom_event = epoch_ms(event_time(umami_rows_db, BERLIN, 2))
+    assert session_ids(umami_http, fake_umami, startAt=first, endAt=first) == [FIRST]
+    assert session_ids(umami_http, fake_umami, startAt=first + 1, endAt=first + 10) == []
+
+    reply = umami_http.get(fake_umami.url + SESSIONS, params={"startAt": first, "endAt": custom_event - 1},
+                           timeout=10)
+    berlin = next(row for row in reply.json()["data"] if row["id"] == BERLIN)
+    assert (berlin["events"], berlin["lastAt"]) == (0, berlin["firstAt"])
+    reply = umami_http.get(fake_umami.url + SESSIONS, params={"startAt": first, "endAt": custom_event},
+                           timeout=10)
+    berlin = next(row for row in reply.json()["data"] if row["id"] == BERLIN)
+    assert berlin["events"] == 1
+    assert berlin["lastAt"] == berlin["createdAt"] != berlin["firstAt"]
+
+
+def test_seconds_instead_of_milliseconds_give_an_empty_page(umami_http: requests.Session,
+                                                            fake_umami: FakeUmami) -> None:
+    seconds = {key: value // 1000 for key, value in hour_range().items()}
+    reply = umami_http.get(fake_umami.url + SESSIONS, params=seconds, timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == {"data": [], "count": 0, "page": 1, "pageSize": 20}
+
+
+def test_paging_defaults_and_no_maximum(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    default = umami_http.get(fake_umami.url + SESSIONS, params=hour_range(), timeout=10).json()
+    assert (default["page"], default["pageSize"], default["count"], len(default["data"])) == (1, 20, 3, 3)
+    huge = umami_http.get(fake_umami.url + SESSIONS, params=hour_range(pageSize=100_000), timeout=10).json()
+    assert huge["pageSize"] == 100_000
+    assert huge["data"] == default["data"]
+    beyond = session_page(umami_http, fake_umami, **hour_range(page=3, pageSize=2))
+    assert (beyond["data"], beyond["count"]) == ([], 3)
+
+
+def test_search_matches_distinct_id_and_city(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    assert session_ids(umami_http, fake_umami, **hour_range(search="alice@")) == [ALICE]
+    assert session_ids(umami_http, fake_umami, **hour_range(search="BERLIN")) == [BERLIN]
+
+
+def test_reset_at_moves_the_start_of_the_range(umami_http: requests.Session, fake_umami: FakeUmami,
+                                               umami_rows_db: str) -> None:
+    with psycopg.connect(umami_rows_db) as conn:
+        conn.execute("update website set reset_at = %s", (event_time(umami_rows_db, ALICE, 1),))
+    assert session_ids(umami_http, fake_umami, **hour_range()) == [BERLIN, ALICE]
+
+
+@pytest.mark.parametrize(("params", "problem"), [
+    ({}, {"errors": ["Either startAt+endAt or startDate+endDate must be provided"]}),
+    ({"startAt": 1}, {"errors": ["Either startAt+endAt or startDate+endDate must be provided"]}),
+    (hour_range(pageSize=0), {"errors": [], "properties": {"pageSize": {"errors": [
+        "Too small: expected number to be >0"]}}}),
+    (hour_range(page=0), {"errors": [], "properties": {"page": {"errors": [
+        "Too small: expected number to be >0"]}}}),
+    (hour_range(startAt="soon"), {"errors": [], "properties": {"startAt": {"errors": [
+        "Invalid input: expected number, received NaN"]}}}),
+])
+def test_invalid_queries_get_umamis_400(fake_umami: FakeUmami, params: dict[str, Any],
+                                        problem: dict[str, Any]) -> None:
+    """Validation runs before authentication in Umami, so no token is needed to get the 400."""
+    reply = requests.get(fake_umami.url + SESSIONS, params=params, timeout=10)
+    assert reply.status_code == 400
+    assert reply.json() == {"error": {"message": "Bad request", "code": "bad-request", "status": 400,
+                                      **problem}}
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+UNAUTHORIZED = {"error": {"message": "Unauthorized", "code": "unauthorized", "status": 401}}
+
+
+@pytest.mark.parametrize(("method", "path", "params"), [
+    ("POST", "/api/auth/verify", {}),
+    ("GET", "/api/websites", {}),
+    ("GET", SESSIONS, hour_range()),
+    ("GET", f"{SESSIONS}/{ALICE}", {}),
+    ("GET", f"{SESSIONS}/{ALICE}/properties", {}),
+])
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "not-even-bearer"])
+def test_every_route_needs_a_token_from_login(fake_umami: FakeUmami, method: str, path: str,
+                                              params: dict[str, Any], authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    reply = requests.request(method, fake_umami.url + path, params=params, headers=headers, timeout=10)
+    assert (reply.status_code, reply.json()) == (401, UNAUTHORIZED)
+
+
+def test_wrong_credentials_and_a_missing_body(fake_umami: FakeUmami) -> None:
+    wrong = requests.post(f"{fake_umami.url}/api/auth/login", json={"username": "admin", "password": "nope"},
+                          timeout=10)
+    assert (wrong.status_code, wrong.json()) == (401, {"error": {
+        "message": "Unauthorized", "code": "incorrect-username-password", "status": 401}})
+    missing = requests.post(f"{fake_umami.url}/api/auth/login", timeout=10)
+    assert missing.status_code == 400
+    assert missing.json()["error"]["errors"] == ["Invalid input: expected object, received undefined"]
+
+
+def test_verify_returns_the_user_of_the_token(umami_http: requests.Session, fake_umami: FakeUmami,
+                                              umami_fixtures: Path) -> None:
+    reply = umami_http.post(f"{fake_umami.url}/api/auth/verify", timeout=10)
+    assert reply.json() == fixture_body(umami_fixtures, "login.json")["user"]
+
+
+def test_revoked_tokens_fail_until_the_next_login(umami_http: requests.Session,
+                                                   fake_umami: FakeUmami) -> None:
+    assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 200
+    fake_umami.revoke_tokens()
+    assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 401
+    login = umami_http.post(f"{fake_umami.url}/api/auth/login", json=CREDENTIALS, timeout=10)
+    umami_http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+    assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 200
+
+
+def test_an_admin_reads_any_website_id_another_role_only_its_own(umami_rows_db: str,
+                                                                  umami_http: requests.Session,
+                                                                  fake_umami: FakeUmami) -> None:
+    unknown = f"/api/websites/{uuid.uuid4()}/sessions"
+    empty = umami_http.get(fake_umami.url + unknown, params=hour_range(), timeout=10)
+    assert (empty.status_code, empty.json()["data"], empty.json()["count"]) == (200, [], 0)
+    assert umami_http.get(f"{fake_umami.url}{SESSIONS}/{uuid.uuid4()}", timeout=10).json() == {}
+    assert umami_http.get(f"{fake_umami.url}/api/websites/not-a-uuid/sessions", params=hour_range(),
+                          timeout=10).status_code == 500
+
+    with FakeUmami(umami_rows_db, role="user") as member, requests.Session() as http:
+        login = http.post(f"{member.url}/api/auth/login", json=CREDENTIALS,
+                          timeout=10)
+        assert login.json()["user"]["isAdmin"] is False
+        http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+        assert http.get(member.url + unknown, params=hour_range(), timeout=10).status_code == 401
+        assert http.get(member.url + SESSIONS, params=hour_range(), timeout=10).json()["count"] == 3
+
+
+# --- websites -------------------------------------------------------------------------------------
+
+def add_website(dsn: str, name: str, *, user_id: str | None, team_id: str | None = None,
+                deleted: bool = False) -> str:
+    website_id = str(uuid.uuid4())
+    with psycopg.connect(dsn) as conn:
+        conn.execute("insert into website (website_id, name, user_id, team_id, deleted_at) "
+                     "values (%s, %s, %s, %s, case when %s then now() end)",
+                     (website_id, name, user_id, team_id, deleted))
+    return website_id
+
+
+def test_websites_lists_owned_live_websites_and_team_ones_on_request(umami_rows_db: str,
+                                                                     umami_http: requests.Session,
+                                                                     fake_umami: FakeUmami) -> None:
+    team = add_website(umami_rows_db, "Team site", user_id=None, team_id=str(uuid.uuid4()))
+    add_website(umami_rows_db, "Gone", user_id=fake_umami.user_id, deleted=True)
+    add_website(umami_rows_db, "Someone else's", user_id=str(uuid.uuid4()))
+    owned = umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).json()
+    assert [site["id"] for site in owned["data"]] == [WEBSITE]
+    assert (owned["page"], owned["pageSize"], owned["count"]) == (1, 20, 1)
+    with_teams = umami_http.get(f"{fake_umami.url}/api/websites", params={"includeTeams": "true"},
+                                timeout=10).json()
+    assert [site["id"] for site in with_teams["data"]] == [WEBSITE, team]
+    searched = umami_http.get(f"{fake_umami.url}/api/websites", params={"search": "PROBE.example"},
+                              timeout=10).json()
+    assert ([site["id"] for site in searched["data"]], searched["search"]) == ([WEBSITE], "PROBE.example")
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+def test_throttle_next_answers_429_with_retry_after(umami_http: requests.Session,
+                                                    fake_umami: FakeUmami) -> None:
+    fake_umami.faults.throttle_next = 2
+    fake_umami.faults.retry_after_seconds = 0.2
+    replies = [umami_http.get(f"{fake_umami.url}/api/websites", timeout=10) for _ in range(3)]
+    assert [reply.status_code for reply in replies] == [429, 429, 200]
+    assert [reply.headers.get("Retry-After") for reply in replies] == ["0.2", "0.2", None]
+    assert replies[0].json()["error"]["code"] == "too-many-requests"
+
+
+def test_fail_next_breaks_only_session_lists(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    fake_umami.faults.fail_next = 1
+    assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 200
+    failed = umami_http.get(fake_umami.url + SESSIONS, params=hour_range(), timeout=10)
+    assert (failed.status_code, failed.json()) == (500, {"error": {
+        "message": "Server error", "code": "server-error", "status": 500}})
+    assert umami_http.get(fake_umami.url + SESSIONS, params=hour_range(), timeout=10).status_code == 200
+
+
+def test_delay_next_outlasts_a_client_timeout(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    fake_umami.faults.delay_next = 1
+    fake_umami.faults.delay_seconds = 0.5
+    with pytest.raises(requests.Timeout):
+        umami_http.get(f"{fake_umami.url}/api/websites", timeout=0.05)
+    assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 200
+
+
+def test_malformed_and_id_less_rows(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    fake_umami.faults.malformed_ids = {ALICE}
+    fake_umami.faults.drop_id_ids = {FIRST}
+    rows = umami_http.get(fake_umami.url + SESSIONS, params=hour_range(), timeout=10).json()["data"]
+    alice = next(row for row in rows if row.get("id") == ALICE)
+    assert (alice["visits"], alice["lastAt"]) == ("many", "not-a-date")
+    assert [row.get("id") for row in rows] == [BERLIN, ALICE, None]
+    assert rows[2]["browser"] == "chrome"
+
+
+def test_rows_inserted_between_pages_shift_the_next_page(umami_rows_db: str, umami_http: requests.Session,
+                                                         fake_umami: FakeUmami) -> None:
+    newest = event_time(umami_rows_db, BERLIN, 2) + timedelta(seconds=1)
+    late_session = str(uuid.uuid4())
+
+    def insert_a_newer_session(page: int) -> None:
+        if page == 1:
+            with psycopg.connect(umami_rows_db) as conn:
+                conn.execute("insert into session (session_id, website_id, created_at) values (%s, %s, %s)",
+                             (late_session, WEBSITE, newest))
+                conn.execute("insert into website_event (event_id, website_id, session_id, created_at,"
+                             " url_path, visit_id) values (%s, %s, %s, %s, '/', %s)",
+                             (str(uuid.uuid4()), WEBSITE, late_session, newest, str(uuid.uuid4())))
+
+    fake_umami.faults.on_session_page = insert_a_newer_session
+    first = session_page(umami_http, fake_umami, **hour_range(page=1, pageSize=2))
+    second = session_page(umami_http, fake_umami, **hour_range(page=2, pageSize=2))
+    assert ([row["id"] for row in first["data"]], first["count"]) == ([BERLIN, ALICE], 3)
+    assert ([row["id"] for row in second["data"]], second["count"]) == ([ALICE, FIRST], 4)
+
+
+def test_the_request_log_and_reset(umami_http: requests.Session, fake_umami: FakeUmami) -> None:
+    fake_umami.reset()
+    fake_umami.faults.fail_next = 5
+    umami_http.get(fake_umami.url + SESSIONS, params=hour_range(page=1), timeout=10)
+    sent = {name: str(value) for name, value in hour_range(page=1).items()}
+    assert fake_umami.requests == [RequestRecord("GET", SESSIONS, sent, 500)]
+    fake_umami.reset()
+    assert (fake_umami.requests, fake_umami.faults.fail_next) == ([], 0)
+    assert umami_http.get(fake_umami.url + SESSIONS, params=hour_range(), timeout=10).status_code == 200
+
+
+# --- Umami Cloud mode and HTTPS -------------------------------------------------------------------
+
+@pytest.fixture
+def cloud_umami(umami_rows_db: str) -> Iterator[FakeUmami]:
+    with FakeUmami(umami_rows_db, api_key="key-1", rate_limit=3, rate_window_seconds=60) as fake:
+        yield fake
+
+
+def test_cloud_mode_serves_v1_with_an_api_key(cloud_umami: FakeUmami, umami_fixtures: Path) -> None:
+    key = {"x-umami-api-key": "key-1"}
+    websites = requests.get(f"{cloud_umami.url}/v1/websites", params={"pageSize": 10}, headers=key,
+                            timeout=10)
+    assert websites.json() == fixture_body(umami_fixtures, "api_websites.json")
+    page = requests.get(f"{cloud_umami.url}/v1/websites/{WEBSITE}/sessions",
+                        params=hour_range(page=1, pageSize=2), headers=key, timeout=10)
+    assert page.json() == fixture_body(umami_fixtures, "api_sessions_p1.json")
+    wrong_key = requests.get(f"{cloud_umami.url}/v1/websites", headers={"x-umami-api-key": "other"},
+                             timeout=10)
+    assert (wrong_key.status_code, wrong_key.json()) == (401, UNAUTHORIZED)
+    assert requests.get(f"{cloud_umami.url}/api/websites", headers=key, timeout=10).status_code == 404
+    assert requests.post(f"{cloud_umami.url}/v1/auth/login", json=CREDENTIALS,
+                         headers=key, timeout=10).status_code == 404
+
+
+def test_cloud_mode_rate_limits_each_key(cloud_umami: FakeUmami) -> None:
+    key = {"x-umami-api-key": "key-1"}
+    replies = [requests.get(f"{cloud_umami.url}/v1/websites", headers=key, timeout=10) for _ in range(4)]
+    assert [reply.status_code for reply in replies] == [200, 200, 200, 429]
+    retry_after = replies[3].headers["Retry-After"]
+    assert retry_after.isdigit()
+    assert 1 <= int(retry_after) <= 60
+    cloud_umami.reset()
+    assert requests.get(f"{cloud_umami.url}/v1/websites", headers=key, timeout=10).status_code == 200
+
+
+def test_https_with_a_certificate_the_client_trusts(umami_rows_db: str, tmp_path: Path) -> None:
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    with FakeUmami(umami_rows_db, ssl_context=context) as fake:
+        assert fake.url.startswith("https://127.0.0.1:")
+        reply = requests.post(f"{fake.url}/api/auth/login", json=CREDENTIALS,
+                              verify=str(tmp_path / "ca.pem"), timeout=10)
+        assert reply.status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{fake.url}/api/websites", timeout=10)
