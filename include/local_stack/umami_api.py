@@ -403,10 +403,10 @@ class _ConnectionPool:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, fake: FakeUmami, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, fake: FakeUmami, ssl_context: ssl.SSLContext | None, port: int) -> None:
         self.fake = fake
         self.ssl_context = ssl_context
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, address = super().get_request()
@@ -460,7 +460,8 @@ class FakeUmami:
                  user_id: str = DEFAULT_USER_ID, api_key: str | None = None, role: str = "admin",
                  user_created_at: datetime = datetime(2026, 11, 27, 15, 38, 58, 314000, tzinfo=UTC),
                  rate_limit: int = 50, rate_window_seconds: float = 15.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
+        self.port = port
         self.username = username
         self.password = password
         self.user_id = user_id
@@ -496,7 +497,7 @@ class FakeUmami:
 
     def start(self) -> FakeUmami:
         """Bind a free port and serve in a background thread."""
-        self._server = _Server(self, self._ssl_context)
+        self._server = _Server(self, self._ssl_context, self.port)
         # A short poll interval lets stop() return within ~50 ms.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-umami", daemon=True)

@@ -117,3 +117,26 @@ def test_running_the_same_interval_twice_changes_nothing(dag: Any, real_world: D
     assert figures["session_sync"]["modified"] == 0 and figures["analytics_sync"]["modified"] == 0
     assert [bson.encode(user) for user in real_world["users"].find().sort("_id")] == users_after_first
     assert bson.encode(real_world["systemconfigs"].find_one({"_id": "global"})) == status_after_first
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, real_world: Database,
+                                                                     umami_server: FakeUmami,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for task in dag.tasks:  # dag.test() would wait out the real retry delays
+        monkeypatch.setattr(task, "retries", 0)
+    umami_server.role = "user"  # a non-admin gets 401 for a website it does not own
+    foreign = "5b3a2b8e-2d0e-4c39-9f7e-0f2a9d3c6e11"
+
+    run = run_dag(dag, website_ids=["266abb41-957e-4dd3-8229-6a601f80a9db", foreign])
+
+    assert str(run.state) == "failed", states(run)
+    assert states(run)["record_status[-1]"] == "failed"  # ran, wrote, then failed the run
+    alice = real_world["users"].find_one({"email": "alice@example.com"})
+    assert alice["umamiAnalytics"]["city"] == "San Francisco"
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["status"] == "partial"
+    assert status["websiteSyncStatus"][foreign]["errorCount"] == 1
+    assert "401" in status["lastRun"]["errors"][foreign]
+    assert "lastSuccessfulSync" not in status
