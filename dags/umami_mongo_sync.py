@@ -7,10 +7,10 @@ data interval (a UTC day) per run.
 | task | what it does |
 | --- | --- |
 | `plan_run` | resolves the settings (Variable `umami_sync_settings`, trigger form) and the interval |
-| `session_sync` | reads identified sessions from Umami's PostgreSQL (`umami_db`) and writes `session_id` / `umamiSessions` onto users matched by e-mail (`users_mongo`) |
-| `plan_analytics` | lists the websites (setting `website_ids`, or discovered through `umami_api`) and sub-windows |
-| `analytics_sync` | one mapped task per website: pages through its sessions on Umami's API and writes `umamiAnalytics` |
-| `record_status` | runs whatever happened upstream; records the run in `systemconfigs` `{_id: "global"}`; fails the run if any stage failed |
+| `session_sync` | identified sessions in Umami's database (`umami_db`) -> `session_id` on users (`users_mongo`) |
+| `plan_analytics` | the websites (setting `website_ids`, or discovered through `umami_api`) and sub-windows |
+| `analytics_sync` | one mapped task per website: its sessions from Umami's API -> `umamiAnalytics` on users |
+| `record_status` | runs whatever happened; records the run in `systemconfigs`; fails the run if a stage failed |
 
 Re-running an interval is safe: updates are guarded (newer data is never replaced by older), users are
 never created, deleted users (`isDeleted: true`) are never touched. Trigger with **dry_run** to see what

@@ -18,19 +18,20 @@ from urllib.parse import urlsplit
 import psycopg
 import pymongo
 import pytest
-from pymongo.database import Database
 
 # Airflow reads its configuration when first imported: give the tests their own home first.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="umami-sync-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 
-from local_stack.mongo import LocalMongo  # noqa: E402
-from local_stack.postgres import LocalPostgres, load_umami_schema  # noqa: E402
-from local_stack.umami_api import FakeUmami  # noqa: E402
+from local_stack.mongo import LocalMongo
+from local_stack.postgres import LocalPostgres, load_umami_schema
+from local_stack.umami_api import FakeUmami
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from pymongo.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "umami-fixtures" / "v3.1.0"

@@ -44,7 +44,8 @@ def plan(context: Mapping[str, Any]) -> dict[str, Any]:
     return resolved.model_dump(mode="json")
 
 
-def _finish(context: Mapping[str, Any], result: SessionSyncResult | AnalyticsResult, failure: str | None) -> dict[str, Any]:
+def _finish(context: Mapping[str, Any], result: SessionSyncResult | AnalyticsResult,
+            failure: str | None) -> dict[str, Any]:
     figures = result.model_dump(mode="json")
     context["ti"].xcom_push(key=RESULT_KEY, value=figures)
     if failure:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 
 def to_utc(moment: datetime) -> datetime:
@@ -51,8 +52,7 @@ class DataInterval:
             raise ValueError("parts must be at least 1")
         start_ms, end_ms = to_epoch_ms(self.start), to_epoch_ms(self.end)
         bounds = [start_ms + (end_ms - start_ms) * i // parts for i in range(parts + 1)]
-        return [DataInterval(from_epoch_ms(a), from_epoch_ms(b)) for a, b in zip(bounds, bounds[1:], strict=False)
-                if a < b]
+        return [DataInterval(from_epoch_ms(a), from_epoch_ms(b)) for a, b in pairwise(bounds) if a < b]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_sub_windows_tile_the_interval_without_gaps_or_overlaps() -> None:
     parts = DAY.split(7)
     windows = [ApiWindow.of(part) for part in parts]
     assert parts[0].start == DAY.start and parts[-1].end == DAY.end
-    assert all(a.end_ms + 1 == b.start_ms for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a.end_ms + 1 == b.start_ms for a, b in pairwise(windows))
     assert sum(w.end_ms - w.start_ms + 1 for w in windows) == 86_400_000
 
 

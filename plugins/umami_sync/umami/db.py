@@ -70,7 +70,7 @@ class UmamiDatabase:
                                       seen_at=seen_at, source=source)
             finally:
                 cursor.close()
-                conn.rollback()
+                conn.commit()  # ends the read-only transaction the named cursor lived in
 
     @staticmethod
     def _params(window: DataInterval, data_key: str) -> dict[str, object]:

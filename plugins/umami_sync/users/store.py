@@ -19,7 +19,7 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 from umami_sync.users.updates import CASE_INSENSITIVE, NOT_DELETED
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from pymongo.collection import Collection
 
@@ -92,8 +92,8 @@ class UsersCollection:
         for batch in batched(updates, batch_size):
             totals.operations += len(batch)
             for collation, filters in _by_collation(batch).items():
-                options = {"collation": Collation(**dict(collation))} if collation else {}
-                totals.matched += self.collection.count_documents({"$or": filters}, **options)
+                totals.matched += self.collection.count_documents(
+                    {"$or": filters}, collation=Collation(**dict(collation)) if collation else None)
 
     def owners_of_sessions(self, session_ids: list[str]) -> dict[str, list[Any]]:
         """Map each of ``session_ids`` to the ``_id`` of the (not deleted) users that know it."""
@@ -107,9 +107,9 @@ class UsersCollection:
             {"session_id": 1, "umamiSessions.id": 1},
         )
         for user in cursor:
-            known = {user.get("session_id")} | {s.get("id") for s in user.get("umamiSessions") or []
-                                                 if isinstance(s, dict)}
-            for session_id in known & wanted:
+            known = {user.get("session_id")} | {
+                s.get("id") for s in user.get("umamiSessions") or [] if isinstance(s, dict)}
+            for session_id in wanted.intersection(known):
                 owners.setdefault(session_id, []).append(user["_id"])
         return owners
 
@@ -155,7 +155,7 @@ def _by_collation(batch: list[UserUpdate]) -> dict[tuple[tuple[str, Any], ...] |
     return groups
 
 
-def _covers(index: dict[str, Any], key: str, collation: dict[str, Any] | None) -> bool:
+def _covers(index: Mapping[str, Any], key: str, collation: dict[str, Any] | None) -> bool:
     """True when ``index`` starts with ``key`` and compares strings the way the sync's filters do."""
     keys = list(index.get("key", {}).keys())
     if not keys or keys[0] != key:
