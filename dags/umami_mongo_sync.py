@@ -78,7 +78,7 @@ def umami_mongo_sync() -> None:
 
         return tasks.session_sync(run, get_current_context())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)  # after session_sync, even if it failed
     def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
         from umami_sync import tasks
 

@@ -140,3 +140,72 @@ def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, 
     assert status["websiteSyncStatus"][foreign]["errorCount"] == 1
     assert "401" in status["lastRun"]["errors"][foreign]
     assert "lastSuccessfulSync" not in status
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_dry_run_from_the_trigger_form_writes_nothing(dag: Any, real_world: Database) -> None:
+    before = list(real_world["users"].find())
+
+    run = run_dag(dag, dry_run=True)
+
+    assert str(run.state) == "success", states(run)
+    figures = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id, key="result", map_indexes=ti.map_index)
+               for ti in run.get_task_instances() if ti.task_id in {"session_sync", "analytics_sync"}}
+    assert figures["session_sync"]["dry_run"] and figures["session_sync"]["matched"] == 2
+    # Stage 1 wrote no session ids, so stage 2 finds no owners yet: it still reads every session.
+    assert figures["analytics_sync"]["sessions"] == 3 and figures["analytics_sync"]["modified"] == 0
+    assert list(real_world["users"].find()) == before
+    assert real_world["systemconfigs"].count_documents({}) == 0
+    assert [i["name"] for i in real_world["users"].list_indexes()] == ["_id_"]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_bad_setting_stops_the_run_at_once(dag: Any, real_world: Database,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", '{"page_size": 0}')
+    before = list(real_world["users"].find())
+
+    run = run_dag(dag)
+
+    assert str(run.state) == "failed"
+    task_states = states(run)
+    assert task_states["plan_run[-1]"] == "failed"
+    assert task_states["session_sync[-1]"] == task_states["plan_analytics[-1]"] == "upstream_failed"
+    assert task_states["record_status[-1]"] == "failed"
+    assert list(real_world["users"].find()) == before
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_backfill_in_any_order_ends_where_a_forward_run_does(dag: Any, umami_server: FakeUmami,
+                                                              connections: Database, umami_db: str) -> None:
+    """Three days synced newest first (as a back-fill may run) leave what the days in order leave."""
+    from tests.factories import UmamiRows, at
+
+    rows = UmamiRows(umami_db)
+    rows.website()
+    add_user(connections["users"], "lou@example.com")
+    sessions = []
+    for day in (24, 25, 26):
+        session = rows.session(at(10, day=day), distinct_id="lou@example.com")
+        rows.event(session, at(10, day=day))
+        rows.event(session, at(11, day=day))
+        sessions.append(session)
+    rows.close()
+
+    def day_run(day: int) -> Any:
+        logical = datetime(2026, 11, day + 1, tzinfo=UTC)
+        return dag.test(logical_date=logical, run_after=logical)
+
+    for day in (26, 25, 24):
+        assert str(day_run(day).state) == "success"
+    lou = connections["users"].find_one({"email": "lou@example.com"})
+    status = connections["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+
+    assert lou["session_id"] == sessions[-1]
+    assert [s["id"] for s in lou["umamiSessions"]] == sessions[::-1]
+    assert lou["umamiAnalytics"]["id"] == sessions[-1] and lou["umamiAnalytics"]["views"] == 2
+    assert status["lastSuccessfulSync"] == datetime(2026, 11, 27)
+    assert status["websiteSyncStatus"]["266abb41-957e-4dd3-8229-6a601f80a9db"]["lastDaySynced"] == "2026-11-26"

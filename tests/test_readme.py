@@ -1,0 +1,27 @@
+"""The README is the front door: keep what it promises true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from umami_sync.settings import SyncSettings
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    documented = set(re.findall(r"`([a-z_]+)`", README))
+    assert set(SyncSettings.model_fields) - documented == set()
+
+
+def test_the_two_commands_exist_and_the_test_command_runs_pytest() -> None:
+    assert "bash .ci/demo" in README and "bash .ci/run" in README
+    assert "pytest" in (REPO / ".ci" / "run").read_text()
+    assert "local_stack.demo" in (REPO / ".ci" / "demo").read_text()
+
+
+def test_documented_files_exist() -> None:
+    for path in re.findall(r"`((?:dags|plugins|include)/[\w/.]+)`", README):
+        assert (REPO / path.rstrip("/")).exists() or (REPO / "plugins/umami_sync" / path).exists(), path
