@@ -64,8 +64,8 @@ _SESSION_COLUMNS = ("session_id", "website_id", "browser", "os", "device", "scre
                     "region", "city", "created_at", "distinct_id")
 _SESSION_DATA_COLUMNS = ("session_data_id", "website_id", "session_id", "data_key", "string_value",
                          "number_value", "date_value", "data_type", "created_at", "distinct_id")
-_EVENT_COLUMNS = ("event_id", "website_id", "session_id", "visit_id", "created_at", "url_path", "url_query", "page_title",
-                  "referrer_domain", "utm_source", "event_type", "event_name", "hostname")
+_EVENT_COLUMNS = ("event_id", "website_id", "session_id", "visit_id", "created_at", "url_path", "url_query",
+                  "page_title", "referrer_domain", "utm_source", "event_type", "event_name", "hostname")
 _NULL = r"\N"
 _FLUSH_CHARS = 1 << 20
 _USER_BATCH = 5_000
@@ -330,17 +330,16 @@ def generate_traffic(dsn: str, *, day: date, websites: int = 3, sessions: int = 
     site_rows = [(str(uuid.uuid5(namespace, domain)), name, domain) for name, domain in _WEBSITES[:websites]]
     day_start = datetime.combine(day, time(), tzinfo=UTC)
     created = _stamp(day_start.timestamp() - 30 * DAY_SECONDS)
-    with psycopg.connect(dsn) as sites:
-        with sites.cursor() as cursor, cursor.copy(_copy_statement(
-                "website", ("website_id", "name", "domain", "user_id", "created_by", "created_at", "updated_at",
-                            "replay_enabled"))) as copy:
-            for website_id, name, domain in site_rows:
-                copy.write(_line((website_id, name, domain, user_id, user_id, created, created, "f")))
+    with psycopg.connect(dsn) as sites, sites.cursor() as cursor, cursor.copy(_copy_statement(
+            "website", ("website_id", "name", "domain", "user_id", "created_by", "created_at", "updated_at",
+                        "replay_enabled"))) as copy:
+        for website_id, name, domain in site_rows:
+            copy.write(_line((website_id, name, domain, user_id, user_id, created, created, "f")))
     counts = _copy_day(dsn, rng, day_start.timestamp(), [(row[0], row[2]) for row in site_rows],
                        sessions, identified, seed)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in ("website", "session", "session_data", "website_event"):
-            conn.execute(f"ANALYZE {table}")  # type: ignore[arg-type]  # fixed table names
+            conn.execute(f"ANALYZE {table}")
     return TrafficSummary(day=day, seed=seed, website_ids=tuple(row[0] for row in site_rows), sessions=sessions,
                           identified_by_distinct_id=counts.by_distinct_id, identified_by_email=counts.by_email,
                           persons=identified - _repeats(identified, websites),

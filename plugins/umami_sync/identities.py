@@ -8,12 +8,17 @@ from dataclasses import dataclass
 MAX_IDENTITY_LENGTH = 500  # session_data.string_value is varchar(500); distinct_id is varchar(50)
 
 
+def fold(value: str) -> str:
+    """The form identities are grouped and compared in: trimmed, lower case."""
+    return value.strip().lower()
+
+
 @dataclass(frozen=True)
 class IdentityRule:
     """Trim, validate and case-fold identities.
 
-    Matching users is case-insensitive (a collation of strength 2 in MongoDB); the folded form here
-    only groups rows of the same identity together and is what gets sent in the filter.
+    Users are looked up case-insensitively (a collation of strength 2 in MongoDB) with the folded
+    form, which also groups rows of the same identity together.
     """
 
     pattern: re.Pattern[str] | None = None
@@ -32,4 +37,4 @@ class IdentityRule:
             return None
         if self.pattern is not None and not self.pattern.match(value):
             return None
-        return value.lower()
+        return fold(value)

@@ -39,7 +39,7 @@ class SessionSyncResult(BaseModel):
     identified: int = Field(0, description="Distinct valid identities.")
     anonymous: int = Field(0, description="Sessions of the window with no identity at all.")
     invalid: int = Field(0, description="Rows whose identity is empty or malformed.")
-    matched: int = Field(0, description="Identities that matched a user (not deleted).")
+    matched: int = Field(0, description="Identities that matched at least one user (not deleted).")
     modified: int = 0
     unmatched: int = 0
     failed: int = 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 LOGICAL_DATE = datetime(2026, 11, 28, tzinfo=UTC)  # a manual run syncs the day before: 2026-11-27
+RUN_AFTER = LOGICAL_DATE
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +74,21 @@ def real_world(umami_server: FakeUmami, connections: Database, umami_db: str, um
     return connections
 
 
-def run_dag(dag: Any, **params: Any) -> Any:
-    # A fixed run_after gives the same run id: the second call clears and re-runs the same run.
-    return dag.test(logical_date=LOGICAL_DATE, run_after=LOGICAL_DATE, run_conf=params or None)
+RUN_IDS = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def run_after() -> datetime:
+    """A run_after of this test's own: the run id derives from it, so tests never share a run, and two
+    calls within one test (same run id) clear and re-run the same run, as "Clear" in the UI does."""
+    globals()["RUN_AFTER"] = LOGICAL_DATE + timedelta(minutes=next(RUN_IDS))
+    return RUN_AFTER
+
+
+def run_dag(dag: Any, logical_date: datetime = LOGICAL_DATE, **params: Any) -> Any:
+    conf = {"website_ids": [], "dry_run": False, "date_from": None, "date_to": None, **params}  # dag.test keeps
+    return dag.test(logical_date=logical_date, run_after=RUN_AFTER + (logical_date - LOGICAL_DATE),  # the last conf
+                    run_conf=conf)
 
 
 def states(run: Any) -> dict[str, str]:
@@ -195,12 +209,8 @@ def test_a_backfill_in_any_order_ends_where_a_forward_run_does(dag: Any, umami_s
         sessions.append(session)
     rows.close()
 
-    def day_run(day: int) -> Any:
-        logical = datetime(2026, 11, day + 1, tzinfo=UTC)
-        return dag.test(logical_date=logical, run_after=logical)
-
     for day in (26, 25, 24):
-        assert str(day_run(day).state) == "success"
+        assert str(run_dag(dag, datetime(2026, 11, day + 1, tzinfo=UTC)).state) == "success"
     lou = connections["users"].find_one({"email": "lou@example.com"})
     status = connections["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
 

@@ -105,7 +105,7 @@ def _page_updates(pages: Iterable[SessionPage], users: UsersCollection, result: 
         result.invalid += len(page.invalid)
         for row in page.invalid:
             log.warning("skipped a malformed session row (id %s): %s", row.session_id or "unknown", row.error)
-        owners = users.owners_of_sessions([session.id for session in page.rows])
+        owners = users.users_by_session([session.id for session in page.rows])
         result.matched += len(owners)
         yield from plan_analytics_updates(page.rows, owners, now=now)
 
@@ -130,7 +130,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, now: dateti
         pages = hook.iter_session_pages(job.website_id, window.start_ms, window.end_ms, settings.page_size)
         updates = _page_updates(pages, users, result, now or datetime.now(UTC))
         if settings.dry_run:
-            users.count_matches(updates, batch_size=settings.batch_size, totals=totals)
+            totals.operations = sum(1 for _ in updates)
         else:
             users.write(updates, batch_size=settings.batch_size, totals=totals)
     except (UmamiError, PyMongoError, OSError) as exc:

@@ -1,14 +1,15 @@
 """Stage 1, session sync: identities found in Umami's PostgreSQL become session ids on users.
 
-The core (:func:`group_identities`, :func:`plan_identity_updates`) is pure: rows in, updates out,
-figures counted on the way. :func:`sync_sessions` is the thin runner that owns the I/O.
+The core (:func:`group_identities`, :func:`plan_identity_updates`) is pure: rows and owners in,
+updates out, figures counted on the way. :func:`sync_sessions` is the thin runner that owns the I/O:
+it streams rows, looks up the owners of each chunk of identities, and writes in batches.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.mongo.hooks.mongo import MongoHook
 from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -16,12 +17,12 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from umami_sync.identities import IdentityRule
 from umami_sync.results import SessionSyncResult, WriteTotals
 from umami_sync.umami.db import UmamiDatabase
-from umami_sync.users.store import UsersCollection
+from umami_sync.users.store import LOOKUP_CHUNK, UsersCollection, batched
 from umami_sync.users.updates import KnownSession, UserUpdate, identity_update
 from umami_sync.windows import session_window
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
     from umami_sync.settings import SyncSettings
     from umami_sync.umami.db import IdentityRow
@@ -55,14 +56,27 @@ def group_identities(rows: Iterable[IdentityRow], rule: IdentityRule, *, keep: i
         yield identity, sessions
 
 
-def plan_identity_updates(rows: Iterable[IdentityRow], settings: SyncSettings, *, now: datetime,
-                          result: SessionSyncResult) -> Iterator[UserUpdate]:
-    """One guarded user update per identity found in ``rows``."""
-    rule = IdentityRule.from_pattern(settings.identity_pattern)
-    for identity, sessions in group_identities(rows, rule, keep=settings.known_session_ids, result=result):
+def plan_identity_updates(groups: Iterable[tuple[str, list[KnownSession]]], owners: Mapping[str, list[Any]], *,
+                          keep: int, now: datetime, result: SessionSyncResult) -> Iterator[UserUpdate]:
+    """One guarded update per user that owns an identity of ``groups``; identities nobody owns are counted."""
+    for identity, sessions in groups:
         result.identified += 1
-        yield identity_update(settings.user_match_field, identity, sessions,
-                              keep=settings.known_session_ids, now=now)
+        user_ids = owners.get(identity, [])
+        if not user_ids:
+            result.unmatched += 1
+            continue
+        result.matched += 1
+        for user_id in user_ids:
+            yield identity_update(user_id, sessions, keep=keep, now=now)
+
+
+def _updates(rows: Iterable[IdentityRow], users: UsersCollection, settings: SyncSettings, *, now: datetime,
+             result: SessionSyncResult) -> Iterator[UserUpdate]:
+    rule = IdentityRule.from_pattern(settings.identity_pattern)
+    groups = group_identities(rows, rule, keep=settings.known_session_ids, result=result)
+    for chunk in batched(groups, LOOKUP_CHUNK):
+        owners = users.users_by_identity([identity for identity, _ in chunk])
+        yield from plan_identity_updates(chunk, owners, keep=settings.known_session_ids, now=now, result=result)
 
 
 def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: datetime | None = None) -> SessionSyncResult:
@@ -84,16 +98,15 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
             log.info("created indexes %s", ", ".join(created))
 
     result.anonymous = database.count_anonymous(window, settings.identity_data_key)
-    updates = plan_identity_updates(database.identity_rows(window, settings.identity_data_key), settings,
-                                    now=now or datetime.now(UTC), result=result)
+    updates = _updates(database.identity_rows(window, settings.identity_data_key), users, settings,
+                       now=now or datetime.now(UTC), result=result)
     totals = WriteTotals()
     if settings.dry_run:
-        users.count_matches(updates, batch_size=settings.batch_size, totals=totals)
+        totals.operations = sum(1 for _ in updates)
     else:
         users.write(updates, batch_size=settings.batch_size, totals=totals)
-    result.matched, result.modified, result.failed = totals.matched, totals.modified, totals.failed
+    result.modified, result.failed = totals.modified, totals.failed
     result.bulk_writes, result.errors = totals.bulk_writes, totals.errors
-    result.unmatched = max(result.identified - totals.matched - totals.failed, 0)
     log.info(
         "session sync %s..%s%s: read=%d identified=%d anonymous=%d invalid=%d matched=%d modified=%d "
         "unmatched=%d failed=%d bulk_writes=%d",

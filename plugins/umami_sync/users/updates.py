@@ -1,7 +1,8 @@
 """Guarded update operations on user documents, built as plain data (no I/O).
 
 Every operation:
-- matches only users that are not deleted (``isDeleted`` is not ``true``) and never upserts;
+- addresses one user by ``_id`` (found beforehand, see :mod:`umami_sync.users.store`), matches only
+  while the user is not deleted (``isDeleted`` is not ``true``), and never upserts;
 - touches only our fields (``session_id``, ``umamiSessions``, ``umamiAnalytics``) and ``updatedAt``;
 - is an aggregation-pipeline update whose result depends only on the document and the new data, so
   running it twice changes nothing the second time, and older data never replaces newer data;
@@ -10,7 +11,7 @@ Every operation:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from umami_sync.umami.models import UmamiSession
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
-CASE_INSENSITIVE = {"locale": "en", "strength": 2}
-"""Collation used to match identities: trimmed values compare case-insensitively."""
 
 
 @dataclass(frozen=True)
@@ -42,16 +41,14 @@ class UserUpdate:
 
     filter: dict[str, Any]
     pipeline: list[dict[str, Any]]
-    collation: dict[str, Any] | None = field(default=None)
 
 
 def _unless_unchanged(old: Any, new: Any, now: datetime) -> dict[str, Any]:
     return {"$cond": [{"$eq": [old, new]}, "$updatedAt", now]}
 
 
-def identity_update(match_field: str, identity: str, sessions: list[KnownSession], *, keep: int,
-                    now: datetime) -> UserUpdate:
-    """Record ``sessions`` (newest first) on the user whose ``match_field`` equals ``identity``.
+def identity_update(user_id: Any, sessions: list[KnownSession], *, keep: int, now: datetime) -> UserUpdate:
+    """Record ``sessions`` (newest first) on one user.
 
     ``umamiSessions`` keeps the ``keep`` most recent sessions, newest first; a session already known
     keeps its first record. ``session_id`` is the most recent of them. A ``session_id`` written before
@@ -72,12 +69,11 @@ def identity_update(match_field: str, identity: str, sessions: list[KnownSession
     ]}
     newest = {"$let": {"vars": {"top": {"$arrayElemAt": ["$umamiSessions", 0]}}, "in": "$$top.id"}}
     return UserUpdate(
-        filter={match_field: identity, **NOT_DELETED},
+        filter={"_id": user_id, **NOT_DELETED},
         pipeline=[
             {"$set": {"umamiSessions": merged, "updatedAt": _unless_unchanged(old, merged, now)}},
             {"$set": {"session_id": newest}},
         ],
-        collation=CASE_INSENSITIVE,
     )
 
 

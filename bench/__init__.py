@@ -1,0 +1,1 @@
+"""The benchmark of umami-mongo-sync: run ``python bench/run.py`` (see README.md)."""

@@ -1,0 +1,138 @@
+"""The API models against real Umami 3.1.0 response bodies, and row-by-row validation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from umami_sync.umami.models import (
+    InvalidRow,
+    LoginResponse,
+    UmamiPageEnvelope,
+    UmamiSession,
+    UmamiWebsite,
+    validate_sessions,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _load(folder: Path, name: str) -> Any:
+    return json.loads((folder / name).read_text())
+
+
+def test_session_rows_of_both_pages_validate(umami_fixtures: Path) -> None:
+    rows = [row for name in ("api_sessions_p1.json", "api_sessions_p2.json")
+            for row in _load(umami_fixtures, name)["data"]]
+
+    valid, invalid = validate_sessions(rows)
+
+    assert invalid == []
+    assert [s.id for s in valid] == [row["id"] for row in rows]
+    first = valid[0]
+    assert first.website_id == "266abb41-957e-4dd3-8229-6a601f80a9db"
+    assert (first.browser, first.os, first.country, first.city) == ("safari", "Mac OS", "DE", "Berlin")
+    assert first.last_at == datetime(2026, 11, 27, 15, 46, 32, 632000, tzinfo=UTC)
+    assert first.last_at.tzinfo is UTC
+    assert (first.visits, first.views, first.events) == (1, 1, 1)
+
+
+def test_session_detail_counts_sent_as_strings_become_ints(umami_fixtures: Path) -> None:
+    detail = _load(umami_fixtures, "api_session_detail.json")
+    assert isinstance(detail["views"], str)
+
+    session = UmamiSession.model_validate({**detail, "hostname": None, "createdAt": detail["lastAt"]})
+
+    assert (session.visits, session.views, session.events) == (1, 1, 0)
+
+
+def test_nullable_columns_accept_null(umami_fixtures: Path) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+    nullable = ("hostname", "browser", "os", "device", "screen", "language", "country", "region", "city")
+
+    session = UmamiSession.model_validate({**row, **dict.fromkeys(nullable)})
+
+    assert all(getattr(session, name) is None for name in nullable)
+
+
+def test_offset_times_are_converted_to_utc(umami_fixtures: Path) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+
+    session = UmamiSession.model_validate({**row, "firstAt": "2026-11-27T17:46:32+02:00"})
+
+    assert session.first_at == datetime(2026, 11, 27, 15, 46, 32, tzinfo=UTC)
+    assert session.first_at.tzinfo is UTC
+
+
+def test_malformed_rows_become_short_invalid_rows_and_keep_the_rest(umami_fixtures: Path) -> None:
+    good, other = _load(umami_fixtures, "api_sessions_p1.json")["data"]
+    secret_looking = "x" * 500
+    rows: list[Any] = [
+        good,
+        {**other, "lastAt": secret_looking},  # not a time
+        {**good, "id": "not-a-uuid"},
+        {**good, "id": "0f5bd9f3-50a4-4f23-9f28-2fd2c1b1e0aa", "visits": -1,
+         "firstAt": "2026-11-27T15:46:32"},  # negative count, naive time
+        "not an object",
+    ]
+
+    valid, invalid = validate_sessions(rows)
+
+    assert [s.id for s in valid] == [good["id"]]
+    assert [row.session_id for row in invalid] == [other["id"], "not-a-uuid",
+                                                   "0f5bd9f3-50a4-4f23-9f28-2fd2c1b1e0aa", None]
+    assert invalid[0].error.startswith("lastAt:")
+    assert invalid[2].error.count(":") >= 2  # both bad fields are named
+    assert all(len(row.error) <= 200 and secret_looking not in row.error for row in invalid)
+    assert isinstance(invalid[3], InvalidRow)
+
+
+def test_website_rows_and_envelope(umami_fixtures: Path) -> None:
+    body = _load(umami_fixtures, "api_websites.json")
+
+    envelope = UmamiPageEnvelope.model_validate(body)
+    website = UmamiWebsite.model_validate(envelope.data[0])
+
+    assert (envelope.count, envelope.page, envelope.page_size) == (1, 1, 10)
+    assert (website.id, website.name, website.domain) == (
+        "266abb41-957e-4dd3-8229-6a601f80a9db", "Probe Site", "probe.example.com")
+    assert website.deleted_at is None
+    assert website.created_at == datetime(2026, 11, 27, 15, 46, 22, 751000, tzinfo=UTC)
+    deleted = UmamiWebsite.model_validate({**envelope.data[0], "deletedAt": "2026-11-28T00:00:00.000Z"})
+    assert deleted.deleted_at == datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def test_envelope_keeps_malformed_rows_for_row_by_row_validation(umami_fixtures: Path) -> None:
+    body = _load(umami_fixtures, "api_sessions_p2.json")
+
+    envelope = UmamiPageEnvelope.model_validate({**body, "data": [*body["data"], 42], "count": "3"})
+
+    assert envelope.count == 3
+    assert envelope.data[-1] == 42
+
+
+def test_login_token_is_hidden_in_reprs(umami_fixtures: Path) -> None:
+    body = _load(umami_fixtures, "login.json")
+
+    login = LoginResponse.model_validate(body)
+
+    assert login.token.get_secret_value() == body["token"]
+    assert body["token"] not in repr(login)
+    assert body["token"] not in str(login.model_dump())
+    assert (login.user.username, login.user.is_admin) == ("admin", True)
+
+
+@pytest.mark.parametrize("field", ["id", "firstAt", "visits"])
+def test_missing_required_field_is_invalid(umami_fixtures: Path, field: str) -> None:
+    row = dict(_load(umami_fixtures, "api_sessions_p1.json")["data"][0])
+    del row[field]
+
+    valid, invalid = validate_sessions([row])
+
+    assert valid == []
+    assert len(invalid) == 1
+    assert invalid[0].error.startswith(f"{field}:")
