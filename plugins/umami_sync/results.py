@@ -14,8 +14,7 @@ class WriteTotals(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    operations: int = 0
-    matched: int = 0
+    operations: int = Field(0, description="Update operations sent (in a dry run: built, not sent).")
     modified: int = 0
     failed: int = Field(0, description="Operations in batches (or parts of batches) that failed.")
     bulk_writes: int = 0
@@ -40,6 +39,7 @@ class SessionSyncResult(BaseModel):
     anonymous: int = Field(0, description="Sessions of the window with no identity at all.")
     invalid: int = Field(0, description="Rows whose identity is empty or malformed.")
     matched: int = Field(0, description="Identities that matched at least one user (not deleted).")
+    updates: int = Field(0, description="User updates sent; in a dry run, the updates that would be sent.")
     modified: int = 0
     unmatched: int = 0
     failed: int = 0
@@ -71,6 +71,7 @@ class AnalyticsResult(BaseModel):
     duplicates: int = 0
     invalid: int = 0
     matched: int = Field(0, description="Sessions that belong to a user (not deleted).")
+    updates: int = Field(0, description="User updates sent; in a dry run, the updates that would be sent.")
     modified: int = 0
     failed: int = 0
     bulk_writes: int = 0

@@ -138,13 +138,15 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, now: dateti
     stats = hook.stats
     result.pages, result.requests, result.retries = stats.pages, stats.requests, stats.retries
     result.logins, result.restarts, result.duplicates = stats.logins, stats.restarts, stats.duplicates
-    result.modified, result.failed, result.bulk_writes = totals.modified, totals.failed, totals.bulk_writes
+    result.updates, result.modified = totals.operations, totals.modified
+    result.failed, result.bulk_writes = totals.failed, totals.bulk_writes
     result.errors = totals.errors
     log.info(
         "analytics sync %s %s..%s%s: sessions=%d pages=%d requests=%d retries=%d invalid=%d duplicates=%d "
-        "matched=%d modified=%d failed=%d%s",
+        "matched=%d updates=%d modified=%d failed=%d%s",
         job.label, job.window_start.isoformat(), job.window_end.isoformat(), " (dry run)" if settings.dry_run else "",
         result.sessions, result.pages, result.requests, result.retries, result.invalid, result.duplicates,
-        result.matched, result.modified, result.failed, f" error={result.error}" if result.error else "",
+        result.matched, result.updates, result.modified, result.failed,
+        f" error={result.error}" if result.error else "",
     )
     return result

@@ -105,13 +105,13 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
         totals.operations = sum(1 for _ in updates)
     else:
         users.write(updates, batch_size=settings.batch_size, totals=totals)
-    result.modified, result.failed = totals.modified, totals.failed
+    result.updates, result.modified, result.failed = totals.operations, totals.modified, totals.failed
     result.bulk_writes, result.errors = totals.bulk_writes, totals.errors
     log.info(
-        "session sync %s..%s%s: read=%d identified=%d anonymous=%d invalid=%d matched=%d modified=%d "
-        "unmatched=%d failed=%d bulk_writes=%d",
+        "session sync %s..%s%s: read=%d identified=%d anonymous=%d invalid=%d matched=%d unmatched=%d "
+        "updates=%d modified=%d failed=%d bulk_writes=%d",
         window.start.isoformat(), window.end.isoformat(), " (dry run)" if settings.dry_run else "",
-        result.read, result.identified, result.anonymous, result.invalid, result.matched, result.modified,
-        result.unmatched, result.failed, result.bulk_writes,
+        result.read, result.identified, result.anonymous, result.invalid, result.matched, result.unmatched,
+        result.updates, result.modified, result.failed, result.bulk_writes,
     )
     return result

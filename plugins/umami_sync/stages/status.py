@@ -39,7 +39,6 @@ class WebsiteOutcome:
     """The parts (sub-windows) of one website in one run, summed."""
 
     website_id: str
-    sessions: int = 0
     figures: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -86,7 +85,6 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     websites: dict[str, WebsiteOutcome] = {}
     for result in analytics:
         outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
-        outcome.sessions += result.sessions
         for name in ANALYTICS_FIGURES:
             outcome.figures[name] = outcome.figures.get(name, 0) + getattr(result, name)
         if result.error:
@@ -131,7 +129,7 @@ def build_status_update(report: RunReport, *, now: datetime) -> dict[str, Any]:
         if outcome.succeeded:
             latest[f"{path}.lastSync"] = end
             latest[f"{path}.lastDaySynced"] = day
-            to_set[f"{path}.sessionsProcessed"] = outcome.sessions
+            to_set[f"{path}.sessionsProcessed"] = outcome.figures.get("sessions", 0)
             to_set[f"{path}.errorCount"] = 0
         else:
             increments[f"{path}.errorCount"] = 1

@@ -128,7 +128,6 @@ class UsersCollection:
         except BulkWriteError as exc:
             details = exc.details
             write_errors = details.get("writeErrors") or [{}]
-            totals.matched += details.get("nMatched", 0)
             totals.modified += details.get("nModified", 0)
             failed = len(details.get("writeErrors", []))
             totals.failed += failed
@@ -141,7 +140,6 @@ class UsersCollection:
             totals.failed += len(requests)
             totals.add_error(_batch_error(len(requests), len(requests), type(exc).__name__, str(exc)))
         else:
-            totals.matched += result.matched_count
             totals.modified += result.modified_count
 
 

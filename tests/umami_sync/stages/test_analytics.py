@@ -232,6 +232,6 @@ def test_dry_run_counts_and_writes_nothing(rows: UmamiRows, connections: Databas
 
     result = sync(dry_run=True)
 
-    assert (result.dry_run, result.sessions, result.matched, result.modified, result.bulk_writes) == (
-        True, 1, 1, 0, 0)
+    assert (result.dry_run, result.sessions, result.matched, result.updates, result.modified, result.bulk_writes) == (
+        True, 1, 1, 1, 0, 0)
     assert list(connections["users"].find()) == before

@@ -255,7 +255,7 @@ def test_dry_run_counts_matches_and_writes_nothing(rows: UmamiRows, connections:
 
     result = run(dry_run=True)
 
-    assert (result.dry_run, result.identified, result.matched, result.unmatched, result.bulk_writes) == (
-        True, 2, 1, 1, 0)
+    assert (result.dry_run, result.identified, result.matched, result.unmatched, result.updates) == (True, 2, 1, 1, 1)
+    assert (result.modified, result.bulk_writes) == (0, 0)
     assert list(users(connections).find()) == before
     assert [i["name"] for i in users(connections).list_indexes()] == ["_id_"]

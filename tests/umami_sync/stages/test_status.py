@@ -58,7 +58,7 @@ def test_sub_windows_of_a_website_add_up() -> None:
     half = datetime(2026, 11, 27, 12, tzinfo=UTC)
     outcome = report(website(A, part=(DAY.start, half), sessions=4), website(A, part=(half, DAY.end), sessions=6),
                      expected=[A, A]).websites[A]
-    assert (outcome.sessions, outcome.figures["pages"], outcome.succeeded) == (10, 2, True)
+    assert (outcome.figures["sessions"], outcome.figures["pages"], outcome.succeeded) == (10, 2, True)
 
 
 @pytest.mark.integration
