@@ -49,10 +49,13 @@ def _users(config: Config) -> tuple[MongoClient[dict[str, Any]], Collection[dict
 
 
 def _timed(figures: Figures, run: Callable[[], Figures]) -> Figures:
+    """Run and time ``run``; a ``seconds`` it reports itself (an extrapolated total) wins over the wall time."""
     figures["rss_before_mb"] = rss_mb()
     started = time.perf_counter()
-    figures.update(run())
-    figures["seconds"] = time.perf_counter() - started
+    result = run()
+    figures["wall_seconds"] = time.perf_counter() - started
+    figures.update(result)
+    figures.setdefault("seconds", figures["wall_seconds"])
     return figures
 
 

@@ -259,3 +259,15 @@ def test_dry_run_counts_matches_and_writes_nothing(rows: UmamiRows, connections:
     assert (result.modified, result.bulk_writes) == (0, 0)
     assert list(users(connections).find()) == before
     assert [i["name"] for i in users(connections).list_indexes()] == ["_id_"]
+
+
+def test_every_user_whose_email_differs_only_in_case_gets_the_session(rows: UmamiRows,
+                                                                       connections: Database) -> None:
+    add_user(users(connections), "Tess@Example.com")
+    add_user(users(connections), "tess@example.com")
+    session = rows.session(at(9), distinct_id="TESS@example.com")
+
+    result = run()
+
+    assert (result.identified, result.matched, result.updates, result.modified) == (1, 1, 2, 2)
+    assert {u["session_id"] for u in users(connections).find()} == {session}
