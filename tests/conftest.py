@@ -34,15 +34,13 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "umami-fixtures" / "v3.1.0"
+FIXTURES = REPO / "tests" / "fixtures" / "umami" / "3.1.0"
 UMAMI_TABLES = ("website_event", "event_data", "session_data", "session", "website")
 
 
 @pytest.fixture(scope="session")
 def umami_fixtures() -> Path:
-    """The folder of real Umami 3.1.0 responses and rows."""
-    if not (FIXTURES / "rows.sql").is_file():
-        pytest.fail(f"Umami fixtures not found at {FIXTURES}: the suite expects ../shared beside the repo")
+    """The folder of real Umami 3.1.0 responses and rows (``tests/fixtures/umami``, see its README)."""
     return FIXTURES
 
 

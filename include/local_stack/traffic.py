@@ -1,7 +1,7 @@
 """A deterministic day of Umami traffic in PostgreSQL, and the users collection it belongs to.
 
 :func:`generate_traffic` writes ``website``, ``session``, ``session_data`` and ``website_event`` rows the
-way Umami 3.1 writes them (see ``/work/shared/notes/FACTS.md``):
+way Umami 3.1 writes them (as seen on a real 3.1.0 server; samples in ``tests/fixtures/umami``):
 
 - a session identified by ``umami.identify(id, data)`` has a deterministic id of (website, id),
   ``session.distinct_id`` holds the id with its case as sent (some padded with spaces), and the identify

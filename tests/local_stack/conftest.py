@@ -1,7 +1,7 @@
 """Fixtures for the local Umami stack: the real 3.1.0 rows in PostgreSQL, and FakeUmami over them.
 
 The fixture folder itself comes from the suite-wide ``umami_fixtures`` fixture (``tests/conftest.py``),
-which resolves ``<repo>/../shared/umami-fixtures/v3.1.0`` and fails clearly when it is missing.
+which resolves ``tests/fixtures/umami/3.1.0`` inside the repository.
 """
 
 from __future__ import annotations
