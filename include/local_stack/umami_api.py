@@ -11,9 +11,17 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
 - ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted);
   with ``includeTeams=true`` also every website that has a ``team_id`` (this fake has no team tables:
   its user counts as a member of every team). Ordered by name (Umami 3.1.0 gives no order).
+- ``GET /api/websites/{id}`` -> the website (soft-deleted ones too); ``null`` when an admin asks for an
+  unknown id.
 - ``GET /api/websites/{id}/sessions?startAt&endAt&page&pageSize&search`` -> {data, count, page, pageSize}.
+  As in Umami, one row per (session, hostname), ``count`` counts rows, and the order is
+  ``max(created_at) desc`` with no tie-breaker: PostgreSQL's top-N sort then places rows whose last event
+  times tie differently for each ``page * pageSize``, so under offset paging some rows repeat and as many
+  are never listed, the same way on every repeat (the contract tests hold this to the real captures).
 - ``GET /api/websites/{id}/sessions/{sessionId}`` -> one session (``{}`` when unknown).
 - ``GET /api/websites/{id}/sessions/{sessionId}/properties`` -> its ``session_data`` rows.
+- ``GET /api/websites/{id}/sessions/{sessionId}/activity?startAt&endAt`` -> its events in the range,
+  newest first, at most 500.
 
 As in Umami, query validation runs before authentication (a bad range gives 400 even without a token),
 then ``canViewWebsite``: an admin may read any website id (unknown -> empty results), another role only
@@ -64,7 +72,6 @@ DEFAULT_USER_ID = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
 DEFAULT_PAGE_SIZE = 20
 EVENT_TYPE_PAGE_VIEW = 1
 EVENT_TYPE_CUSTOM_EVENT = 2
-EVENT_TYPE_PERFORMANCE = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # getWebsiteSessions.ts (relationalQuery) as Umami 3.1 runs it; {search} is its optional search clause.
@@ -91,7 +98,6 @@ _SESSION_LIST_SQL = f"""
     join session on session.session_id = website_event.session_id
       and session.website_id = website_event.website_id
     where website_event.website_id = %(websiteId)s::uuid
-      and website_event.event_type != {EVENT_TYPE_PERFORMANCE}
       and website_event.created_at between %(startDate)s and %(endDate)s
     {{search}}
     group by session.session_id,
@@ -154,7 +160,6 @@ _SESSION_DETAIL_SQL = f"""
     join website_event on website_event.session_id = session.session_id
     where session.website_id = %(websiteId)s::uuid
       and session.session_id = %(sessionId)s::uuid
-      and website_event.event_type != {EVENT_TYPE_PERFORMANCE}
     group by session.session_id, session.distinct_id, visit_id, session.website_id, session.browser,
       session.os, session.device, session.screen, session.language, session.country, session.region,
       session.city) t
@@ -178,17 +183,50 @@ _SESSION_PROPERTIES_SQL = """
     order by data_key asc
 """
 
-# Prisma's Website model, in its field order, as getUserWebsites returns it.
-_WEBSITE_LIST_SQL = """
+# getSessionActivity.ts (relationalQuery): every event of the session in the range, newest first, at most 500.
+ACTIVITY_LIMIT = 500
+_SESSION_ACTIVITY_SQL = f"""
+    select
+      created_at as "createdAt",
+      url_path as "urlPath",
+      url_query as "urlQuery",
+      referrer_domain as "referrerDomain",
+      event_id as "eventId",
+      event_type as "eventType",
+      event_name as "eventName",
+      visit_id as "visitId",
+      hostname,
+      event_id IN (select website_event_id
+                   from event_data
+                   where website_id = %(websiteId)s::uuid
+                      and created_at between %(startDate)s and %(endDate)s) AS "hasData"
+    from website_event
+    where website_id = %(websiteId)s::uuid
+      and session_id = %(sessionId)s::uuid
+      and created_at between %(startDate)s and %(endDate)s
+    order by created_at desc
+    limit {ACTIVITY_LIMIT}
+"""
+
+# Prisma's Website model, in its field order.
+_WEBSITE_COLUMNS = """
     select website_id as "id", name, domain, reset_at as "resetAt", user_id as "userId",
       team_id as "teamId", created_by as "createdBy", created_at as "createdAt",
       updated_at as "updatedAt", deleted_at as "deletedAt", replay_enabled as "replayEnabled",
       replay_config as "replayConfig"
-    from website
+    from website"""
+
+# getUserWebsites (getWebsites): live websites of the user.
+_WEBSITE_LIST_SQL = _WEBSITE_COLUMNS + """
     where deleted_at is null
       and {owner}
       {search}
     order by name, website_id
+"""
+
+# getWebsite: findUnique by id, soft-deleted ones included.
+_WEBSITE_SQL = _WEBSITE_COLUMNS + """
+    where website_id = %(websiteId)s::uuid
 """
 
 
@@ -327,9 +365,12 @@ class _QueryParams:
         self._query = query
         self.properties: dict[str, list[str]] = {}
 
-    def number(self, name: str, *, integer: bool = False, positive: bool = False) -> float | None:
-        """``z.coerce.number()[.int()][.positive()].optional()``."""
+    def number(self, name: str, *, integer: bool = False, positive: bool = False,
+               required: bool = False) -> float | None:
+        """``z.coerce.number()[.int()][.positive()]``, ``.optional()`` unless ``required``."""
         if name not in self._query:
+            if required:  # z.coerce.number() of undefined is NaN
+                self.properties.setdefault(name, []).append("Invalid input: expected number, received NaN")
             return None
         value = _js_number(self._query[name])
         if not math.isfinite(value):
@@ -615,12 +656,16 @@ class FakeUmami:
                 return "POST", lambda: self._verify(authorized)
             case ["websites"]:
                 return "GET", lambda: self._websites(query, authorized)
+            case ["websites", website_id]:
+                return "GET", lambda: self._website(website_id, authorized)
             case ["websites", website_id, "sessions"]:
                 return "GET", lambda: self._session_list(website_id, query, authorized)
             case ["websites", website_id, "sessions", session_id]:
                 return "GET", lambda: self._session_detail(website_id, session_id, authorized)
             case ["websites", website_id, "sessions", session_id, "properties"]:
                 return "GET", lambda: self._session_properties(website_id, session_id, authorized)
+            case ["websites", website_id, "sessions", session_id, "activity"]:
+                return "GET", lambda: self._session_activity(website_id, session_id, query, authorized)
         return "", None
 
     def _rate_limit_wait(self, key: str) -> float | None:
@@ -778,6 +823,35 @@ class FakeUmami:
             row = conn.execute(_SESSION_DETAIL_SQL, {"websiteId": website_id, "sessionId": session_id}
                                ).fetchone()
         return _Reply(200, _json_row(row) if row else {})
+
+    def _website(self, website_id: str, authorized: bool) -> _Reply:
+        """``GET /api/websites/{id}``: the website (soft-deleted too), ``null`` when an admin asks for an
+        unknown id; 401 when the user may not view it."""
+        if not authorized or not self._can_view_website(website_id):
+            return _unauthorized()
+        with self._pool.connection() as conn:
+            row = conn.execute(_WEBSITE_SQL, {"websiteId": website_id}).fetchone()
+        return _Reply(200, {**_json_row(row), "shareId": None} if row else None)
+
+    def _session_activity(self, website_id: str, session_id: str, query: dict[str, str],
+                          authorized: bool) -> _Reply:
+        """``GET .../sessions/{sessionId}/activity?startAt&endAt``: at most 500 events, newest first."""
+        params = _QueryParams(query)
+        start_at = params.number("startAt", integer=True, required=True)
+        end_at = params.number("endAt", integer=True, required=True)
+        try:
+            params.check()
+        except _QueryError as issue:
+            return _bad_request(issue)
+        assert start_at is not None and end_at is not None
+        if not authorized or not self._can_view_website(website_id):
+            return _unauthorized()
+        with self._pool.connection() as conn:
+            rows = conn.execute(_SESSION_ACTIVITY_SQL, {
+                "websiteId": website_id, "sessionId": session_id,
+                "startDate": self._start_date(conn, website_id, start_at), "endDate": _js_date(end_at),
+            }).fetchall()
+        return _Reply(200, [_json_row(row) for row in rows])
 
     def _session_properties(self, website_id: str, session_id: str, authorized: bool) -> _Reply:
         if not authorized or not self._can_view_website(website_id):

@@ -18,6 +18,7 @@ import pytest
 import requests
 import trustme
 
+from local_stack.postgres import run_sql_file
 from local_stack.umami_api import FakeUmami, RequestRecord
 
 if TYPE_CHECKING:
@@ -102,6 +103,97 @@ def test_session_properties_equal_the_recorded_body(umami_http: requests.Session
     assert reply.json() == fixture_body(umami_fixtures, "api_session_properties.json")
 
 
+def test_session_activity_equals_the_recorded_body(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                   umami_fixtures: Path) -> None:
+    reply = umami_http.get(f"{fake_umami.url}{SESSIONS}/{ALICE}/activity", params=hour_range(), timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, "api_session_activity.json")
+
+
+def test_website_by_id_and_unknown_ids(umami_http: requests.Session, fake_umami: FakeUmami,
+                                       umami_fixtures: Path) -> None:
+    listed = fixture_body(umami_fixtures, "api_websites.json")["data"][0]
+    reply = umami_http.get(f"{fake_umami.url}/api/websites/{WEBSITE}", timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == {key: value for key, value in listed.items() if key != "user"}
+    unknown = umami_http.get(f"{fake_umami.url}/api/websites/{uuid.uuid4()}", timeout=10)
+    assert (unknown.status_code, unknown.json()) == (200, None)  # an admin may ask; getWebsite finds nothing
+
+
+# --- contract: the listing captures (rows per hostname, unstable offset paging under ties) --------
+
+LISTING_WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
+TWO_HOSTNAMES = "382d62a3-22a9-5e7e-a654-b0a3ef7e83d2"
+
+
+@pytest.fixture
+def listing(umami_db: str, umami_fixtures: Path) -> Iterator[tuple[FakeUmami, requests.Session, dict[str, Any]]]:
+    """FakeUmami over the rows behind the ``listing_*`` captures, a logged-in session, and the day's range."""
+    run_sql_file(umami_db, umami_fixtures / "listing_rows.sql")
+    summary = fixture_body(umami_fixtures, "listing_summary.json")
+    with FakeUmami(umami_db) as fake, requests.Session() as http:
+        token = http.post(f"{fake.url}/api/auth/login", json=CREDENTIALS, timeout=10).json()["token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        yield fake, http, {"startAt": summary["startAt"], "endAt": summary["endAt"]}
+
+
+def listing_page(listing: tuple[FakeUmami, requests.Session, dict[str, Any]], **params: Any) -> Any:
+    fake, http, day = listing
+    reply = http.get(f"{fake.url}/api/websites/{LISTING_WEBSITE}/sessions", params={**day, **params}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_a_session_on_two_hostnames_is_two_rows_as_on_the_real_server(
+        listing: tuple[FakeUmami, requests.Session, dict[str, Any]], umami_fixtures: Path) -> None:
+    body = listing_page(listing, page=1, pageSize=1000)
+    assert body == fixture_body(umami_fixtures, "listing_whole_day.json")
+    rows = [row for row in body["data"] if row["id"] == TWO_HOSTNAMES]
+    assert [(row["hostname"], row["views"], row["visits"]) for row in rows] == [
+        ("b.fixture.test", 3, 3), ("a.fixture.test", 2, 1)]
+    assert body["count"] == len(body["data"]) == 62  # count counts rows, not sessions
+
+
+def test_offset_paging_under_ties_repeats_and_loses_the_very_rows_the_real_server_did(
+        listing: tuple[FakeUmami, requests.Session, dict[str, Any]], umami_fixtures: Path) -> None:
+    recorded = fixture_body(umami_fixtures, "listing_paged_7.json")
+    served = [listing_page(listing, page=page, pageSize=7) for page in range(1, len(recorded) + 1)]
+    assert served == recorded  # every body, so the same rows repeat and the same rows go missing
+    keys = [(row["id"], row["hostname"]) for body in served for row in body["data"]]
+    summary = fixture_body(umami_fixtures, "listing_summary.json")
+    assert (len(keys), len(set(keys))) == (summary["rows_paged_7"], summary["distinct_rows_paged_7"])
+    again = [listing_page(listing, page=page, pageSize=7) for page in range(1, len(recorded) + 1)]
+    assert again == served  # the same requests give the same pages: re-reading a page does not help
+
+
+def test_activity_lists_every_event_of_the_range_newest_first(
+        listing: tuple[FakeUmami, requests.Session, dict[str, Any]], umami_fixtures: Path) -> None:
+    fake, http, day = listing
+    reply = http.get(f"{fake.url}/api/websites/{LISTING_WEBSITE}/sessions/{TWO_HOSTNAMES}/activity", params=day,
+                     timeout=10)
+    assert reply.status_code == 200
+    assert reply.json() == fixture_body(umami_fixtures, "listing_activity_two_hostnames.json")
+
+
+def test_activity_stops_at_500_events_and_needs_its_range(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                          umami_rows_db: str) -> None:
+    with psycopg.connect(umami_rows_db, autocommit=True) as conn:
+        for n in range(620):
+            conn.execute(
+                "INSERT INTO website_event (event_id, website_id, session_id, visit_id, created_at, url_path,"
+                " event_type, hostname) VALUES (%s, %s, %s, %s, %s, '/', 1, 'probe.example.com')",
+                (str(uuid.uuid4()), WEBSITE, ALICE, str(uuid.uuid4()), HOUR_START + timedelta(seconds=n)))
+    url = f"{fake_umami.url}{SESSIONS}/{ALICE}/activity"
+    events = umami_http.get(url, params=hour_range(), timeout=10).json()
+    times = [event["createdAt"] for event in events]
+    assert len(events) == 500
+    assert times == sorted(times, reverse=True)
+    assert times[0] == "2026-11-27T15:46:32.531Z"  # the newest: the fixture's own page view
+    missing = umami_http.get(url, params={"startAt": epoch_ms(HOUR_START)}, timeout=10)
+    assert missing.status_code == 400
+    assert missing.json()["error"]["properties"]["endAt"]["errors"] == ["Invalid input: expected number, received NaN"]
+
+
 # --- the session list -----------------------------------------------------------------------------
 
 def session_page(http: requests.Session, fake: FakeUmami, **params: Any) -> dict[str, Any]:
@@ -132,6 +224,18 @@ def test_the_range_is_inclusive_at_both_ends(umami_http: requests.Session, fake_
     berlin = next(row for row in reply.json()["data"] if row["id"] == BERLIN)
     assert berlin["events"] == 1
     assert berlin["lastAt"] == berlin["createdAt"] != berlin["firstAt"]
+
+
+def test_every_event_type_counts_in_the_list_as_in_umami_3_1(umami_http: requests.Session, fake_umami: FakeUmami,
+                                                               umami_rows_db: str) -> None:
+    """getWebsiteSessions has no event-type filter: a performance event (type 5) alone lists the session."""
+    when = HOUR_START + timedelta(minutes=59)
+    with psycopg.connect(umami_rows_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO website_event (event_id, website_id, session_id, visit_id, created_at, url_path,"
+                     " event_type, hostname) VALUES (%s, %s, %s, %s, %s, '/', 5, 'probe.example.com')",
+                     (str(uuid.uuid4()), WEBSITE, FIRST, str(uuid.uuid4()), when))
+    page = session_page(umami_http, fake_umami, startAt=epoch_ms(when), endAt=epoch_ms(when))
+    assert [(row["id"], row["views"], row["events"], row["visits"]) for row in page["data"]] == [(FIRST, 0, 0, 1)]
 
 
 def test_seconds_instead_of_milliseconds_give_an_empty_page(umami_http: requests.Session,
