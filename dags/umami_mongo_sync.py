@@ -24,6 +24,7 @@ from typing import Any
 
 from airflow.sdk import (
     Asset,
+    AssetAlias,
     CronDataIntervalTimetable,
     Param,
     TriggerRule,
@@ -33,7 +34,12 @@ from airflow.sdk import (
 )
 
 ENRICHED_USERS = Asset(name="umami_enriched_users", group="umami_sync")
-"""Updated when a run has enriched the users; schedule downstream DAGs on it."""
+"""Updated when a real run changed users (never by a dry run); schedule downstream DAGs on it. The event's
+extra holds the synced interval and the users modified per stage."""
+ENRICHED_USERS_EVENTS = AssetAlias(name="umami_enriched_users_events", group="umami_sync")
+"""What ``record_status`` emits ``ENRICHED_USERS`` through, so that it can emit nothing."""
+WEBSITE_ID_HELP = ("Umami website ids (UUIDs) to sync; empty: every website the connection's user sees. "
+                   "Find one in Umami under Settings > Websites > Edit, or in the address of its dashboard.")
 
 
 @dag(
@@ -53,14 +59,14 @@ ENRICHED_USERS = Asset(name="umami_enriched_users", group="umami_sync")
     tags=["umami", "mongodb", "sync"],
     doc_md=__doc__,
     params={
-        "website_ids": Param([], type="array", items={"type": "string"}, title="Websites",
-                             description="Limit this run to these Umami website ids (empty: all)."),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Read everything and report what would change; write nothing."),
+        "website_ids": Param([], type=["array", "null"], items={"type": "string"}, title="Websites",
+                             description=WEBSITE_ID_HELP),
+        "dry_run": Param(False, type=["boolean", "null"], title="Dry run",
+                         description="Read everything and report what a real run would change; write nothing."),
         "date_from": Param(None, type=["null", "string"], format="date", title="Re-sync from",
-                           description="First day (UTC) to re-sync instead of the run's interval."),
+                           description="First day (UTC) to sync instead of the run's interval."),
         "date_to": Param(None, type=["null", "string"], format="date", title="Re-sync to",
-                         description="Last day (UTC, inclusive) to re-sync; defaults to 'Re-sync from'."),
+                         description="Last day (UTC, inclusive) to sync; defaults to 'Re-sync from'."),
     },
 )
 def umami_mongo_sync() -> None:
@@ -73,10 +79,10 @@ def umami_mongo_sync() -> None:
         return tasks.plan(get_current_context())
 
     @task
-    def session_sync(run: dict[str, Any]) -> dict[str, Any]:
+    def session_sync(run: dict[str, Any]) -> None:
         from umami_sync import tasks
 
-        return tasks.session_sync(run, get_current_context())
+        tasks.session_sync(run, get_current_context())
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)  # after session_sync, even if it failed
     def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,16 +91,16 @@ def umami_mongo_sync() -> None:
         return tasks.plan_analytics(run)
 
     @task(map_index_template="{{ website_label }}", max_active_tis_per_dagrun=4)
-    def analytics_sync(run: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    def analytics_sync(run: dict[str, Any], job: dict[str, Any]) -> None:
         from umami_sync import tasks
 
-        return tasks.analytics_sync(run, job, get_current_context())
+        tasks.analytics_sync(run, job, get_current_context())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ENRICHED_USERS])
+    @task(trigger_rule=TriggerRule.ALL_DONE, outlets=[ENRICHED_USERS_EVENTS])
     def record_status(run: dict[str, Any] | None = None) -> dict[str, Any]:
         from umami_sync import tasks
 
-        return tasks.record_status(run, get_current_context())
+        return tasks.record_status(run, get_current_context(), alias=ENRICHED_USERS_EVENTS, asset=ENRICHED_USERS)
 
     run = plan_run()
     jobs = plan_analytics(run)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MAX_IDENTITY_LENGTH = 500  # session_data.string_value is varchar(500); distinct_id is varchar(50)
 
 
 def fold(value: str) -> str:
-    """The form identities are grouped and compared in: trimmed, lower case."""
-    return value.strip().lower()
+    """The form identities and users' match values are grouped and compared in: trimmed, Unicode NFC,
+    lower case (``Zoë@Example.com`` typed as one code point or as ``e`` plus a combining diaeresis
+    folds to the same text)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value.strip()).lower())
+
+
+def spellings(identity: str) -> list[str]:
+    """The stored spellings an exact look-up of a folded ``identity`` must try: its NFC and NFD forms."""
+    return list(dict.fromkeys((identity, unicodedata.normalize("NFD", identity))))
 
 
 @dataclass(frozen=True)
 class IdentityRule:
-    """Trim, validate and case-fold identities.
+    """Trim, validate and fold identities.
 
-    Users are looked up case-insensitively (a collation of strength 2 in MongoDB) with the folded
-    form, which also groups rows of the same identity together.
+    Users are looked up with the folded form, case-insensitively, which also groups rows of the same
+    identity together.
     """
 
     pattern: re.Pattern[str] | None = None

@@ -1,4 +1,9 @@
-"""The small typed figures that each stage hands on (through XCom) to the status stage."""
+"""The small typed figures that each stage hands on (through XCom) to the status stage.
+
+Names say what is counted: ``rows`` are rows of a source (a database row, a line of Umami's list),
+``identities`` are distinct people as Umami knows them, ``sessions`` are Umami sessions, ``users`` are user
+documents, ``changes`` are writes the sync sends (in a dry run: would send).
+"""
 
 from __future__ import annotations
 
@@ -10,75 +15,100 @@ MAX_REPORTED_ERRORS = 10
 
 
 class WriteTotals(BaseModel):
-    """What a stream of bulk writes did to the users collection."""
+    """What a stream of guarded writes did to the users collection."""
 
     model_config = ConfigDict(extra="forbid")
 
-    operations: int = Field(0, description="Update operations sent (in a dry run: built, not sent).")
+    operations: int = Field(0, description="Changes sent (in a dry run: decided, not sent).")
     modified: int = 0
-    failed: int = Field(0, description="Operations in batches (or parts of batches) that failed.")
+    failed: int = Field(0, description="Changes in batches (or parts of batches) that failed.")
+    conflicts: int = Field(0, description="Changes merged again because another writer changed the user first.")
     bulk_writes: int = 0
     errors: list[str] = Field(default_factory=list, description=f"At most {MAX_REPORTED_ERRORS} batch errors.")
 
     def add_error(self, message: str) -> None:
-        """Keep the first errors; the count of failed operations carries the rest."""
+        """Keep the first errors; the count of failed changes carries the rest."""
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(message)
 
 
-class SessionSyncResult(BaseModel):
-    """Figures of stage 1: identities from Umami's PostgreSQL onto users."""
+class _StageResult(BaseModel):
+    """What both stages report about their writes."""
 
     model_config = ConfigDict(extra="forbid")
 
     window_start: datetime
     window_end: datetime
     dry_run: bool = False
-    read: int = Field(0, description="Identity rows read (session distinct ids and session_data identities).")
-    identified: int = Field(0, description="Distinct valid identities.")
-    anonymous: int = Field(0, description="Sessions of the window with no identity at all.")
-    invalid: int = Field(0, description="Rows whose identity is empty or malformed.")
-    matched: int = Field(0, description="Identities that matched at least one user (not deleted).")
-    updates: int = Field(0, description="User updates sent; in a dry run, the updates that would be sent.")
-    modified: int = 0
-    unmatched: int = 0
-    failed: int = 0
+    changes: int = Field(0, description="User changes sent; in a dry run, the changes a real run would send.")
+    modified: int = Field(0, description="Users modified (a dry run modifies none).")
+    failed: int = Field(0, description="Changes that could not be written.")
+    conflicts: int = 0
     bulk_writes: int = 0
     errors: list[str] = Field(default_factory=list)
+
+    def record(self, totals: WriteTotals) -> None:
+        """Take the figures of the writes."""
+        self.changes, self.modified, self.failed = totals.operations, totals.modified, totals.failed
+        self.conflicts, self.bulk_writes, self.errors = totals.conflicts, totals.bulk_writes, totals.errors
+
+
+class SessionSyncResult(_StageResult):
+    """Figures of stage 1: identities from Umami's PostgreSQL onto users."""
+
+    rows_read: int = Field(0, description="Identity rows read (session distinct ids and session_data values).")
+    invalid_rows: int = Field(0, description="Rows whose identity is empty or malformed.")
+    identities: int = Field(0, description="Distinct valid identities (people) among the rows.")
+    matched_identities: int = Field(0, description="Identities that matched at least one user (not deleted).")
+    unmatched_identities: int = 0
+    anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
 
     @property
     def succeeded(self) -> bool:
         """True when no write failed."""
         return self.failed == 0 and not self.errors
 
+    def summary(self) -> str:
+        """One log line, the key figures first."""
+        return (f"modified={self.modified} failed={self.failed} changes={self.changes}{' (dry run)' * self.dry_run}"
+                f" | identities={self.identities} matched={self.matched_identities}"
+                f" unmatched={self.unmatched_identities} | rows_read={self.rows_read}"
+                f" invalid_rows={self.invalid_rows} anonymous_sessions={self.anonymous_sessions}")
 
-class AnalyticsResult(BaseModel):
+
+class AnalyticsResult(_StageResult):
     """Figures of one stage 2 task: one website and one window of the Umami API."""
-
-    model_config = ConfigDict(extra="forbid")
 
     website_id: str
     website_name: str | None = None
-    window_start: datetime
-    window_end: datetime
-    dry_run: bool = False
-    sessions: int = Field(0, description="Distinct sessions fetched.")
-    pages: int = 0
-    requests: int = 0
+    list_rows: int = Field(0, description="Rows Umami's session list says it holds (one per session and hostname).")
+    rows_read: int = Field(0, description="Distinct rows read from the list.")
+    missing_rows: int = Field(0, description="Rows of the list that could not be read: the task fails.")
+    repeated_rows: int = Field(0, description="Rows the list served more than once (ties under offset paging).")
+    invalid_rows: int = Field(0, description="Malformed rows, skipped.")
+    sessions: int = Field(0, description="Distinct sessions read.")
+    merged_sessions: int = Field(0, description="Sessions on several hostnames, read per session (activity).")
+    matched_sessions: int = Field(0, description="Sessions that belong to at least one user (not deleted).")
+    list_pages: int = Field(0, description="Requests for pages of the session list (repair pages included).")
+    repair_pages: int = 0
+    restarts: int = 0
+    session_reads: int = Field(0, description="Requests for one session's activity.")
+    requests: int = Field(0, description="All requests of the task (logins and retries included).")
     retries: int = 0
     logins: int = 0
-    restarts: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    matched: int = Field(0, description="Sessions that belong to a user (not deleted).")
-    updates: int = Field(0, description="User updates sent; in a dry run, the updates that would be sent.")
-    modified: int = 0
-    failed: int = 0
-    bulk_writes: int = 0
     error: str | None = Field(None, description="Why the task failed, if it did.")
-    errors: list[str] = Field(default_factory=list)
+    retryable: bool = Field(True, description="False when retrying cannot help (refused credentials).")
 
     @property
     def succeeded(self) -> bool:
         """True when the website's window was read and written completely."""
-        return self.error is None and self.failed == 0
+        return self.error is None and self.failed == 0 and self.missing_rows == 0
+
+    def summary(self) -> str:
+        """One log line, the key figures first."""
+        return (f"modified={self.modified} failed={self.failed} missing_rows={self.missing_rows}"
+                f" changes={self.changes}{' (dry run)' * self.dry_run} | sessions={self.sessions}"
+                f" matched={self.matched_sessions} merged={self.merged_sessions} | requests={self.requests}:"
+                f" list_pages={self.list_pages} (repair {self.repair_pages}) session_reads={self.session_reads}"
+                f" retries={self.retries} | rows: listed={self.list_rows} read={self.rows_read}"
+                f" repeated={self.repeated_rows} invalid={self.invalid_rows}")

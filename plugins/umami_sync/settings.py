@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -73,7 +73,12 @@ class SyncSettings(BaseModel):
     http_max_retries: int = Field(5, ge=0, le=20)
     rate_limit_calls: int | None = Field(None, ge=1, description="Client-side limit: calls per period (Cloud: 50).")
     rate_limit_period_seconds: float = Field(15.0, gt=0, le=3600)
+    max_retry_wait_seconds: float = Field(
+        300.0, gt=0, le=3600, description="Longest Retry-After waited out in a task; longer fails the try.")
     ensure_indexes: bool = Field(True, description="Create the indexes the sync needs when they are missing.")
+    mongo_collation: Literal["auto", "on", "off"] = Field(
+        "auto", description="Match identities through a case-insensitive collation (MongoDB, Atlas: on) or "
+                            "portably (Cosmos DB, DocumentDB: off); auto probes the server.")
 
     # Per run
     dry_run: bool = Field(False, description="Read everything and count, but write nothing.")

@@ -42,6 +42,9 @@ class DataInterval:
         if self.start >= self.end:
             raise ValueError(f"empty interval: start {self.start.isoformat()} is not before end {self.end.isoformat()}")
 
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
     def widened(self, before: timedelta) -> DataInterval:
         """The same interval starting ``before`` earlier (for rows that are committed late)."""
         return DataInterval(self.start - before, self.end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from umami_sync.identities import IdentityRule
+from umami_sync.identities import IdentityRule, fold, spellings
 from umami_sync.results import SessionSyncResult
 from umami_sync.settings import EMAIL_PATTERN
 from umami_sync.stages.sessions import group_identities
@@ -34,4 +34,11 @@ def test_rows_group_into_identities_with_their_recent_distinct_sessions() -> Non
 
     assert [(identity, [s.id for s in sessions]) for identity, sessions in groups] == [
         ("a@x.io", ["s3", "s2"]), ("b@x.io", ["s4"])]
-    assert (result.read, result.invalid) == (6, 1)
+    assert (result.rows_read, result.invalid_rows) == (6, 1)
+
+
+def test_one_person_typed_in_nfc_or_nfd_folds_to_one_identity() -> None:
+    nfc, nfd = "Zo\u00eb@Example.com", "Zoe\u0308@example.COM"
+    assert EMAIL.normalise(nfc) == EMAIL.normalise(nfd) == fold(nfd) == "zo\u00eb@example.com"
+    assert spellings(fold(nfc)) == ["zo\u00eb@example.com", "zoe\u0308@example.com"]
+    assert spellings("plain@example.com") == ["plain@example.com"]

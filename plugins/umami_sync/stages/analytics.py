@@ -1,34 +1,38 @@
 """Stage 2, analytics sync: each website's sessions from Umami's API become ``umamiAnalytics`` on users.
 
-:func:`plan_analytics_jobs` decides the mapped tasks (website x sub-window). :func:`sync_analytics_job`
-runs one: it pages through the website's sessions, finds the users who own them (by ``session_id`` or a
-known session id), and sends guarded updates. The pure part, :func:`plan_analytics_updates`, turns one
-page and its owners into updates.
+:func:`plan_analytics_jobs` decides the mapped tasks (website x sub-window). :func:`sync_analytics_job` runs
+one: it reads the website's whole session list for the window (:class:`~umami_sync.umami.listing.SessionListing`),
+turns its rows into one exact figure per session (:func:`session_analytics`, pure), finds the users who own
+those sessions (by ``session_id`` or a known session id), and sends guarded changes. A window whose list
+could not be read completely fails the task, after writing what was read.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.mongo.hooks.mongo import MongoHook
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import PyMongoError
 
+from umami_sync.connections import open_users
 from umami_sync.results import AnalyticsResult, WriteTotals
-from umami_sync.umami.api import UmamiError, UmamiHook
-from umami_sync.users.store import UsersCollection
-from umami_sync.users.updates import analytics_update
+from umami_sync.stages.sessions import would_be_owners
+from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError, UmamiHook
+from umami_sync.umami.listing import SessionListing, read_activity
+from umami_sync.users.updates import Analytics, analytics_change
 from umami_sync.windows import ApiWindow, DataInterval, analytics_interval
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from umami_sync.settings import SyncSettings
-    from umami_sync.umami.api import SessionPage
+    from umami_sync.umami.listing import ActivityFigures, ListedPage
     from umami_sync.umami.models import UmamiSession
-    from umami_sync.users.updates import UserUpdate
+    from umami_sync.users.store import User, UsersCollection
+    from umami_sync.users.updates import Change
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +51,21 @@ class AnalyticsJob(BaseModel):
 
     @property
     def label(self) -> str:
-        """What the Airflow UI shows for this mapped task."""
+        """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
         name = self.website_name or self.website_id
-        return name if self.parts == 1 else f"{name} ({self.part}/{self.parts})"
+        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
+        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+        part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
+        return f"{name} · {days}{part}"
 
     @property
     def interval(self) -> DataInterval:
         """The half-open interval this job reads."""
         return DataInterval(self.window_start, self.window_end)
+
+
+class UnknownWebsiteError(UmamiError):
+    """A configured website id that no website the connection's user can see has."""
 
 
 def make_hook(settings: SyncSettings) -> UmamiHook:
@@ -63,20 +74,38 @@ def make_hook(settings: SyncSettings) -> UmamiHook:
         settings.umami_api_conn_id,
         timeout=settings.http_timeout_seconds,
         max_retries=settings.http_max_retries,
+        max_retry_wait=settings.max_retry_wait_seconds,
         rate_limit_calls=settings.rate_limit_calls,
         rate_limit_period=settings.rate_limit_period_seconds,
     )
 
 
+def configured_websites(hook: UmamiHook, website_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(id, name) of each configured website, checked against the API: an id no website has, or one the
+    connection's user may not view, raises :class:`UnknownWebsiteError` naming it."""
+    websites = []
+    for website_id in website_ids:
+        try:
+            website = hook.get_website(website_id)
+        except UmamiAuthError as exc:
+            if isinstance(exc, UmamiCredentialsError):
+                raise
+            raise UnknownWebsiteError(f"website {website_id}: the connection's user may not view it "
+                                      f"({exc.message})") from None
+        if website is None:
+            raise UnknownWebsiteError(f"website {website_id}: Umami has no such website (or it was deleted)")
+        websites.append((website.id, website.name))
+    return websites
+
+
 def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval,
-                        websites: Iterable[tuple[str, str | None]] | None = None) -> list[AnalyticsJob]:
-    """The jobs of one run: every website (configured, or discovered through the API) x sub-window."""
-    if websites is None:
-        if settings.website_ids:
-            websites = [(website_id, None) for website_id in settings.website_ids]
-        else:
-            websites = [(site.id, site.name) for site in
-                        make_hook(settings).list_websites(include_teams=settings.include_team_websites)]
+                        hook: UmamiHook | None = None) -> list[AnalyticsJob]:
+    """The jobs of one run: every website (configured and checked, or discovered) x sub-window."""
+    hook = hook or make_hook(settings)
+    if settings.website_ids:
+        websites = configured_websites(hook, settings.website_ids)
+    else:
+        websites = [(site.id, site.name) for site in hook.list_websites(include_teams=settings.include_team_websites)]
     parts = analytics_interval(interval, days_back=settings.analytics_days_back).split(settings.sub_windows)
     return [
         AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
@@ -86,67 +115,135 @@ def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval,
     ]
 
 
-def plan_analytics_updates(sessions: Iterable[UmamiSession], owners: dict[str, list[Any]], *,
-                           now: datetime) -> Iterator[UserUpdate]:
-    """One update per user: the user's newest session among ``sessions`` (by ``lastAt``)."""
-    newest: dict[Any, UmamiSession] = {}
-    for session in sessions:
-        for user_id in owners.get(session.id, ()):
-            if user_id not in newest or session.last_at > newest[user_id].last_at:
-                newest[user_id] = session
-    for user_id, session in newest.items():
-        yield analytics_update(user_id, session, now=now)
+def analytics_of_row(row: UmamiSession) -> Analytics:
+    """The figures of a session that has this one row (one hostname) in the window."""
+    return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
+                     row.region, row.city, row.first_at, row.last_at, row.visits, row.views)
 
 
-def _page_updates(pages: Iterable[SessionPage], users: UsersCollection, result: AnalyticsResult,
-                  now: datetime) -> Iterator[UserUpdate]:
+def analytics_of_activity(row: UmamiSession, figures: ActivityFigures) -> Analytics:
+    """The figures of a session read from its events, with the attributes of one of its rows."""
+    return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
+                     row.region, row.city, figures.first_at, figures.last_at, figures.visits, figures.views)
+
+
+def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], ActivityFigures | None],
+                      result: AnalyticsResult) -> Iterator[list[Analytics]]:
+    """One exact :class:`Analytics` per session, a list per page of the listing.
+
+    A session with one row in the window is that row. A session with rows on several hostnames (in this
+    page, or one came earlier) is read from its events, once: the rows cannot give its visits (one visit can
+    span hostnames). Malformed rows are counted and logged, never turned into analytics.
+    """
+    merged: set[str] = set()
     for page in pages:
-        result.sessions += len(page.rows)
-        result.invalid += len(page.invalid)
-        for row in page.invalid:
-            log.warning("skipped a malformed session row (id %s): %s", row.session_id or "unknown", row.error)
-        owners = users.users_by_session([session.id for session in page.rows])
-        result.matched += len(owners)
-        yield from plan_analytics_updates(page.rows, owners, now=now)
+        for invalid in page.invalid:
+            log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
+        by_session: dict[str, list[UmamiSession]] = defaultdict(list)
+        seen_before: set[str] = set()
+        for listed in page.rows:
+            by_session[listed.session.id].append(listed.session)
+            if listed.another_row_before:
+                seen_before.add(listed.session.id)
+        out = []
+        for session_id, rows in by_session.items():
+            result.sessions += session_id not in seen_before
+            if len(rows) == 1 and session_id not in seen_before:
+                out.append(analytics_of_row(rows[0]))
+            elif session_id not in merged:  # not yet read from its events (a third hostname would be)
+                merged.add(session_id)
+                result.merged_sessions += 1
+                figures = activity(session_id)
+                if figures is not None:
+                    out.append(analytics_of_activity(rows[0], figures))
+        yield out
 
 
-def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, now: datetime | None = None,
-                       hook: UmamiHook | None = None) -> AnalyticsResult:
+def plan_analytics_changes(analytics: list[Analytics], owners: dict[str, list[User]], best: dict[Any, Analytics], *,
+                           now: datetime, result: AnalyticsResult) -> Iterator[Change]:
+    """One guarded change per user whose analytics one of ``analytics`` improves.
+
+    ``best`` remembers the analytics each user was given earlier in this job, so a user owning several
+    sessions gets the best one, and a dry run counts what a real run would write.
+    """
+    result.matched_sessions += sum(1 for item in analytics if owners.get(item.id))
+    chosen: dict[Any, tuple[Analytics, User]] = {}
+    for item in analytics:
+        for user in owners.get(item.id, ()):
+            user_id = user["_id"]
+            earlier = chosen.get(user_id, (best.get(user_id), user))[0]
+            if earlier is None or item.rank > earlier.rank:
+                chosen[user_id] = (item, user)
+    for user_id, (item, user) in chosen.items():
+        change = analytics_change(user, item, now=now)
+        if change is not None:
+            best[user_id] = item
+            yield change
+
+
+def _owners(users: UsersCollection, session_ids: list[str],
+            overlay: dict[str, list[User]] | None) -> dict[str, list[User]]:
+    """Each session's users; in a dry run, as they would be after stage 1 (``overlay``)."""
+    owners = users.users_by_session(session_ids)
+    if overlay is None:
+        return owners
+    for session_id in session_ids:
+        planned = {user["_id"]: user for user in overlay.get(session_id, ())}
+        known = [user for user in owners.get(session_id, ()) if user["_id"] not in planned]
+        if planned or known:
+            owners[session_id] = [*planned.values(), *known]
+    return owners
+
+
+def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval | None = None,
+                       now: datetime | None = None, hook: UmamiHook | None = None) -> AnalyticsResult:
     """Read one website's sessions for the job's window and enrich their users.
 
-    Errors of the API or of MongoDB end the job early; they are recorded in the result (``error``),
-    never raised, so the caller can hand the figures on before failing the task.
+    ``interval`` is the run's interval (for a dry run, stage 1's would-be writes are planned on it).
+    Errors of the API or of MongoDB end the job early; they are recorded in the result (``error``), never
+    raised, so the caller can hand the figures on before failing the task.
     """
     hook = hook or make_hook(settings)
     window = ApiWindow.of(job.interval)
+    what = f"website {job.website_name or job.website_id} ({job.website_id}), {job.interval}"
     result = AnalyticsResult(website_id=job.website_id, website_name=job.website_name, window_start=job.window_start,
                              window_end=job.window_end, dry_run=settings.dry_run)
+    listing = SessionListing(lambda page, size: hook.session_page(job.website_id, window, page, size),
+                             page_size=settings.page_size, what=what)
     totals = WriteTotals()
+    moment = now or datetime.now(UTC)
     try:
-        users = UsersCollection(
-            MongoHook(mongo_conn_id=settings.mongo_conn_id).get_collection(settings.users_collection),
-            match_field=settings.user_match_field,
-        )
-        pages = hook.iter_session_pages(job.website_id, window.start_ms, window.end_ms, settings.page_size)
-        updates = _page_updates(pages, users, result, now or datetime.now(UTC))
+        users = open_users(settings)
+        overlay = would_be_owners(settings, interval or job.interval, job.website_id, users) \
+            if settings.dry_run else None
+        best: dict[Any, Analytics] = {}
+
+        def activity(session_id: str) -> ActivityFigures | None:
+            return read_activity(lambda part: hook.session_activity(job.website_id, session_id, part), window,
+                                 what=f"session {session_id} of {what}")
+
+        changes = (change for page in session_analytics(listing, activity, result)
+                   for change in plan_analytics_changes(page, _owners(users, [a.id for a in page], overlay), best,
+                                                        now=moment, result=result))
         if settings.dry_run:
-            totals.operations = sum(1 for _ in updates)
+            totals.operations = sum(1 for _ in changes)
         else:
-            users.write(updates, batch_size=settings.batch_size, totals=totals)
+            users.write(changes, batch_size=settings.batch_size, totals=totals)
+        report = listing.report
+        if report.missing:
+            result.error = (f"{report.missing} of {report.count} rows of Umami's session list could not be read "
+                            f"for {what} after {report.list_pages} list pages ({report.repair_pages} to repair); "
+                            "the rest was written")
+    except UmamiCredentialsError as exc:
+        result.error, result.retryable = str(exc), False
     except (UmamiError, PyMongoError, OSError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"[:500]
-    stats = hook.stats
-    result.pages, result.requests, result.retries = stats.pages, stats.requests, stats.retries
-    result.logins, result.restarts, result.duplicates = stats.logins, stats.restarts, stats.duplicates
-    result.updates, result.modified = totals.operations, totals.modified
-    result.failed, result.bulk_writes = totals.failed, totals.bulk_writes
-    result.errors = totals.errors
-    log.info(
-        "analytics sync %s %s..%s%s: sessions=%d pages=%d requests=%d retries=%d invalid=%d duplicates=%d "
-        "matched=%d updates=%d modified=%d failed=%d%s",
-        job.label, job.window_start.isoformat(), job.window_end.isoformat(), " (dry run)" if settings.dry_run else "",
-        result.sessions, result.pages, result.requests, result.retries, result.invalid, result.duplicates,
-        result.matched, result.updates, result.modified, result.failed,
-        f" error={result.error}" if result.error else "",
-    )
+    result.record(totals)
+    report, stats = listing.report, hook.stats
+    result.list_rows, result.rows_read, result.missing_rows = report.count, report.rows, report.missing
+    result.repeated_rows, result.invalid_rows, result.restarts = report.repeated, report.invalid, report.restarts
+    result.list_pages, result.repair_pages = stats.list_pages, report.repair_pages
+    result.session_reads, result.requests, result.retries, result.logins = (
+        stats.activity_calls, stats.requests, stats.retries, stats.logins)
+    log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
     return result

@@ -1,10 +1,11 @@
 """Stage 3, status: record the run in the SystemConfig document that the original tool kept.
 
 The document is ``{_id: "global"}`` in the ``systemconfigs`` collection; everything of ours is under
-``umamiSync``, other writers' fields are left alone. :func:`build_status_update` is pure; it only holds
+``umamiSync``, other writers' fields are left alone. :func:`build_status_updates` is pure; it only holds
 figures that depend on the data (not on how often a run was retried), so re-running an interval
 leaves the document byte-identical. Times are the ends of the synced data intervals, and ``$max``
-keeps a back-fill of an older interval from moving them back.
+keeps a back-fill of an older interval from moving them back; a website's figures are replaced only
+together with the day they belong to (``lastDaySynced``), so a back-fill never mixes two days.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.mongo.hooks.mongo import MongoHook
+from umami_sync.connections import mongo_collection
 
 if TYPE_CHECKING:
     from umami_sync.results import AnalyticsResult, SessionSyncResult
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
     from umami_sync.windows import DataInterval
 
 STATUS_ID = "global"
-SESSION_FIGURES = ("read", "identified", "anonymous", "invalid", "matched", "unmatched", "failed")
-ANALYTICS_FIGURES = ("sessions", "pages", "invalid", "duplicates", "matched", "failed")
+SESSION_FIGURES = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
+                   "anonymous_sessions", "failed")
+ANALYTICS_FIGURES = ("list_rows", "rows_read", "missing_rows", "repeated_rows", "invalid_rows", "sessions",
+                     "merged_sessions", "matched_sessions", "failed")
 
 
 class RunStatus(StrEnum):
@@ -90,7 +93,7 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
         if result.error:
             outcome.errors.append(result.error)
         elif result.failed:
-            outcome.errors.append("; ".join(result.errors) or f"{result.failed} updates failed")
+            outcome.errors.append("; ".join(result.errors) or f"{result.failed} changes failed")
     for website_id in expected_websites or []:
         websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"]))
     run_problems = list(problems or [])
@@ -99,47 +102,48 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     return RunReport(run_id, interval, sessions, websites, run_problems)
 
 
-def build_status_update(report: RunReport, *, now: datetime) -> dict[str, Any]:
-    """The ``update_one`` document (with ``upsert``) that records ``report``."""
+Update = tuple[dict[str, Any], dict[str, Any]]
+PREFIX = "umamiSync"
+
+
+def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
+    """The ``update_one`` calls (filter, update) that record ``report``; the first one upserts the document."""
     end, day = report.interval.end, report.interval.start.date().isoformat()
-    prefix = "umamiSync"
-    to_set: dict[str, Any] = {
-        f"{prefix}.lastRun": {
-            "runId": report.run_id,
-            "dataIntervalStart": report.interval.start,
-            "dataIntervalEnd": end,
-            "status": str(report.status),
-            "sessionSync": _session_figures(report.sessions),
-            "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed"}
-                          for wid, o in sorted(report.websites.items())},
-            "errors": {wid: o.errors[-1][:500] for wid, o in sorted(report.websites.items()) if o.errors},
-            "problems": report.problems,
-        },
+    document = {"_id": STATUS_ID}
+    run: dict[str, Any] = {
+        "runId": report.run_id,
+        "dataIntervalStart": report.interval.start,
+        "dataIntervalEnd": end,
+        "status": str(report.status),
+        "sessionSync": _session_figures(report.sessions),
+        "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed"}
+                      for wid, o in sorted(report.websites.items())},
+        "errors": {wid: o.errors[-1][:500] for wid, o in sorted(report.websites.items()) if o.errors},
+        "problems": report.problems,
     }
     latest: dict[str, Any] = {}
-    increments: dict[str, int] = {}
     if report.sessions_succeeded:
-        latest[f"{prefix}.lastSessionSync"] = end
+        latest[f"{PREFIX}.lastSessionSync"] = end
     if report.analytics_succeeded:
-        latest[f"{prefix}.lastAnalyticsSync"] = end
+        latest[f"{PREFIX}.lastAnalyticsSync"] = end
     if report.status is RunStatus.SUCCESS:
-        latest[f"{prefix}.lastSuccessfulSync"] = end
-    for website_id, outcome in report.websites.items():
-        path = f"{prefix}.websiteSyncStatus.{website_id}"
-        if outcome.succeeded:
-            latest[f"{path}.lastSync"] = end
-            latest[f"{path}.lastDaySynced"] = day
-            to_set[f"{path}.sessionsProcessed"] = outcome.figures.get("sessions", 0)
-            to_set[f"{path}.errorCount"] = 0
-        else:
-            increments[f"{path}.errorCount"] = 1
-            to_set[f"{path}.lastError"] = outcome.errors[-1][:500]
-    update: dict[str, Any] = {"$set": to_set, "$setOnInsert": {"createdAt": now}}
+        latest[f"{PREFIX}.lastSuccessfulSync"] = end
+    first: dict[str, Any] = {"$set": {f"{PREFIX}.lastRun": run}, "$setOnInsert": {"createdAt": now}}
     if latest:
-        update["$max"] = latest
-    if increments:
-        update["$inc"] = increments
-    return update
+        first["$max"] = latest
+    updates: list[Update] = [(document, first)]
+    for website_id, outcome in sorted(report.websites.items()):
+        path = f"{PREFIX}.websiteSyncStatus.{website_id}"
+        if outcome.succeeded:
+            updates.append((document, {"$set": {f"{path}.errorCount": 0}, "$unset": {f"{path}.lastError": ""}}))
+            same_day_or_later = {**document, f"{path}.lastDaySynced": {"$not": {"$gt": day}}}
+            updates.append((same_day_or_later, {"$set": {
+                f"{path}.lastSync": end, f"{path}.lastDaySynced": day,
+                f"{path}.sessionsProcessed": outcome.figures.get("sessions", 0)}}))
+        else:
+            updates.append((document, {"$inc": {f"{path}.errorCount": 1}, "$set": {
+                f"{path}.lastError": outcome.errors[-1][:500], f"{path}.lastErrorAt": now}}))
+    return updates
 
 
 def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
@@ -152,16 +156,16 @@ def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
 
 
 def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> None:
-    """Upsert the SystemConfig document with ``report``."""
-    collection = MongoHook(mongo_conn_id=settings.mongo_conn_id).get_collection(settings.status_collection)
-    collection.update_one({"_id": STATUS_ID}, build_status_update(report, now=now or datetime.now(UTC)),
-                          upsert=True)
+    """Record ``report`` in the SystemConfig document (created when missing)."""
+    collection = mongo_collection(settings, settings.status_collection)
+    for index, (where, update) in enumerate(build_status_updates(report, now=now or datetime.now(UTC))):
+        collection.update_one(where, update, upsert=index == 0)
 
 
 def describe_failures(report: RunReport) -> str:
     """One line naming every stage and website that failed, for the task's error."""
     parts = list(report.problems)
     if report.sessions is not None and not report.sessions.succeeded:
-        parts.append(f"session sync: {report.sessions.failed} updates failed")
+        parts.append(f"session sync: {report.sessions.failed} changes failed")
     parts += [f"website {wid}: {o.errors[-1]}" for wid, o in sorted(report.websites.items()) if o.errors]
     return f"run {report.status}: " + "; ".join(parts)

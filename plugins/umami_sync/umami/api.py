@@ -18,39 +18,54 @@ gets mangled by Airflow). Which kind of server it is follows from one rule: the 
 therefore sends ``api_key`` only as ``x-umami-api-key``, never sends Basic auth, and refuses extras named
 ``Authorization`` or ``x-umami-api-key`` (secrets belong in the password or ``api_key``, which Airflow
 masks). Other extras keep their ``HttpHook`` meaning (``verify``, ``proxies``, plain headers...).
-Secrets never appear in log lines, exception messages or return values.
+
+Every call is bounded: at most ``timeout`` seconds for the whole exchange (a server that trickles its
+answer byte by byte is cut off too), retried with full-jitter backoff (tenacity) on connection errors,
+timeouts, 429 and 5xx, honouring ``Retry-After`` up to ``max_retry_wait``. Refused credentials fail at once.
+Secrets never appear in log lines, exception messages or return values: an error body is reduced to
+Umami's ``error.message`` and ``error.code``, capped, and scrubbed of the password, key and token.
 """
 
 from __future__ import annotations
 
-import email.utils
-import random
+import json
 import re
+import threading
 import time
 from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk.log import mask_secret
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from umami_sync.umami.models import (
+    ActivityEvent,
     InvalidRow,
     LoginResponse,
     UmamiPageEnvelope,
     UmamiSession,
     UmamiWebsite,
-    validate_sessions,
+    validate_session_rows,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from pydantic import SecretStr
-    from requests import Response, Session
+    from requests import Session
+    from requests.structures import CaseInsensitiveDict
+    from tenacity import RetryCallState
+
+    from umami_sync.windows import ApiWindow
 
 API_KEY_EXTRA = "api_key"
 API_KEY_HEADER = "x-umami-api-key"
@@ -59,9 +74,9 @@ _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout)
 _WEBSITES_PAGE_SIZE = 100
 _MIN_EPOCH_MS = 10**11  # 1973-03-03 in milliseconds; a seconds timestamp of today is far below it
 _MAX_MESSAGE_CHARS = 200
-_DELAY_SECONDS = re.compile(r"\d+(\.\d+)?")
-
-_T = TypeVar("_T")
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
+_RETRY_AFTER = Retry()  # only for its Retry-After parser (delay-seconds or HTTP-date)
 
 
 class UmamiError(Exception):
@@ -87,15 +102,15 @@ class UmamiApiError(UmamiError):
 
 
 class UmamiAuthError(UmamiApiError):
-    """Umami answered 401: wrong credentials, or a token refused right after a fresh login."""
+    """Umami answered 401 although the hook had just logged in: the user may not read this."""
+
+
+class UmamiCredentialsError(UmamiAuthError):
+    """Umami refused the connection's credentials (login or Cloud API key): retrying cannot help."""
 
 
 class UmamiRetryError(UmamiError):
-    """A request kept failing (connection error, timeout, 429 or 5xx) after every retry."""
-
-
-class UmamiPagingError(UmamiError):
-    """A list kept changing its ``count`` while being paged, beyond the restart limit."""
+    """A request kept failing (connection error, timeout, 429 or 5xx), or asked for a longer wait than allowed."""
 
 
 @dataclass
@@ -104,21 +119,37 @@ class ApiStats:
 
     requests: int = 0
     retries: int = 0
-    pages: int = 0  # list pages used (websites and sessions), not counting ones dropped by a restart
     logins: int = 0
-    restarts: int = 0
-    duplicates: int = 0
-    invalid_rows: int = 0
+    list_pages: int = 0  # session-list pages requested, repair pages and restarts included
+    activity_calls: int = 0  # per-session activity reads
 
 
 @dataclass(frozen=True)
 class SessionPage:
-    """One page of a session list: rows not yielded before in this call, bad rows, repeated rows."""
+    """One page of a session list, its rows validated one by one and kept in the server's order."""
 
     page: int
-    rows: list[UmamiSession]
-    invalid: list[InvalidRow]
-    duplicates: int
+    page_size: int
+    count: int
+    entries: list[UmamiSession | InvalidRow]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """An HTTP answer read in full."""
+
+    status: int
+    headers: CaseInsensitiveDict[str]
+    body: bytes
+
+
+class _Transient(Exception):  # noqa: N818 - internal signal for tenacity, never leaves this module
+    """A failure worth retrying; ``retry_after`` is what the server asked for, in seconds."""
+
+    def __init__(self, failure: str, retry_after: float | None = None) -> None:
+        super().__init__(failure)
+        self.failure = failure
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -128,81 +159,32 @@ class _Credentials:
     api_key: str | None = field(repr=False)
 
 
-def full_jitter_backoff(
-    attempt: int, base: float, cap: float, uniform: Callable[[float, float], float] = random.uniform
-) -> float:
-    """Delay before retry ``attempt`` (1-based): uniform in ``[0, min(cap, base * 2 ** (attempt - 1))]``."""
-    return uniform(0.0, min(cap, base * 2 ** (attempt - 1)))
+class _WaitRetryAfter(wait_random_exponential):
+    """Full-jitter exponential backoff, but never shorter than the server's ``Retry-After``."""
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = super().__call__(retry_state)
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = failure.retry_after if isinstance(failure, _Transient) else None
+        return max(backoff, asked or 0.0)
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date); None if absent or bad.
-
-    Delay-seconds with a fraction (``"0.5"``) are accepted too, though servers send whole seconds.
-    """
-    if not value:
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date); None if absent or bad."""
+    if not value or not value.strip():
         return None
-    value = value.strip()
-    if _DELAY_SECONDS.fullmatch(value):
-        return float(value)
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, _RETRY_AFTER.parse_retry_after(value))
+    except InvalidHeader:
         return None
-    if when.tzinfo is None:  # "-0000" dates; HTTP-dates are always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def _umami_message(response: Response) -> str:
-    """Umami's own error text: ``{"error": {"message", "code"}}``, ``{"error": "..."}`` or the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:_MAX_MESSAGE_CHARS] or response.reason
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        code = error.get("code")
-        message = f"{error.get('message')} ({code})" if code else str(error.get("message"))
-    else:
-        message = str(error if error is not None else body)
-    return message[:_MAX_MESSAGE_CHARS]
-
-
-def _raise_for_status(method: str, path: str, response: Response) -> None:
-    if response.ok:
-        return
-    error_cls = UmamiAuthError if response.status_code == 401 else UmamiApiError
-    raise error_cls(method, path, response.status_code, _umami_message(response))
-
-
-def _is_retryable(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
-def _first_sightings(
-    items: list[_T], session_id: Callable[[_T], str | None], seen: set[int]
-) -> tuple[list[_T], int]:
-    """Items whose session id was not seen yet (remembering it), and how many were repeats.
-
-    ``seen`` keeps 64-bit hashes, not the ids: half the memory per session, and a false repeat needs a
-    hash collision (about 1 in 10^8 for a million sessions). Items without an id are always new.
-    """
-    fresh: list[_T] = []
-    for item in items:
-        item_id = session_id(item)
-        if item_id is None:
-            fresh.append(item)
-            continue
-        digest = hash(item_id)
-        if digest not in seen:
-            seen.add(digest)
-            fresh.append(item)
-    return fresh, len(items) - len(fresh)
 
 
 class _RateLimiter:
-    """At most ``calls`` sends in any sliding window of ``period`` seconds of ``clock``."""
+    """At most ``calls`` sends in any sliding window of ``period`` seconds of ``clock``.
+
+    Written here rather than taken from a library: a dozen lines with an injectable clock and sleep,
+    where the rate-limit packages bring their own clocks, storage back-ends and a dependency.
+    """
 
     def __init__(self, calls: int, period: float, clock: Callable[[], float], sleep: Callable[[float], None]):
         self._sent: deque[float] = deque(maxlen=calls)
@@ -219,18 +201,41 @@ class _RateLimiter:
         self._sent.append(self._clock())
 
 
+def _bounded(call: Callable[[], _Answer], seconds: float) -> _Answer:
+    """Run ``call`` in a helper thread and give up after ``seconds`` in all.
+
+    requests' timeout bounds each socket read, not the exchange: a server that sends one byte per read
+    never trips it. Waiting on the thread bounds the whole exchange; a cut-off thread ends on its own
+    socket timeout (its session is dropped, see ``UmamiHook._exchange``).
+    """
+    outcome: Future[_Answer] = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as exc:  # handed to the waiting caller
+            outcome.set_exception(exc)
+
+    threading.Thread(target=run, name="umami-http", daemon=True).start()
+    try:
+        return outcome.result(timeout=seconds)
+    except FutureTimeout:
+        raise requests.Timeout(f"no complete answer within {seconds:g} s") from None
+
+
 class UmamiHook(HttpHook):
-    """Read websites and session lists from Umami; one requests session and one token per instance.
+    """Read websites, session lists and session activity from Umami; one session and one token per instance.
 
     :param umami_conn_id: Airflow connection id (see the module docstring for its form).
-    :param timeout: seconds per request, for connecting and for reading.
+    :param timeout: seconds per request, for the whole exchange (connect, headers and body).
     :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
-    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins.
+    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
+    :param max_retry_wait: the longest ``Retry-After`` waited out inside the task; a longer one fails the
+        request, so that Airflow's own retry delay takes over and the worker slot is freed.
     :param rate_limit_calls: at most this many requests per ``rate_limit_period`` (None = no limit;
         Umami Cloud allows 50 per 15 s).
     :param rate_limit_period: window of the client-side rate limit, in seconds.
-    :param max_restarts: how often a paged list may restart because its ``count`` changed.
     :param sleep: how to wait (injectable for tests).
     :param clock: monotonic seconds for the rate limiter (injectable for tests).
     """
@@ -248,9 +253,9 @@ class UmamiHook(HttpHook):
         max_retries: int = 5,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        max_retry_wait: float = 300.0,
         rate_limit_calls: int | None = None,
         rate_limit_period: float = 15.0,
-        max_restarts: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -258,15 +263,15 @@ class UmamiHook(HttpHook):
         self.umami_conn_id = umami_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_restarts = max_restarts
+        self.max_retry_wait = max_retry_wait
         self.stats = ApiStats()
+        self._wait = _WaitRetryAfter(multiplier=backoff_base, max=backoff_max)
         self._sleep = sleep
         self._limiter = (
             _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
         )
         self._token: SecretStr | None = None
+        self._session: Session | None = None
 
     @cached_property
     def _credentials(self) -> _Credentials:
@@ -308,147 +313,188 @@ class UmamiHook(HttpHook):
             session.headers[API_KEY_HEADER] = credentials.api_key
         return session
 
-    @cached_property
-    def _session(self) -> Session:
-        return self.get_conn()
+    # --- reads --------------------------------------------------------------------------------------
 
     def list_websites(self, include_teams: bool = False) -> list[UmamiWebsite]:
         """Websites the connection's user can see (and its teams' when asked), deleted ones left out."""
-        params = {"includeTeams": "true"} if include_teams else {}
+        params: dict[str, Any] = {"includeTeams": "true"} if include_teams else {}
         websites: dict[str, UmamiWebsite] = {}
-        for envelope in self._iter_envelopes("websites", params, _WEBSITES_PAGE_SIZE):
+        page, received = 1, 0
+        while True:
+            body = self._call("GET", "websites", params={**params, "page": page, "pageSize": _WEBSITES_PAGE_SIZE})
+            envelope = UmamiPageEnvelope.model_validate(body)
             for row in envelope.data:
                 website = UmamiWebsite.model_validate(row)
                 if website.deleted_at is None:
                     websites[website.id] = website
-        return list(websites.values())
-
-    def iter_session_pages(
-        self, website_id: str, start_ms: int, end_ms: int, page_size: int
-    ) -> Iterator[SessionPage]:
-        """Page through the sessions with events in ``[start_ms, end_ms]`` (epoch ms, both inclusive).
-
-        Every session id is yielded once per call, even across restarts; repeats are counted.
-        Bad arguments (e.g. seconds instead of milliseconds) raise ``ValueError`` here, before any request.
-        """
-        if start_ms < _MIN_EPOCH_MS or end_ms < start_ms or page_size < 1:
-            raise ValueError(
-                f"need epoch milliseconds with start <= end and page_size >= 1, "
-                f"got start={start_ms} end={end_ms} page_size={page_size}"
-            )
-        params = {"startAt": start_ms, "endAt": end_ms}
-        return self._session_pages(self._iter_envelopes(f"websites/{website_id}/sessions", params, page_size))
-
-    def _session_pages(self, envelopes: Iterator[UmamiPageEnvelope]) -> Iterator[SessionPage]:
-        seen: set[int] = set()
-        for envelope in envelopes:
-            valid, invalid = validate_sessions(envelope.data)
-            rows, repeated_rows = _first_sightings(valid, lambda row: row.id, seen)
-            bad, repeated_bad = _first_sightings(invalid, lambda row: row.session_id, seen)
-            page = SessionPage(envelope.page, rows, bad, repeated_rows + repeated_bad)
-            self.stats.duplicates += page.duplicates
-            self.stats.invalid_rows += len(page.invalid)
-            for row in page.invalid:
-                self.log.warning("Skipping malformed Umami session %s: %s", row.session_id, row.error)
-            yield page
-
-    def _iter_envelopes(
-        self, path: str, params: dict[str, Any], page_size: int
-    ) -> Iterator[UmamiPageEnvelope]:
-        """Pages until ``count`` rows came or a page is empty; from page 1 again when ``count`` changes."""
-        restarts = 0
-        page, received, expected = 1, 0, None
-        while True:
-            body = self._call("GET", path, params={**params, "page": page, "pageSize": page_size})
-            envelope = UmamiPageEnvelope.model_validate(body)
-            if expected is not None and envelope.count != expected:
-                restarts += 1
-                self.stats.restarts += 1
-                if restarts > self.max_restarts:
-                    raise UmamiPagingError(
-                        f"Umami {path}: count changed while paging ({expected} -> {envelope.count}) "
-                        f"more than {self.max_restarts} times; giving up"
-                    )
-                self.log.warning("Umami %s: count changed %s -> %s at page %s; restarting from page 1",
-                                 path, expected, envelope.count, page)
-                page, received, expected = 1, 0, None
-                continue
-            expected = envelope.count
-            self.stats.pages += 1
-            yield envelope
             received += len(envelope.data)
-            if received >= envelope.count:
-                return
-            if not envelope.data:
-                self.log.warning("Umami %s: page %s is empty after %s of %s rows; ending the list",
-                                 path, page, received, envelope.count)
-                return
+            if received >= envelope.count or not envelope.data:
+                return list(websites.values())
             page += 1
+
+    def get_website(self, website_id: str) -> UmamiWebsite | None:
+        """The website, or None when Umami has no live website of that id. A website the user may not
+        view raises :class:`UmamiAuthError`."""
+        body = self._call("GET", f"websites/{website_id}")
+        if not body:
+            return None
+        website = UmamiWebsite.model_validate(body)
+        return website if website.deleted_at is None else None
+
+    def session_page(self, website_id: str, window: ApiWindow, page: int, page_size: int) -> SessionPage:
+        """One page of the website's session list for ``window`` (one row per session and hostname)."""
+        _check_window(window)
+        if page < 1 or page_size < 1:
+            raise ValueError(f"need page >= 1 and page_size >= 1, got page={page} page_size={page_size}")
+        body = self._call("GET", f"websites/{website_id}/sessions", params={
+            "startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size})
+        self.stats.list_pages += 1
+        envelope = UmamiPageEnvelope.model_validate(body)
+        return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
+
+    def session_activity(self, website_id: str, session_id: str, window: ApiWindow) -> list[ActivityEvent]:
+        """The session's events in ``window``, newest first; Umami returns at most 500 per call."""
+        _check_window(window)
+        body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity",
+                          params={"startAt": window.start_ms, "endAt": window.end_ms})
+        self.stats.activity_calls += 1
+        if not isinstance(body, list):
+            raise UmamiApiError("GET", f"sessions/{session_id}/activity", 200, "not a list of events")
+        return [ActivityEvent.model_validate(event) for event in body]
+
+    # --- plumbing -----------------------------------------------------------------------------------
 
     def _call(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
-        json: dict[str, Any] | None = None, authenticated: bool = True,
+        payload: dict[str, Any] | None = None, authenticated: bool = True,
     ) -> Any:
         """One API call to ``path`` (relative, without ``api/``); logs in lazily, and again once on a 401."""
         url = self.url_from_endpoint(path if self.cloud else f"api/{path}")
+        shown = urlsplit(url).path
         if authenticated and not self.cloud and self._token is None:
             self._login()
-        response = self._send(method, url, params, json, authenticated)
-        if authenticated and not self.cloud and response.status_code == 401:
-            self.log.info("Umami refused the token for %s %s; logging in again", method, urlsplit(url).path)
+        answer = self._send(method, url, params, payload, authenticated)
+        if authenticated and not self.cloud and answer.status == 401:
+            self.log.info("Umami refused the token for %s %s; logging in again", method, shown)
             self._login()
-            response = self._send(method, url, params, json, authenticated)
-        _raise_for_status(method, urlsplit(url).path, response)
+            answer = self._send(method, url, params, payload, authenticated)
+        if answer.status == 401 and (self.cloud or not authenticated):
+            raise UmamiCredentialsError(method, shown, 401, self._refusal(answer))
+        if not 200 <= answer.status < 300:
+            error = UmamiAuthError if answer.status == 401 else UmamiApiError
+            raise error(method, shown, answer.status, self._error_text(answer))
         try:
-            return response.json()
+            return json.loads(answer.body)
         except ValueError:
-            raise UmamiApiError(method, urlsplit(url).path, response.status_code, "not JSON") from None
+            raise UmamiApiError(method, shown, answer.status, "not JSON") from None
 
     def _login(self) -> None:
         credentials = self._credentials
         body = self._call(
-            "POST", "auth/login", json={"username": credentials.username, "password": credentials.password},
+            "POST", "auth/login", payload={"username": credentials.username, "password": credentials.password},
             authenticated=False,
         )
         self._token = LoginResponse.model_validate(body).token
+        mask_secret(self._token.get_secret_value())
         self.stats.logins += 1
         self.log.info("Logged in to Umami as %s", credentials.username)
 
-    def _send(
-        self, method: str, url: str, params: dict[str, Any] | None, json: dict[str, Any] | None,
-        authenticated: bool,
-    ) -> Response:
-        """Send with rate limit, timeout and retries (connection errors, timeouts, 429, 5xx)."""
-        session = self._session
+    def _refusal(self, answer: _Answer) -> str:
+        who = "the API key" if self.cloud else f"the login of user {self._credentials.username!r}"
+        return f"connection {self.umami_conn_id!r}: Umami refused {who} ({self._error_text(answer)})"
+
+    def _error_text(self, answer: _Answer) -> str:
+        """What is safe to keep of an error body: Umami's ``error.message`` and ``error.code``, capped and
+        scrubbed of the connection's secrets and anything token-like (some gateways echo requests back)."""
+        try:
+            body = json.loads(answer.body)
+        except ValueError:
+            body = None
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code")
+            text = f"{message} ({code})" if code else str(message)
+        elif isinstance(error, str):
+            text = error
+        else:
+            text = "no Umami error in the body"
+        credentials = self._credentials
+        for secret in (credentials.password, credentials.api_key,
+                       self._token.get_secret_value() if self._token else None):
+            if secret:
+                text = text.replace(secret, "***")
+        text = _TOKEN_LIKE.sub("***", _BEARER.sub("Bearer ***", text))
+        return text[:_MAX_MESSAGE_CHARS]
+
+    def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
+              authenticated: bool) -> _Answer:
+        """Send with the rate limit, the whole-exchange timeout and retries (connection errors, timeouts,
+        429, 5xx), backing off with full jitter and at least as long as ``Retry-After`` asks."""
         path = urlsplit(url).path
-        attempt = 0
-        while True:
-            if self._limiter is not None:
-                self._limiter.wait()
-            headers = {}
-            if authenticated and self._token is not None:
-                headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-            self.stats.requests += 1
-            retry_after: float | None = None
-            cause: Exception | None = None
-            try:
-                response = session.request(
-                    method, url, params=params, json=json, headers=headers, timeout=self.timeout
-                )
-            except _TRANSIENT_ERRORS as exc:
-                failure, cause = type(exc).__name__, exc
-            else:
-                if not _is_retryable(response.status_code):
-                    return response
-                failure = f"HTTP {response.status_code}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            attempt += 1
-            if attempt > self.max_retries:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(method, path, state),
+        )
+        try:
+            return retrying(self._attempt, method, url, path, params, payload, authenticated)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise UmamiRetryError(
+                f"Umami {method} {path} failed {exc.last_attempt.attempt_number} times, last with "
+                f"{last}; giving up") from last.__cause__ if last else None
+
+    def _attempt(self, method: str, url: str, path: str, params: dict[str, Any] | None,
+                 payload: dict[str, Any] | None, authenticated: bool) -> _Answer:
+        """One try; :class:`_Transient` for what is worth retrying."""
+        if self._limiter is not None:
+            self._limiter.wait()
+        headers = {}
+        if authenticated and self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        self.stats.requests += 1
+        try:
+            answer = self._exchange(method, url, params=params, json=payload, headers=headers)
+        except _TRANSIENT_ERRORS as exc:
+            raise _Transient(type(exc).__name__) from exc
+        if answer.status == 429 or answer.status >= 500:
+            asked = parse_retry_after(answer.headers.get("Retry-After"))
+            if asked is not None and asked > self.max_retry_wait:
                 raise UmamiRetryError(
-                    f"Umami {method} {path} failed {attempt} times, last with {failure}; giving up"
-                ) from cause
-            delay = max(full_jitter_backoff(attempt, self.backoff_base, self.backoff_max), retry_after or 0.0)
-            self.stats.retries += 1
-            self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
-                             method, path, failure, attempt, self.max_retries, delay)
-            self._sleep(delay)
+                    f"Umami {method} {path} -> HTTP {answer.status} asks to wait {asked:.0f} s, more than "
+                    f"max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so that "
+                    "Airflow retries the task later")
+            raise _Transient(f"HTTP {answer.status}", asked)
+        return answer
+
+    def _exchange(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        """One HTTP exchange within ``timeout`` seconds in all; a cut-off exchange takes its session along."""
+        session = self._session or self.get_conn()
+        self._session = session
+
+        def call() -> _Answer:
+            response = session.request(method, url, timeout=self.timeout, **kwargs)
+            return _Answer(response.status_code, response.headers, response.content)
+
+        try:
+            return _bounded(call, self.timeout)
+        except requests.Timeout:
+            self._session = None  # the cut-off thread still holds its connection
+            raise
+
+    def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        failure = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
+                         method, path, failure, state.attempt_number, self.max_retries, delay)
+
+
+def _check_window(window: ApiWindow) -> None:
+    """Refuse, before any request, what Umami would silently answer with nothing (e.g. seconds)."""
+    if window.start_ms < _MIN_EPOCH_MS or window.end_ms < window.start_ms:
+        raise ValueError(f"need epoch milliseconds with start <= end, got start={window.start_ms} "
+                         f"end={window.end_ms}")
+

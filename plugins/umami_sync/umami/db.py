@@ -1,11 +1,12 @@
 """Identity rows from Umami's PostgreSQL database, streamed through a server-side cursor.
 
 The queries live beside this module in ``sql/`` (shipped inside the package, so a plugins.zip deploy
-carries them too).
+carries them too). Every round trip to the server is bounded (:func:`umami_sync.connections.answer_within`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from contextlib import closing
 from datetime import datetime
@@ -13,13 +14,16 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Literal
 
+import psycopg
 from pydantic import BaseModel, ConfigDict
 
+from umami_sync.connections import answer_within
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
+    from contextlib import AbstractContextManager
 
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
+    from umami_sync.connections import UmamiDatabaseHook
     from umami_sync.windows import DataInterval
 
 
@@ -42,15 +46,19 @@ def query(name: str) -> str:
 
 
 class UmamiDatabase:
-    """Reads what the session sync needs from Umami's tables, through one PostgresHook."""
+    """Reads what the session sync needs from Umami's tables, through one hook.
 
-    def __init__(self, hook: PostgresHook, *, fetch_size: int = 5000) -> None:
+    :param websites: only these websites' rows (empty: every website).
+    """
+
+    def __init__(self, hook: UmamiDatabaseHook, *, websites: Sequence[str] = (), fetch_size: int = 5000) -> None:
         self.hook = hook
+        self.websites = list(websites) or None
         self.fetch_size = fetch_size
 
     def count_anonymous(self, window: DataInterval, data_key: str) -> int:
         """Sessions created in ``window`` with neither a distinct_id nor an identity key in session_data."""
-        with closing(self.hook.get_conn()) as conn, conn.cursor() as cursor:
+        with closing(self.hook.get_conn()) as conn, conn.cursor() as cursor, self._answer(conn):
             cursor.execute(query("anonymous_sessions"), self._params(window, data_key))
             row = cursor.fetchone()
         return int(row[0]) if row else 0
@@ -62,16 +70,25 @@ class UmamiDatabase:
         """
         with closing(self.hook.get_conn()) as conn:
             cursor = conn.cursor(name=f"umami_identities_{uuid.uuid4().hex}")
-            cursor.itersize = self.fetch_size
             try:
-                cursor.execute(query("identities"), self._params(window, data_key))
-                for identity, session_id, website_id, seen_at, source in cursor:
-                    yield IdentityRow(identity=identity, session_id=session_id, website_id=website_id,
-                                      seen_at=seen_at, source=source)
+                with self._answer(conn):
+                    cursor.execute(query("identities"), self._params(window, data_key))
+                while True:
+                    with self._answer(conn):
+                        rows = cursor.fetchmany(self.fetch_size)
+                    if not rows:
+                        break
+                    for identity, session_id, website_id, seen_at, source in rows:
+                        yield IdentityRow(identity=identity, session_id=session_id, website_id=website_id,
+                                          seen_at=seen_at, source=source)
             finally:
-                cursor.close()
-                conn.commit()  # ends the read-only transaction the named cursor lived in
+                with contextlib.suppress(psycopg.Error):  # a connection cut by answer_within is gone
+                    cursor.close()
+                    conn.commit()  # ends the read-only transaction the named cursor lived in
 
-    @staticmethod
-    def _params(window: DataInterval, data_key: str) -> dict[str, object]:
-        return {"start": window.start, "end": window.end, "data_key": data_key}
+    def _answer(self, conn: object) -> AbstractContextManager[None]:
+        return answer_within(conn, self.hook.answer_timeout,
+                             what=f"Umami's PostgreSQL (connection {self.hook.postgres_conn_id!r})")
+
+    def _params(self, window: DataInterval, data_key: str) -> dict[str, object]:
+        return {"start": window.start, "end": window.end, "data_key": data_key, "websites": self.websites}

@@ -35,6 +35,19 @@ def _to_utc(value: datetime) -> datetime:
 UmamiId = Annotated[str, AfterValidator(_canonical_uuid)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
+_HEADROOM = 2
+"""How much longer than Umami's column a string may be: a real server cannot return more than its column
+holds, so a longer value is not Umami's data and its row is refused (counted invalid, never written)."""
+
+
+# Umami's column sizes (session and website_event, prisma/schema.prisma in 3.1), times the headroom.
+Varchar20 = Annotated[str | None, Field(max_length=20 * _HEADROOM)]  # browser, os, device, region
+Screen = Annotated[str | None, Field(max_length=11 * _HEADROOM)]
+Language = Annotated[str | None, Field(max_length=35 * _HEADROOM)]
+Country = Annotated[str | None, Field(max_length=2 * _HEADROOM)]
+City = Annotated[str | None, Field(max_length=50 * _HEADROOM)]
+Hostname = Annotated[str | None, Field(max_length=100 * _HEADROOM)]
+
 
 class _UmamiModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are ignored."""
@@ -43,25 +56,39 @@ class _UmamiModel(BaseModel):
 
 
 class UmamiSession(_UmamiModel):
-    """One row of ``GET /api/websites/{id}/sessions``; counts and times cover only the requested range."""
+    """One row of ``GET /api/websites/{id}/sessions``: one session on one hostname.
+
+    Umami groups the list by session AND hostname, so a session with hits on two hostnames is two rows;
+    counts and times cover only that hostname's events inside the requested range.
+    """
 
     id: UmamiId
     website_id: UmamiId
-    hostname: str | None = None
-    browser: str | None = None
-    os: str | None = None
-    device: str | None = None
-    screen: str | None = None
-    language: str | None = None
-    country: str | None = None
-    region: str | None = None
-    city: str | None = None
+    hostname: Hostname = None
+    browser: Varchar20 = None
+    os: Varchar20 = None
+    device: Varchar20 = None
+    screen: Screen = None
+    language: Language = None
+    country: Country = None
+    region: Varchar20 = None
+    city: City = None
     first_at: UtcDatetime
     last_at: UtcDatetime
     visits: NonNegativeInt
     views: NonNegativeInt
     events: NonNegativeInt
     created_at: UtcDatetime = Field(description="Umami sends the last event time in the range here.")
+
+
+class ActivityEvent(_UmamiModel):
+    """One event of ``GET .../sessions/{sessionId}/activity`` (newest first, at most 500 per call)."""
+
+    created_at: UtcDatetime
+    event_id: UmamiId
+    event_type: int
+    visit_id: UmamiId
+    hostname: Hostname = None
 
 
 class UmamiWebsite(_UmamiModel):
@@ -105,9 +132,10 @@ class LoginResponse(_UmamiModel):
 
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
-    """A list row that failed validation: its id when one could be read, and a short reason."""
+    """A list row that failed validation: its id and hostname when they could be read, and a short reason."""
 
     session_id: str | None
+    hostname: str | None
     error: str
 
 
@@ -121,18 +149,17 @@ def _short_error(exc: ValidationError) -> str:
     return shown[:_MAX_ERROR_CHARS]
 
 
-def _row_id(row: Any) -> str | None:
-    row_id = row.get("id") if isinstance(row, dict) else None
-    return row_id[:64] if isinstance(row_id, str) else None
+def _text(row: Any, key: str) -> str | None:
+    value = row.get(key) if isinstance(row, dict) else None
+    return value[:100] if isinstance(value, str) else None
 
 
-def validate_sessions(rows: list[Any]) -> tuple[list[UmamiSession], list[InvalidRow]]:
-    """Validate session rows one by one, so a malformed row cannot sink the rest of its page."""
-    valid: list[UmamiSession] = []
-    invalid: list[InvalidRow] = []
+def validate_session_rows(rows: list[Any]) -> list[UmamiSession | InvalidRow]:
+    """Validate list rows one by one, in order, so a malformed row cannot sink the rest of its page."""
+    validated: list[UmamiSession | InvalidRow] = []
     for row in rows:
         try:
-            valid.append(UmamiSession.model_validate(row))
+            validated.append(UmamiSession.model_validate(row))
         except ValidationError as exc:
-            invalid.append(InvalidRow(session_id=_row_id(row), error=_short_error(exc)))
-    return valid, invalid
+            validated.append(InvalidRow(_text(row, "id"), _text(row, "hostname"), _short_error(exc)))
+    return validated

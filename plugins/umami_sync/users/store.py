@@ -1,13 +1,20 @@
-"""The users collection: the indexes the sync needs, owner look-ups, and unordered bulk writes.
+"""The users collection: the indexes the sync needs, owner look-ups, and guarded bulk writes.
 
-Users are found first (by identity or by session id) with ``$in`` queries of at most
-:data:`LOOKUP_CHUNK` values, then updated by ``_id``. A filter on ``_id`` is the cheapest update on any
-server, and short ``$in`` lists keep every look-up on an index (a case-insensitive identity look-up uses
-the collated index; a long ``$in`` or an ``$or`` makes some MongoDB-compatible servers scan).
+Users are found first (by identity or by session id) with ``$in`` queries of at most :data:`LOOKUP_CHUNK`
+values, reading our fields as they are; the changes are decided in Python (:mod:`umami_sync.users.updates`)
+and written by ``_id`` as plain ``$set`` operations guarded by the values read. Nothing here needs an
+aggregation-pipeline update or ``$sortArray``, so every MongoDB-compatible server runs it.
 
-Writing overlaps with reading: while one batch is on the wire, the caller builds the next one. A batch
-that fails is recorded (error and counts) and the following batches still go out; the caller decides
-what a failure means for its task.
+Identities are matched case-insensitively in one of two ways (the ``mongo_collation`` setting):
+
+- with a collation (``en``, strength 2) and a collated index: MongoDB and Atlas;
+- portably, without one: an exact ``$in`` on the folded identity, plus, for the users whose stored value
+  is not already folded (``Frank@Example.com``), a map built by one scan of the match field per task.
+
+Writing overlaps with reading: while one batch is on the wire, the caller builds the next one. A change
+whose guard no longer matches (another writer got there first) is merged again on the user as it is now,
+up to :data:`CONFLICT_ROUNDS` times. A batch that fails is recorded (error and counts) and the following
+batches still go out; the caller decides what a failure means for its task.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pymongo import UpdateOne
 from pymongo.collation import Collation
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
-from umami_sync.identities import fold
+from umami_sync.identities import fold, spellings
 from umami_sync.users.updates import NOT_DELETED
 
 if TYPE_CHECKING:
@@ -30,18 +37,23 @@ if TYPE_CHECKING:
     from pymongo.collection import Collection
 
     from umami_sync.results import WriteTotals
-    from umami_sync.users.updates import UserUpdate
+    from umami_sync.users.updates import Change
 
 log = logging.getLogger(__name__)
 
 INDEX_PREFIX = "umami_sync_"
 LOOKUP_CHUNK = 100
-"""Values per ``$in`` look-up."""
+"""Values per ``$in`` look-up (a long ``$in`` or an ``$or`` makes some MongoDB-compatible servers scan)."""
+CONFLICT_ROUNDS = 3
+"""How often a change is merged again after another writer changed the user first."""
 CASE_INSENSITIVE = Collation(locale="en", strength=2)
 """Collation of identity look-ups: values compare case-insensitively."""
-SESSION_FIELDS = ("session_id", "umamiSessions.id")
+SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
+OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
 _INDEX_OPTIONS_CONFLICT = (85, 86)  # same keys exist under another name / with other options
+
+User = dict[str, Any]
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -52,87 +64,177 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 
 class UsersCollection:
-    """Guarded writes to the application's users; never inserts or deletes a user."""
+    """Guarded writes to the application's users; never inserts or deletes a user.
 
-    def __init__(self, collection: Collection[dict[str, Any]], *, match_field: str) -> None:
+    :param collation: match identities through a case-insensitive collation (True), portably (False), or
+        as :meth:`collation_works` finds out when first needed (None).
+    """
+
+    def __init__(self, collection: Collection[User], *, match_field: str, collation: bool | None) -> None:
         self.collection = collection
         self.match_field = match_field
+        self._collation = collation
+        self._projection = dict.fromkeys((match_field, *OUR_FIELDS), 1)
+        self._unfolded: dict[str, list[Any]] | None = None
+
+    @property
+    def collation(self) -> bool:
+        """Whether identities are matched through a collation (probed once when not configured)."""
+        if self._collation is None:
+            self._collation = self.collation_works()
+            log.info("identities are matched %s", "with a case-insensitive collation" if self._collation
+                     else "portably (this server does not compare through collations)")
+        return self._collation
+
+    # --- indexes ----------------------------------------------------------------------------------
 
     def required_indexes(self) -> list[tuple[str, Collation | None]]:
         """(field, collation) of every index the sync's look-ups need to be fast."""
-        return [(self.match_field, CASE_INSENSITIVE), *((name, None) for name in SESSION_FIELDS)]
+        match = (self.match_field, CASE_INSENSITIVE if self.collation else None)
+        return [match, *((path, None) for path in SESSION_ID_PATHS)]
 
     def ensure_indexes(self) -> list[str]:
-        """Create the missing indexes of :meth:`required_indexes`; return the names created."""
+        """Create the missing indexes of :meth:`required_indexes`; return the names created.
+
+        A server that refuses one (e.g. a collated index on Cosmos DB) gets a log line, not a failed task:
+        the look-ups still work, only slower.
+        """
         existing = list(self.collection.list_indexes())
         created = []
         for key, collation in self.required_indexes():
             if any(_covers(index, key, collation) for index in existing):
                 continue
-            name = f"{INDEX_PREFIX}{key.replace('.', '_')}"
+            name = f"{INDEX_PREFIX}{key.replace('.', '_')}{'_ci' if collation else ''}"
             try:
                 self.collection.create_index([(key, 1)], name=name, collation=collation)
             except OperationFailure as exc:
-                if exc.code not in _INDEX_OPTIONS_CONFLICT:
-                    raise
-                log.info("index on %s already exists under another name", key)
+                if exc.code in _INDEX_OPTIONS_CONFLICT:
+                    log.info("index on %s already exists under another name", key)
+                else:
+                    log.warning("the server refused index %s on %s (%s: %s); look-ups on it will be slower",
+                                name, key, exc.code, (exc.details or {}).get("errmsg", exc))
                 continue
             created.append(name)
         return created
 
-    def users_by_identity(self, identities: list[str]) -> dict[str, list[Any]]:
-        """Map each folded identity to the ``_id`` of the users (not deleted) whose match field equals it,
-        compared case-insensitively."""
+    def collation_works(self) -> bool:
+        """Whether this server compares through a case-insensitive collation (probed on a real user).
+
+        Some servers refuse collations, some ignore them silently: one user's match value is looked up
+        with its letter case swapped. No user with letters to swap: False (the portable way is safe).
+        """
+        sample = self.collection.find_one({self.match_field: {"$regex": "[A-Za-z]"}}, {self.match_field: 1})
+        if sample is None or not isinstance(value := sample.get(self.match_field), str):
+            return False
+        try:
+            found = self.collection.find_one({"_id": sample["_id"], self.match_field: value.swapcase()},
+                                             {"_id": 1}, collation=CASE_INSENSITIVE)
+        except OperationFailure as exc:
+            log.info("the server refuses collations (%s); identities are matched portably", exc.code)
+            return False
+        return found is not None
+
+    # --- look-ups ---------------------------------------------------------------------------------
+
+    def users_by_identity(self, identities: list[str]) -> dict[str, list[User]]:
+        """Each folded identity's users (not deleted) whose match field equals it case-insensitively,
+        with our fields as they are now."""
         wanted = set(identities)
-        owners: dict[str, list[Any]] = {}
+        owners: dict[str, list[User]] = {}
         for chunk in batched(identities, LOOKUP_CHUNK):
-            query = {self.match_field: {"$in": chunk}, **NOT_DELETED}
-            for user in self.collection.find(query, {self.match_field: 1}, collation=CASE_INSENSITIVE):
+            values = [spelling for identity in chunk for spelling in spellings(identity)]
+            query: dict[str, Any] = {self.match_field: {"$in": values}, **NOT_DELETED}
+            found = list(self.collection.find(query, self._projection,
+                                              collation=CASE_INSENSITIVE if self.collation else None))
+            if not self.collation:
+                found += self._unfolded_users(chunk, {user["_id"] for user in found})
+            for user in found:
                 stored = user.get(self.match_field)
                 key = fold(stored) if isinstance(stored, str) else None
                 if key in wanted:
-                    owners.setdefault(key, []).append(user["_id"])
+                    owners.setdefault(key, []).append(user)
         return owners
 
-    def users_by_session(self, session_ids: list[str]) -> dict[str, list[Any]]:
-        """Map each of ``session_ids`` to the ``_id`` of the users (not deleted) that know it."""
-        wanted = set(session_ids)
-        owners: dict[str, set[Any]] = {}
-        projection = dict.fromkeys(SESSION_FIELDS, 1)
-        for field in SESSION_FIELDS:
-            for chunk in batched(session_ids, LOOKUP_CHUNK):
-                for user in self.collection.find({field: {"$in": chunk}, **NOT_DELETED}, projection):
-                    known = {user.get("session_id")} | {
-                        s.get("id") for s in user.get("umamiSessions") or [] if isinstance(s, dict)}
-                    for session_id in wanted.intersection(known):
-                        owners.setdefault(session_id, set()).add(user["_id"])
-        return {session_id: sorted(ids, key=str) for session_id, ids in owners.items()}
+    def _unfolded_users(self, identities: list[str], have: set[Any]) -> list[User]:
+        """Users of ``identities`` whose stored value is not folded (an exact look-up cannot find them)."""
+        if self._unfolded is None:
+            self._unfolded = self._scan_unfolded()
+        ids = [user_id for identity in identities for user_id in self._unfolded.get(identity, ())
+               if user_id not in have]
+        return list(self.collection.find({"_id": {"$in": ids}, **NOT_DELETED}, self._projection)) if ids else []
 
-    def write(self, updates: Iterable[UserUpdate], *, batch_size: int, totals: WriteTotals) -> None:
-        """Send ``updates`` as unordered ``bulk_write`` batches, one batch in flight while the next is built."""
+    def _scan_unfolded(self) -> dict[str, list[Any]]:
+        """One pass over every user's match value: the ``_id`` of those stored in another form than folded."""
+        unfolded: dict[str, list[Any]] = {}
+        scanned = 0
+        for user in self.collection.find({self.match_field: {"$type": "string"}, **NOT_DELETED},
+                                         {self.match_field: 1}, batch_size=10_000):
+            scanned += 1
+            stored = user[self.match_field]
+            if fold(stored) != stored:
+                unfolded.setdefault(fold(stored), []).append(user["_id"])
+        log.info("portable matching: %d of %d users store %s in another letter case or form",
+                 sum(map(len, unfolded.values())), scanned, self.match_field)
+        return unfolded
+
+    def users_by_session(self, session_ids: list[str]) -> dict[str, list[User]]:
+        """Each of ``session_ids``' users (not deleted) that know it, with our fields as they are now."""
+        wanted = set(session_ids)
+        users: dict[Any, User] = {}
+        for path in SESSION_ID_PATHS:
+            for chunk in batched(session_ids, LOOKUP_CHUNK):
+                for user in self.collection.find({path: {"$in": chunk}, **NOT_DELETED}, self._projection):
+                    users[user["_id"]] = user
+        owners: dict[str, list[User]] = {}
+        for user_id in sorted(users, key=str):
+            user = users[user_id]
+            known = {user.get("session_id")} | {
+                entry.get("id") for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)}
+            for session_id in wanted.intersection(known):
+                owners.setdefault(session_id, []).append(user)
+        return owners
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def write(self, changes: Iterable[Change], *, batch_size: int, totals: WriteTotals) -> None:
+        """Send ``changes`` as unordered ``bulk_write`` batches, one batch in flight while the next is built."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="umami-sync-writer") as writer:
             in_flight = None
-            for batch in batched(updates, batch_size):
-                requests = [UpdateOne(update.filter, update.pipeline, upsert=False) for update in batch]
+            for batch in batched(changes, batch_size):
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = writer.submit(self._write_batch, requests, totals)
+                in_flight = writer.submit(self._write_batch, batch, totals)
             if in_flight is not None:
                 in_flight.result()
 
-    def _write_batch(self, requests: list[UpdateOne], totals: WriteTotals) -> None:
-        totals.operations += len(requests)
+    def _write_batch(self, batch: list[Change], totals: WriteTotals) -> None:
         totals.bulk_writes += 1
+        totals.operations += len(batch)
+        for _ in range(CONFLICT_ROUNDS):
+            matched = self._send(batch, totals)
+            if matched is None or matched == len(batch):
+                return
+            batch = self._merge_again(batch)
+            if not batch:
+                return
+            totals.conflicts += len(batch)
+        totals.failed += len(batch)
+        totals.add_error(f"{len(batch)} users kept changing while being written ({CONFLICT_ROUNDS} tries); "
+                         "not written this time")
+
+    def _send(self, batch: list[Change], totals: WriteTotals) -> int | None:
+        """One ``bulk_write``; the number of changes whose guard matched, None when the batch failed."""
+        requests = [UpdateOne({"_id": change.user_id, **NOT_DELETED, **change.expected}, {"$set": change.fields})
+                    for change in batch]
         try:
             result = self.collection.bulk_write(requests, ordered=False)
         except BulkWriteError as exc:
             details = exc.details
             write_errors = details.get("writeErrors") or [{}]
             totals.modified += details.get("nModified", 0)
-            failed = len(details.get("writeErrors", []))
-            totals.failed += failed
-            totals.add_error(_batch_error(failed, len(requests), write_errors[0].get("code"),
-                                          write_errors[0].get("errmsg")))
+            totals.failed += len(details.get("writeErrors", []))
+            totals.add_error(_batch_error(len(details.get("writeErrors", [])), len(requests),
+                                          write_errors[0].get("code"), write_errors[0].get("errmsg")))
         except OperationFailure as exc:
             totals.failed += len(requests)
             totals.add_error(_batch_error(len(requests), len(requests), exc.code, (exc.details or {}).get("errmsg")))
@@ -141,6 +243,20 @@ class UsersCollection:
             totals.add_error(_batch_error(len(requests), len(requests), type(exc).__name__, str(exc)))
         else:
             totals.modified += result.modified_count
+            return result.matched_count
+        return None
+
+    def _merge_again(self, batch: list[Change]) -> list[Change]:
+        """The changes still to make, merged on the users as they are now (deleted users drop out)."""
+        current = {user["_id"]: user for user in self.collection.find(
+            {"_id": {"$in": [change.user_id for change in batch]}, **NOT_DELETED}, self._projection)}
+        again = []
+        for change in batch:
+            user = current.get(change.user_id)
+            redone = change.redo(user) if user is not None else None
+            if redone is not None:
+                again.append(redone)
+        return again
 
 
 def _batch_error(failed: int, size: int, code: object, message: object) -> str:
@@ -156,3 +272,4 @@ def _covers(index: Mapping[str, Any], key: str, collation: Collation | None) -> 
     if collation is None:
         return not have or have.get("locale") == "simple"
     return all(have.get(name) == value for name, value in collation.document.items())
+

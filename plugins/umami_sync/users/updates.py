@@ -1,25 +1,34 @@
-"""Guarded update operations on user documents, built as plain data (no I/O).
+"""What the sync writes on a user, decided in Python from the user's current fields (pure, no I/O).
 
-Every operation:
-- addresses one user by ``_id`` (found beforehand, see :mod:`umami_sync.users.store`), matches only
-  while the user is not deleted (``isDeleted`` is not ``true``), and never upserts;
+The write path is the same on every MongoDB-compatible server (MongoDB, Atlas, Cosmos DB, DocumentDB):
+the owner look-up reads our fields of each matched user, the functions below merge them with the new data,
+and :mod:`umami_sync.users.store` writes a plain ``$set`` guarded by the scalar values it read
+(compare-and-set; no aggregation-pipeline update, no ``$sortArray``). A user whose fields would not change
+gets no write at all, so a re-run sends nothing. Every change:
+
+- addresses one user by ``_id``, matches only while the user is not deleted, never upserts;
 - touches only our fields (``session_id``, ``umamiSessions``, ``umamiAnalytics``) and ``updatedAt``;
-- is an aggregation-pipeline update whose result depends only on the document and the new data, so
-  running it twice changes nothing the second time, and older data never replaces newer data;
-- moves ``updatedAt`` only when one of our fields really changed.
+- depends only on the stored fields and the new data, so running it twice changes nothing the second time,
+  and older data never replaces newer data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from umami_sync.umami.models import UmamiSession
+    from collections.abc import Callable, Iterable, Mapping
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
+SESSION_FIELDS = ("session_id", "umamiSessions")
+SESSION_GUARD = ("session_id", "updatedAt")
+"""Scalars a session change is guarded by: another writer of ours moves ``updatedAt`` (arrays cannot be
+compared portably)."""
+ANALYTICS_FIELDS = ("umamiAnalytics",)
+ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}" for name in ("id", "lastAt", "firstAt", "views", "visits"))
+"""Scalars an analytics change is guarded by: the ones :func:`outranks` compares."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +36,8 @@ class KnownSession:
     """A session a user was identified in."""
 
     id: str
-    website_id: str
-    seen_at: datetime
+    website_id: str | None
+    seen_at: datetime | None
 
     def as_document(self) -> dict[str, Any]:
         """The sub-document kept in ``umamiSessions``."""
@@ -36,82 +45,133 @@ class KnownSession:
 
 
 @dataclass(frozen=True)
-class UserUpdate:
-    """One update of at most one user, ready for ``bulk_write``."""
+class Analytics:
+    """The ``umamiAnalytics`` of one session in one window: its attributes and exact figures."""
 
-    filter: dict[str, Any]
-    pipeline: list[dict[str, Any]]
+    id: str
+    website_id: str
+    browser: str | None
+    os: str | None
+    device: str | None
+    screen: str | None
+    language: str | None
+    country: str | None
+    region: str | None
+    city: str | None
+    first_at: datetime
+    last_at: datetime
+    visits: int
+    views: int
+
+    @property
+    def rank(self) -> tuple[datetime, str, float, int, int]:
+        """What :func:`outranks` compares."""
+        return self.last_at, self.id, -self.first_at.timestamp(), self.views, self.visits
+
+    def as_document(self) -> dict[str, Any]:
+        """The sub-document (BSON dates, integer counts; ``createdAt`` is Umami's: the last event)."""
+        return {"id": self.id, "websiteId": self.website_id, "browser": self.browser, "os": self.os,
+                "device": self.device, "screen": self.screen, "language": self.language,
+                "country": self.country, "region": self.region, "city": self.city,
+                "firstAt": self.first_at, "lastAt": self.last_at, "visits": self.visits, "views": self.views,
+                "createdAt": self.last_at}
 
 
-def _unless_unchanged(old: Any, new: Any, now: datetime) -> dict[str, Any]:
-    return {"$cond": [{"$eq": [old, new]}, "$updatedAt", now]}
+@dataclass(frozen=True)
+class Change:
+    """One guarded ``$set`` on one user: the values read (``expected``, by dotted path; None = absent),
+    our fields' new values, and ``redo``: the same merge again on the user as it is now (after another
+    writer got there first), None when nothing is left to change."""
+
+    user_id: Any
+    expected: dict[str, Any]
+    fields: dict[str, Any]
+    redo: Callable[[Mapping[str, Any]], Change | None] = field(compare=False, repr=False)
 
 
-def identity_update(user_id: Any, sessions: list[KnownSession], *, keep: int, now: datetime) -> UserUpdate:
-    """Record ``sessions`` (newest first) on one user.
+def read_path(document: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of ``document``; None when absent (as a ``{path: None}`` filter)."""
+    value: Any = document
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
-    ``umamiSessions`` keeps the ``keep`` most recent sessions, newest first; a session already known
-    keeps its first record. ``session_id`` is the most recent of them. A ``session_id`` written before
-    this sync kept a list (by the original tool) stays known, ranked after every dated session.
+
+def _utc(moment: Any) -> datetime | None:
+    """A stored date as an aware UTC datetime (pymongo returns naive UTC); None for anything else."""
+    if not isinstance(moment, datetime):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _sort_key(entry: Mapping[str, Any]) -> tuple[int, float, str]:
+    """Newest ``seenAt`` first, undated last, then by id (as the pipeline's ``$sortArray`` did)."""
+    seen = _utc(entry.get("seenAt"))
+    return (0, -seen.timestamp(), str(entry.get("id"))) if seen else (1, 0.0, str(entry.get("id")))
+
+
+def merge_sessions(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
+                   keep: int) -> dict[str, Any]:
+    """``session_id`` and ``umamiSessions`` of ``user`` after learning ``sessions``.
+
+    ``umamiSessions`` keeps the ``keep`` most recent sessions, newest first; a session already known keeps
+    its first record. ``session_id`` is the most recent of them. A ``session_id`` written before this sync
+    kept a list (by the original tool) stays known, ranked after every dated session.
     """
-    old = {"$ifNull": ["$umamiSessions", []]}
-    old_ids = {"$map": {"input": old, "in": "$$this.id"}}
-    fresh = {"$filter": {"input": [s.as_document() for s in sessions],
-                         "cond": {"$not": [{"$in": ["$$this.id", old_ids]}]}}}
-    legacy = {"$cond": [
-        {"$and": [{"$eq": [{"$type": "$session_id"}, "string"]}, {"$not": [{"$in": ["$session_id", old_ids]}]}]},
-        [{"id": "$session_id", "websiteId": None, "seenAt": None}],
-        [],
-    ]}
-    merged = {"$slice": [
-        {"$sortArray": {"input": {"$concatArrays": [fresh, old, legacy]}, "sortBy": {"seenAt": -1, "id": 1}}},
-        keep,
-    ]}
-    newest = {"$let": {"vars": {"top": {"$arrayElemAt": ["$umamiSessions", 0]}}, "in": "$$top.id"}}
-    return UserUpdate(
-        filter={"_id": user_id, **NOT_DELETED},
-        pipeline=[
-            {"$set": {"umamiSessions": merged, "updatedAt": _unless_unchanged(old, merged, now)}},
-            {"$set": {"session_id": newest}},
-        ],
-    )
+    stored = user.get("umamiSessions")
+    old = [entry for entry in stored if isinstance(entry, dict)] if isinstance(stored, list) else []
+    known = {entry.get("id") for entry in old}
+    merged = list(old)
+    for session in sessions:
+        if session.id not in known:
+            known.add(session.id)
+            merged.append(session.as_document())
+    legacy = user.get("session_id")
+    if isinstance(legacy, str) and legacy not in known:
+        merged.append(KnownSession(legacy, None, None).as_document())
+    merged = sorted(merged, key=_sort_key)[:keep]
+    return {"session_id": merged[0]["id"] if merged else legacy, "umamiSessions": merged}
 
 
-def analytics_document(session: UmamiSession) -> dict[str, Any]:
-    """The ``umamiAnalytics`` sub-document of one Umami session (BSON dates, integer counts)."""
-    return {
-        "id": session.id,
-        "websiteId": session.website_id,
-        "browser": session.browser,
-        "os": session.os,
-        "device": session.device,
-        "screen": session.screen,
-        "language": session.language,
-        "country": session.country,
-        "region": session.region,
-        "city": session.city,
-        "firstAt": session.first_at,
-        "lastAt": session.last_at,
-        "visits": session.visits,
-        "views": session.views,
-        "createdAt": session.created_at,
-    }
+def _rank(analytics: Mapping[str, Any]) -> tuple[datetime, str, float, int, int] | None:
+    """What :func:`outranks` compares; None for a missing or malformed ``umamiAnalytics``."""
+    last, first = _utc(analytics.get("lastAt")), _utc(analytics.get("firstAt"))
+    views, visits = analytics.get("views"), analytics.get("visits")
+    if last is None or first is None or not isinstance(views, int) or not isinstance(visits, int):
+        return None
+    return last, str(analytics.get("id")), -first.timestamp(), views, visits
 
 
-def analytics_update(user_id: Any, session: UmamiSession, *, now: datetime) -> UserUpdate:
-    """Set ``umamiAnalytics`` of one user from ``session`` unless the user holds newer analytics.
+def outranks(new: Analytics, stored: Any) -> bool:
+    """True when ``new`` should replace the ``stored`` ``umamiAnalytics``.
 
-    Newer means a later ``lastAt``; on an equal ``lastAt`` the same session's figures are refreshed.
+    A later ``lastAt`` wins. For the same session and ``lastAt``, the fuller figures win (an earlier
+    ``firstAt``, then more views, then more visits: a wider window, or one hostname's row replaced by the
+    whole session). Two sessions ending at the same instant are ordered by id, so the result does not
+    depend on the order the candidates come in. Anything malformed is replaced.
     """
-    new = analytics_document(session)
-    current = "$umamiAnalytics"
-    newer = {"$or": [
-        {"$not": [{"$eq": [{"$type": "$umamiAnalytics.lastAt"}, "date"]}]},
-        {"$gt": [new["lastAt"], "$umamiAnalytics.lastAt"]},
-        {"$and": [{"$eq": [new["lastAt"], "$umamiAnalytics.lastAt"]}, {"$eq": [new["id"], "$umamiAnalytics.id"]}]},
-    ]}
-    chosen = {"$cond": [newer, {"$literal": new}, current]}
-    return UserUpdate(
-        filter={"_id": user_id, **NOT_DELETED},
-        pipeline=[{"$set": {"umamiAnalytics": chosen, "updatedAt": _unless_unchanged(current, chosen, now)}}],
-    )
+    old = _rank(stored) if isinstance(stored, dict) else None
+    return old is None or new.rank > old
+
+
+def session_change(user: Mapping[str, Any], sessions: Iterable[KnownSession], *, keep: int,
+                   now: datetime) -> Change | None:
+    """The change that records ``sessions`` on ``user``, or None when nothing would change."""
+    sessions = list(sessions)
+    merged = merge_sessions(user, sessions, keep=keep)
+    if all(merged[name] == user.get(name) for name in SESSION_FIELDS):
+        return None
+    return Change(user["_id"], {path: read_path(user, path) for path in SESSION_GUARD},
+                  {**merged, "updatedAt": now},
+                  lambda current: session_change(current, sessions, keep=keep, now=now))
+
+
+def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: datetime) -> Change | None:
+    """The change that sets ``analytics`` on ``user``, or None when the user holds better analytics."""
+    if not outranks(analytics, user.get("umamiAnalytics")):
+        return None
+    return Change(user["_id"], {path: read_path(user, path) for path in ANALYTICS_GUARD},
+                  {"umamiAnalytics": analytics.as_document(), "updatedAt": now},
+                  lambda current: analytics_change(current, analytics, now=now))

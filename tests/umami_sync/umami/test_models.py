@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from umami_sync.umami.models import (
+    ActivityEvent,
     InvalidRow,
     LoginResponse,
     UmamiPageEnvelope,
     UmamiSession,
     UmamiWebsite,
-    validate_sessions,
+    validate_session_rows,
 )
 
 if TYPE_CHECKING:
@@ -23,6 +24,13 @@ if TYPE_CHECKING:
 
 def _load(folder: Path, name: str) -> Any:
     return json.loads((folder / name).read_text())
+
+
+def validate_sessions(rows: list[Any]) -> tuple[list[UmamiSession], list[InvalidRow]]:
+    """The valid and the invalid rows, each in the order they came."""
+    validated = validate_session_rows(rows)
+    return ([row for row in validated if isinstance(row, UmamiSession)],
+            [row for row in validated if isinstance(row, InvalidRow)])
 
 
 def test_session_rows_of_both_pages_validate(umami_fixtures: Path) -> None:
@@ -89,6 +97,30 @@ def test_malformed_rows_become_short_invalid_rows_and_keep_the_rest(umami_fixtur
     assert invalid[2].error.count(":") >= 2  # both bad fields are named
     assert all(len(row.error) <= 200 and secret_looking not in row.error for row in invalid)
     assert isinstance(invalid[3], InvalidRow)
+    assert [type(row).__name__ for row in validate_session_rows(rows)] == [
+        "UmamiSession", "InvalidRow", "InvalidRow", "InvalidRow", "InvalidRow"]  # in the page's order
+
+
+def test_strings_longer_than_umamis_columns_make_a_row_invalid(umami_fixtures: Path) -> None:
+    """A real server cannot return more than its varchar column holds (city is varchar(50)): a 2 MB city is
+    not Umami's data and never reaches a user."""
+    good = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+    rows = [{**good, "city": "C" * 2_000_000}, {**good, "browser": "b" * 41}, {**good, "city": "C" * 100}]
+
+    valid, invalid = validate_sessions(rows)
+
+    assert [row.city for row in valid] == ["C" * 100]  # within the column size times the headroom
+    assert [row.error.split(":")[0] for row in invalid] == ["city", "browser"]
+    assert [(row.session_id, row.hostname) for row in invalid] == [(good["id"], good["hostname"])] * 2
+
+
+@pytest.mark.parametrize("capture", ["api_session_activity.json", "listing_activity_two_hostnames.json"])
+def test_activity_events_of_the_real_server_validate(umami_fixtures: Path, capture: str) -> None:
+    events = [ActivityEvent.model_validate(event) for event in _load(umami_fixtures, capture)]
+
+    assert events
+    assert [event.created_at for event in events] == sorted((e.created_at for e in events), reverse=True)
+    assert all(event.event_type == 1 and event.created_at.tzinfo is UTC for event in events)
 
 
 def test_website_rows_and_envelope(umami_fixtures: Path) -> None:

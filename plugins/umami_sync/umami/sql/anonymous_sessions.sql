@@ -1,10 +1,11 @@
 -- Sessions created in the window that carry no identity at all: no distinct_id and no session_data row
 -- of the identity key. They are counted, never written.
--- Parameters: %(start)s, %(end)s (half-open window), %(data_key)s.
+-- Parameters: %(start)s, %(end)s (half-open window), %(data_key)s, %(websites)s (uuid[]; NULL = every website).
 SELECT count(*)
 FROM session AS s
 WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
   AND s.distinct_id IS NULL
+  AND (%(websites)s::uuid[] IS NULL OR s.website_id = ANY(%(websites)s::uuid[]))
   AND NOT EXISTS (
       SELECT 1 FROM session_data AS d
       WHERE d.session_id = s.session_id AND d.data_key = %(data_key)s

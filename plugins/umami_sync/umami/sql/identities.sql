@@ -2,7 +2,7 @@
 --   * session.distinct_id, in session.created_at (when the identified session first appeared);
 --   * session_data rows of the identity key (default 'email'), in session_data.created_at.
 -- Rows of one identity arrive together, newest first, so the sync can group them while streaming.
--- Parameters: %(start)s, %(end)s (half-open window), %(data_key)s.
+-- Parameters: %(start)s, %(end)s (half-open window), %(data_key)s, %(websites)s (uuid[]; NULL = every website).
 SELECT identity, session_id::text AS session_id, website_id::text AS website_id, seen_at, source
 FROM (
     SELECT s.distinct_id AS identity, s.session_id, s.website_id, s.created_at AS seen_at,
@@ -10,10 +10,12 @@ FROM (
     FROM session AS s
     WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
       AND s.distinct_id IS NOT NULL
+      AND (%(websites)s::uuid[] IS NULL OR s.website_id = ANY(%(websites)s::uuid[]))
     UNION ALL
     SELECT d.string_value, d.session_id, d.website_id, d.created_at, 'session_data'
     FROM session_data AS d
     WHERE d.created_at >= %(start)s AND d.created_at < %(end)s
       AND d.data_key = %(data_key)s
+      AND (%(websites)s::uuid[] IS NULL OR d.website_id = ANY(%(websites)s::uuid[]))
 ) AS identities
 ORDER BY lower(btrim(identity)), seen_at DESC, session_id

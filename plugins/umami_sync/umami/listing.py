@@ -1,0 +1,292 @@
+"""Read a website's whole session list from Umami, and the exact figures of sessions the list cannot give.
+
+Umami's session list (``GET /api/websites/{id}/sessions``) is offset-paged and ordered by the last event
+time only, with no tie-breaker. Rows whose last event times tie can therefore change places between two
+requests: under offset paging some are served twice and as many never (seen on a real 3.1.0 server; the
+same requests give the same pages again, so reading a page twice does not help).
+
+:class:`SessionListing` reads the pages once and keeps, for every run of tied rows that crosses a page
+boundary, where it lies and how many distinct rows of it came. Only such a run can lose rows. When the
+list came up short, one more request fetches a single page that holds all those runs whole (a run inside
+one page cannot lose rows: one answer is one consistent sort), and the rows still missing are read from
+it. If the rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are
+missing, and the caller fails. A ``count`` that changes while paging starts the list again.
+
+The list has one row per session AND hostname, each with that hostname's figures. :func:`read_activity`
+reads a session's events (500 per call at most) and gives its exact figures across hostnames.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from umami_sync.umami.api import UmamiError
+from umami_sync.umami.models import InvalidRow, UmamiSession
+from umami_sync.windows import ApiWindow, to_epoch_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from datetime import datetime
+
+    from umami_sync.umami.api import SessionPage
+    from umami_sync.umami.models import ActivityEvent
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_LIMIT = 500
+"""Events Umami returns per activity call, at most."""
+MAX_PAGE_SIZE = 100_000
+"""The largest page the repair asks for (Umami has no maximum; this bounds one answer's size)."""
+
+
+class UmamiPagingError(UmamiError):
+    """The list kept changing its ``count`` while being paged, beyond the restart limit."""
+
+
+class UmamiActivityError(UmamiError):
+    """A session's activity could not be read completely."""
+
+
+@dataclass
+class ListingReport:
+    """How one list was read (plain ints, ready for an XCom result)."""
+
+    count: int = 0
+    rows: int = 0  # distinct (session, hostname) rows read, malformed ones included
+    repeated: int = 0  # rows served again (each one means another row was not served there)
+    invalid: int = 0
+    list_pages: int = 0
+    repair_pages: int = 0
+    restarts: int = 0
+
+    @property
+    def missing(self) -> int:
+        """Rows the list holds that were never read."""
+        return max(0, self.count - self.rows)
+
+
+@dataclass(frozen=True)
+class ListedRow:
+    """A row read for the first time; ``another_row_before``: a row of the same session (another
+    hostname) came earlier in this pass, so the session's figures need :func:`read_activity`."""
+
+    session: UmamiSession
+    another_row_before: bool
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    """The rows of one answer that had not been read before."""
+
+    rows: list[ListedRow]
+    invalid: list[InvalidRow]
+
+
+@dataclass
+class _Run:
+    """Consecutive positions of the main pass whose rows share one last-event time."""
+
+    key: datetime | None
+    start: int
+    first_page: int
+    end: int = 0
+    last_page: int = 0
+    members: set[int] = field(default_factory=set)
+
+    @property
+    def deficit(self) -> int:
+        """Positions of the run whose rows were not read."""
+        return (self.end - self.start) - len(self.members)
+
+
+class _CountChangedError(Exception):
+    def __init__(self, before: int, after: int) -> None:
+        super().__init__(f"count changed {before} -> {after}")
+        self.before, self.after = before, after
+
+
+@dataclass
+class _Pass:
+    """What one pass over the list has read. Rows are remembered as 64-bit hashes: half the memory of
+    the ids, and a false repeat needs a hash collision (about 1 in 10^8 for a million rows)."""
+
+    report: ListingReport
+    rows: set[int] = field(default_factory=set)
+    sessions: set[int] = field(default_factory=set)
+    split_runs: list[_Run] = field(default_factory=list)
+    run: _Run | None = None
+
+    def take(self, page: SessionPage, *, track: bool) -> ListedPage:
+        """The rows of ``page`` not read before; with ``track``, positions feed the tie runs."""
+        rows: list[ListedRow] = []
+        invalid: list[InvalidRow] = []
+        for index, entry in enumerate(page.entries):
+            if isinstance(entry, UmamiSession):
+                row_key, session_key, order = hash((entry.id, entry.hostname)), hash(entry.id), entry.last_at
+            else:  # an id-less row cannot be told apart from another: each one counts
+                row_key = hash((entry.session_id, entry.hostname)) if entry.session_id else object().__hash__()
+                session_key, order = 0, None
+            if track:
+                self._place(order, (page.page - 1) * page.page_size + index, page.page, row_key)
+            if row_key in self.rows:
+                self.report.repeated += track  # a repair page holds rows read before by design
+                continue
+            self.rows.add(row_key)
+            self.report.rows += 1
+            if isinstance(entry, UmamiSession):
+                rows.append(ListedRow(entry, session_key in self.sessions))
+                self.sessions.add(session_key)
+            else:
+                self.report.invalid += 1
+                invalid.append(entry)
+        return ListedPage(rows, invalid)
+
+    def _place(self, key: datetime | None, position: int, page: int, row_key: int) -> None:
+        run = self.run
+        if run is None or key is None or run.key != key or run.end != position:
+            self.close_run()
+            run = self.run = _Run(key, position, page)
+        run.end, run.last_page = position + 1, page
+        run.members.add(row_key)
+
+    def close_run(self) -> None:
+        """Keep the current run if it crosses a page boundary (only such a run can lose rows)."""
+        if self.run is not None and self.run.key is not None and self.run.first_page != self.run.last_page:
+            self.split_runs.append(self.run)
+        self.run = None
+
+
+def covering_page(start: int, end: int) -> tuple[int, int]:
+    """``(page, page_size)`` of the smallest page holding positions ``[start, end)`` of one answer."""
+    for size in range(end - start, end + 1):
+        if start // size == (end - 1) // size:
+            return start // size + 1, size
+    raise ValueError(f"empty range {start}..{end}")  # pragma: no cover - size == end always fits
+
+
+class SessionListing:
+    """Every row of one website's session list for one window, each yielded once; see the module doc.
+
+    :param fetch: ``fetch(page, page_size)`` returns that page of the list.
+    :param page_size: rows per page of the main pass.
+    :param what: names the list in log lines and errors (website and window).
+    :param max_restarts: how often the list may start again because its ``count`` changed.
+    """
+
+    def __init__(self, fetch: Callable[[int, int], SessionPage], *, page_size: int, what: str,
+                 max_restarts: int = 3) -> None:
+        self.fetch = fetch
+        self.page_size = page_size
+        self.what = what
+        self.max_restarts = max_restarts
+        self.report = ListingReport()
+
+    def __iter__(self) -> Iterator[ListedPage]:
+        for attempt in range(self.max_restarts + 1):
+            try:
+                yield from self._pass()
+                return
+            except _CountChangedError as changed:
+                if attempt == self.max_restarts:
+                    raise UmamiPagingError(
+                        f"{self.what}: count changed while paging ({changed.before} -> {changed.after}) "
+                        f"more than {self.max_restarts} times; giving up") from None
+                self.report.restarts += 1
+                log.warning("%s: count changed %s -> %s while paging; reading the list again",
+                            self.what, changed.before, changed.after)
+
+    def _pass(self) -> Iterator[ListedPage]:
+        report = self.report
+        report.count = report.rows = report.repeated = report.invalid = 0
+        state = _Pass(report)
+        page_number, count = 1, None
+        while True:
+            page = self._page(page_number, self.page_size, count)
+            count = report.count = page.count
+            yield state.take(page, track=True)
+            if page_number * self.page_size >= count:
+                break
+            if not page.entries:
+                log.warning("%s: page %s is empty although count says %s rows", self.what, page_number, count)
+                break
+            page_number += 1
+        state.close_run()
+        if report.missing:
+            yield from self._repair(state, count)
+
+    def _page(self, number: int, size: int, count: int | None) -> SessionPage:
+        page = self.fetch(number, size)
+        if count is not None and page.count != count:
+            raise _CountChangedError(count, page.count)
+        return page
+
+    def _repair(self, state: _Pass, count: int) -> Iterator[ListedPage]:
+        """One page that holds every tie run that came up short; the whole list when ties do not explain
+        what is missing (the server shifted its pages, or served an empty one)."""
+        missing = self.report.missing
+        short = [run for run in state.split_runs if run.deficit]
+        if short and sum(run.deficit for run in short) == missing:
+            start, end = min(run.start for run in short), max(run.end for run in short)
+            why = f"rows tie on their last event time in {len(short)} runs across page boundaries"
+        else:
+            start, end = 0, count
+            why = "the pages did not add up to the list"
+        number, size = covering_page(start, end)
+        if size > MAX_PAGE_SIZE:
+            log.error("%s: %s rows missing (%s); the page that holds them would be %s rows, more than %s",
+                      self.what, missing, why, size, MAX_PAGE_SIZE)
+            return
+        log.warning("%s: %s of %s rows not served (%s); reading positions %s..%s again as page %s of %s",
+                    self.what, missing, count, why, start, end - 1, number, size)
+        page = self._page(number, size, count)
+        self.report.repair_pages += 1
+        yield state.take(page, track=False)
+
+
+@dataclass(frozen=True)
+class ActivityFigures:
+    """A session's exact figures in a window, from its events."""
+
+    first_at: datetime
+    last_at: datetime
+    views: int
+    visits: int
+    events: int
+    calls: int
+
+
+def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: ApiWindow,
+                  *, what: str) -> ActivityFigures | None:
+    """Read every event of one session in ``window`` and count them; None when it has none.
+
+    Umami answers at most :data:`ACTIVITY_LIMIT` events, newest first. A full answer is continued with the
+    window ending at its oldest event (one millisecond later, so nothing at that instant is skipped),
+    events already counted being recognised by id.
+    """
+    seen: set[str] = set()
+    visits: set[str] = set()
+    first = last = None
+    views = events = calls = 0
+    end = window.end_ms
+    while True:
+        batch = fetch(ApiWindow(window.start_ms, end))
+        calls += 1
+        fresh = [event for event in batch if event.event_id not in seen]
+        for event in fresh:
+            seen.add(event.event_id)
+            visits.add(event.visit_id)
+            views += event.event_type == 1
+            events += event.event_type == 2
+            first = event.created_at if first is None else min(first, event.created_at)
+            last = event.created_at if last is None else max(last, event.created_at)
+        if len(batch) < ACTIVITY_LIMIT:
+            break
+        if not fresh:
+            raise UmamiActivityError(f"{what}: more than {ACTIVITY_LIMIT} events at "
+                                     f"{batch[-1].created_at.isoformat()}; its activity cannot be paged")
+        end = min(to_epoch_ms(batch[-1].created_at) + 1, window.end_ms)
+    if first is None or last is None:
+        return None
+    return ActivityFigures(first, last, views, len(visits), events, calls)

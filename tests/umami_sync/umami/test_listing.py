@@ -1,0 +1,284 @@
+"""SessionListing and read_activity: pure tests against a list that pages the way Umami's does, then the
+real captures through FakeUmami (whose pages equal the real server's, see tests/local_stack)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+
+from umami_sync.umami.api import SessionPage
+from umami_sync.umami.listing import (
+    ACTIVITY_LIMIT,
+    SessionListing,
+    UmamiActivityError,
+    UmamiPagingError,
+    covering_page,
+    read_activity,
+)
+from umami_sync.umami.models import ActivityEvent, InvalidRow, UmamiSession
+from umami_sync.windows import ApiWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+DAY = datetime(2026, 11, 10, tzinfo=UTC)
+WINDOW = ApiWindow(int(DAY.timestamp() * 1000), int((DAY + timedelta(days=1)).timestamp() * 1000) - 1)
+WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
+
+
+def row(session: str, last: datetime, hostname: str = "a.example.com", views: int = 1) -> UmamiSession:
+    return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, first_at=last, last_at=last, visits=1,
+                        views=views, events=0, created_at=last)
+
+
+def sessions(count: int, *, tie_groups: int) -> list[UmamiSession]:
+    """``count`` one-row sessions whose last events fall on ``tie_groups`` instants (newest first)."""
+    ids = sorted(str(uuid.UUID(int=n + 1)) for n in range(count))
+    return [row(session, DAY + timedelta(hours=12) - timedelta(minutes=n % tie_groups)) for n, session in
+            enumerate(ids)]
+
+
+@dataclass
+class UnstableList:
+    """A session list that pages like Umami on PostgreSQL: sorted by last event only, and the order of tied
+    rows depends on how many rows the request needs (``page * pageSize``), the same on every repeat."""
+
+    rows: list[UmamiSession]
+    requests: list[tuple[int, int]] = field(default_factory=list)
+    serve: Callable[[int, int, list[UmamiSession | InvalidRow]], list[UmamiSession | InvalidRow]] | None = None
+
+    def __call__(self, page: int, size: int) -> SessionPage:
+        self.requests.append((page, size))
+        shuffle = random.Random(page * size)
+        ordered = sorted(self.rows, key=lambda r: (-r.last_at.timestamp(), shuffle.random()))
+        entries: list[UmamiSession | InvalidRow] = list(ordered[(page - 1) * size: page * size])
+        if self.serve is not None:
+            entries = self.serve(page, size, entries)
+        return SessionPage(page, size, len(self.rows), entries)
+
+
+def read(listing: SessionListing) -> list[UmamiSession]:
+    return [listed.session for page in listing for listed in page.rows]
+
+
+def keys(rows: list[UmamiSession]) -> list[tuple[str, str | None]]:
+    return [(r.id, r.hostname) for r in rows]
+
+
+# --- the page that holds a range ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("start", "end", "expected"), [(6, 30, (1, 30)), (18, 24, (4, 6)), (0, 62, (1, 62)),
+                                                        (14, 21, (3, 7)), (5, 6, (6, 1))])
+def test_covering_page_examples(start: int, end: int, expected: tuple[int, int]) -> None:
+    assert covering_page(start, end) == expected
+
+
+def test_covering_page_holds_the_range_and_is_the_smallest() -> None:
+    for start, end in itertools.combinations(range(80), 2):
+        page, size = covering_page(start, end)
+        assert (page - 1) * size <= start and end <= page * size
+        assert not any(start // smaller == (end - 1) // smaller for smaller in range(end - start, size))
+
+
+# --- completeness -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("page_size", [1, 2, 3, 7, 20, 61, 100, 5000])
+@pytest.mark.parametrize("seed", range(6))
+def test_a_tie_heavy_list_is_read_whole_at_any_page_size(page_size: int, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = sessions(rng.randint(1, 90), tie_groups=rng.randint(1, 12))
+    server = UnstableList(rows)
+    listing = SessionListing(server, page_size=page_size, what="test list")
+
+    got = read(listing)
+
+    assert sorted(keys(got)) == sorted(keys(rows))  # every row once
+    report = listing.report
+    assert (report.count, report.rows, report.missing) == (len(rows), len(rows), 0)
+    pages = math.ceil(len(rows) / page_size)
+    assert len(server.requests) == pages + report.repair_pages <= pages + 1  # one repair page at most
+    assert all(size <= page_size for _, size in server.requests[:pages])
+
+
+def test_a_run_of_ties_inside_one_page_needs_no_repair() -> None:
+    rows = sessions(10, tie_groups=1)  # all ten tie
+    server = UnstableList(rows)
+    listing = SessionListing(server, page_size=10, what="test list")
+
+    assert len(read(listing)) == 10
+    assert (listing.report.repair_pages, listing.report.repeated, server.requests) == (0, 0, [(1, 10)])
+
+
+def test_repeats_are_counted_once_and_the_rows_they_hid_are_read_from_one_page() -> None:
+    rows = sessions(12, tie_groups=1)
+    server = UnstableList(rows)
+    listing = SessionListing(server, page_size=5, what="test list")
+
+    got = read(listing)
+
+    assert sorted(keys(got)) == sorted(keys(rows))
+    assert listing.report.repeated > 0  # the shuffled ties came twice ...
+    assert server.requests[-1] == (1, 12)  # ... and one page of the whole run holds them all
+
+
+def test_a_session_on_two_hostnames_is_two_rows_and_says_so() -> None:
+    late, early = DAY + timedelta(hours=12), DAY + timedelta(hours=10)
+    session = str(uuid.uuid4())
+    rows = [row(session, late, "b.example.com"), row(str(uuid.uuid4()), late - timedelta(hours=1)),
+            row(session, early, "a.example.com")]
+    listing = SessionListing(UnstableList(rows), page_size=1, what="test list")
+
+    listed = [item for page in listing for item in page.rows]
+
+    assert [(item.session.hostname, item.another_row_before) for item in listed if item.session.id == session] == [
+        ("b.example.com", False), ("a.example.com", True)]
+
+
+def test_an_empty_page_before_the_count_is_repaired_from_one_whole_page() -> None:
+    rows = sessions(9, tie_groups=9)
+    server = UnstableList(rows, serve=lambda page, size, entries: [] if (page, size) == (2, 3) else entries)
+    listing = SessionListing(server, page_size=3, what="test list")
+
+    assert sorted(keys(read(listing))) == sorted(keys(rows))
+    assert server.requests == [(1, 3), (2, 3), (1, 9)]
+
+
+def test_an_offset_shift_with_an_unchanged_count_is_repaired() -> None:
+    """Page 2 starts with the last rows of page 1 (a shifted offset) and the count stays: rows at the end
+    were never served. No tie explains it, so the whole list is read again as one page."""
+    rows = sessions(9, tie_groups=9)
+    ordered = sorted(rows, key=lambda r: -r.last_at.timestamp())
+
+    def shifted(page: int, size: int, entries: list[UmamiSession | InvalidRow]) -> list[UmamiSession | InvalidRow]:
+        if size == 3 and page > 1:
+            return list(ordered[(page - 1) * 3 - 2: page * 3 - 2])
+        return entries
+
+    server = UnstableList(rows, serve=shifted)
+    listing = SessionListing(server, page_size=3, what="test list")
+
+    assert sorted(keys(read(listing))) == sorted(keys(rows))
+    assert (listing.report.repeated, listing.report.repair_pages, server.requests[-1]) == (2, 1, (1, 9))
+
+
+def test_a_list_that_cannot_be_completed_reports_what_is_missing() -> None:
+    rows = sessions(8, tie_groups=8)
+    server = UnstableList(rows, serve=lambda page, size, entries: [e for e in entries if e != rows[3]])
+    listing = SessionListing(server, page_size=4, what="test list")
+
+    got = read(listing)
+
+    assert rows[3] not in got and len(got) == 7
+    assert (listing.report.count, listing.report.rows, listing.report.missing) == (8, 7, 1)
+    assert listing.report.repair_pages == 1
+
+
+def test_a_count_that_changes_while_paging_reads_the_list_again() -> None:
+    server = UnstableList(sessions(6, tie_groups=6))
+    late = row(str(uuid.uuid4()), DAY + timedelta(hours=23))
+
+    def grows(page: int, size: int) -> SessionPage:
+        answer = server(page, size)
+        if late not in server.rows:
+            server.rows.append(late)  # a late event lands after the first page was served
+        return answer
+
+    listing = SessionListing(grows, page_size=2, what="test list")
+
+    assert set(keys(read(listing))) == set(keys(server.rows))  # the first pass's rows came too, and count
+    assert (listing.report.restarts, listing.report.count, listing.report.missing) == (1, 7, 0)
+    assert server.requests == [(1, 2), (2, 2), (1, 2), (2, 2), (3, 2), (4, 2)]
+
+
+def test_a_count_that_keeps_changing_gives_up_naming_the_list() -> None:
+    counts = itertools.count(5)
+
+    def drifting(page: int, size: int) -> SessionPage:
+        return SessionPage(page, size, next(counts), [row(str(uuid.uuid4()), DAY)])
+
+    listing = SessionListing(drifting, page_size=1, what="website W, window X", max_restarts=2)
+
+    with pytest.raises(UmamiPagingError, match=r"website W, window X: count changed while paging .* more than 2"):
+        read(listing)
+
+
+def test_malformed_rows_count_as_read_and_are_handed_over() -> None:
+    rows = sessions(3, tie_groups=3)
+    bad = InvalidRow(rows[1].id, rows[1].hostname, "visits: not a number")
+    server = UnstableList(rows, serve=lambda page, size, entries: [bad if e == rows[1] else e for e in entries])
+    listing = SessionListing(server, page_size=3, what="test list")
+
+    pages = list(listing)
+
+    assert [item.session.id for page in pages for item in page.rows] == [rows[0].id, rows[2].id]
+    assert [page.invalid for page in pages] == [[bad]]
+    assert (listing.report.invalid, listing.report.missing) == (1, 0)
+
+
+# --- activity -----------------------------------------------------------------------------------
+
+def event(when: datetime, visit: str, event_type: int = 1, hostname: str = "a.example.com") -> ActivityEvent:
+    return ActivityEvent(created_at=when, event_id=str(uuid.uuid4()), event_type=event_type, visit_id=visit,
+                         hostname=hostname)
+
+
+@dataclass
+class Activity:
+    """A session's events served as Umami's activity endpoint does: in range, newest first, at most 500."""
+
+    events: list[ActivityEvent]
+    windows: list[ApiWindow] = field(default_factory=list)
+
+    def __call__(self, window: ApiWindow) -> list[ActivityEvent]:
+        self.windows.append(window)
+        inside = [e for e in self.events
+                  if window.start_ms <= int(e.created_at.timestamp() * 1000) <= window.end_ms]
+        return sorted(inside, key=lambda e: e.created_at, reverse=True)[:ACTIVITY_LIMIT]
+
+
+def test_activity_gives_exact_figures_across_hostnames() -> None:
+    visit_a, visit_b = str(uuid.uuid4()), str(uuid.uuid4())
+    at = DAY + timedelta(hours=10)
+    served = Activity([event(at, visit_a), event(at + timedelta(minutes=15), visit_a, hostname="b.example.com"),
+                       event(at + timedelta(minutes=30), visit_b, event_type=2, hostname="b.example.com")])
+
+    figures = read_activity(served, WINDOW, what="session S")
+
+    assert figures is not None
+    assert (figures.first_at, figures.last_at) == (at, at + timedelta(minutes=30))
+    assert (figures.views, figures.visits, figures.events, figures.calls) == (2, 2, 1, 1)
+
+
+def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary() -> None:
+    visits = [str(uuid.uuid4()) for _ in range(7)]
+    start = DAY + timedelta(hours=1)
+    # 1,234 page views, ten per second (whole seconds tie), in seven visits
+    events = [event(start + timedelta(seconds=n // 10), visits[n % 7]) for n in range(1234)]
+    served = Activity(events)
+
+    figures = read_activity(served, WINDOW, what="session S")
+
+    assert figures is not None
+    assert (figures.views, figures.visits) == (1234, 7)
+    assert (figures.first_at, figures.last_at) == (start, start + timedelta(seconds=123))
+    assert figures.calls == len(served.windows) == 3
+    assert all(window.start_ms == WINDOW.start_ms for window in served.windows)
+
+
+def test_500_events_at_one_instant_cannot_be_paged_and_say_so() -> None:
+    served = Activity([event(DAY, str(uuid.uuid4())) for _ in range(ACTIVITY_LIMIT + 1)])
+
+    with pytest.raises(UmamiActivityError, match="session S: more than 500 events at 2026-11-10T00:00:00"):
+        read_activity(served, WINDOW, what="session S")
+
+
+def test_a_session_without_events_in_the_window_has_no_figures() -> None:
+    assert read_activity(Activity([]), WINDOW, what="session S") is None
+
