@@ -12,12 +12,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import psycopg
 import pymongo
 import pytest
+from pymongo import monitoring
 
 # Airflow reads its configuration when first imported: give the tests their own home first.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="umami-sync-airflow-"))
@@ -117,3 +118,52 @@ def umami_server(connections: Database, umami_db: str, monkeypatch: pytest.Monke
         monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
             {"conn_type": "http", "host": server.url, "login": server.username, "password": server.password}))
         yield server
+
+
+class PortableCommands(monitoring.CommandListener):
+    """Records every command that uses what the portable write path must not: a collation, ``$sortArray``,
+    or an aggregation pipeline as an update. Registered once for every client; watching only while on."""
+
+    def __init__(self) -> None:
+        self.watching = False
+        self.violations: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        """Check one command."""
+        if not self.watching:
+            return
+        command = event.command
+        parts = [command, *command.get("updates", []), *command.get("indexes", []), *command.get("deletes", [])]
+        collated = any("collation" in part for part in parts if isinstance(part, dict))
+        pipeline_update = any(isinstance(update.get("u"), list) for update in command.get("updates", []))
+        if collated or pipeline_update or "$sortArray" in repr(command):
+            self.violations.append(f"{event.command_name}: {repr(command)[:300]}")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Nothing to check."""
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        """Nothing to check."""
+
+
+PORTABLE_COMMANDS = PortableCommands()
+monitoring.register(PORTABLE_COMMANDS)
+
+
+@pytest.fixture(params=["on", "off"], ids=["collation", "portable"])
+def mongo_collation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The ``mongo_collation`` setting of a test that runs on both write paths. On the portable one, a
+    command that uses a collation, ``$sortArray`` or a pipeline update fails the test."""
+    portable = request.param == "off"
+    PORTABLE_COMMANDS.watching, PORTABLE_COMMANDS.violations = portable, []
+    yield str(request.param)
+    PORTABLE_COMMANDS.watching = False
+    if portable:
+        assert PORTABLE_COMMANDS.violations == [], "the portable path sent commands other servers refuse"
+
+
+def documents(collection: Any) -> list[bytes]:
+    """Every document of ``collection`` as BSON, in ``_id`` order (to compare two runs byte for byte)."""
+    import bson
+
+    return [bson.encode(document) for document in collection.find().sort("_id", 1)]

@@ -10,10 +10,10 @@ MAX_IDENTITY_LENGTH = 500  # session_data.string_value is varchar(500); distinct
 
 
 def fold(value: str) -> str:
-    """The form identities and users' match values are grouped and compared in: trimmed, Unicode NFC,
-    lower case (``Zoë@Example.com`` typed as one code point or as ``e`` plus a combining diaeresis
-    folds to the same text)."""
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value.strip()).lower())
+    """The form identities and users' match values are compared in: Unicode NFC, lower case
+    (``Zoë@Example.com`` typed as one code point or as ``e`` plus a combining diaeresis folds to the same
+    text). Spaces stay: a stored value is matched as it is, an identity is trimmed first."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).lower())
 
 
 def spellings(identity: str) -> list[str]:

@@ -210,14 +210,15 @@ class UsersCollection:
     def _write_batch(self, batch: list[Change], totals: WriteTotals) -> None:
         totals.bulk_writes += 1
         totals.operations += len(batch)
-        for _ in range(CONFLICT_ROUNDS):
+        for attempt in range(1, CONFLICT_ROUNDS + 1):
             matched = self._send(batch, totals)
             if matched is None or matched == len(batch):
                 return
             batch = self._merge_again(batch)
             if not batch:
                 return
-            totals.conflicts += len(batch)
+            if attempt < CONFLICT_ROUNDS:
+                totals.conflicts += len(batch)
         totals.failed += len(batch)
         totals.add_error(f"{len(batch)} users kept changing while being written ({CONFLICT_ROUNDS} tries); "
                          "not written this time")

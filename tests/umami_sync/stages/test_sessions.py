@@ -1,4 +1,6 @@
-"""Stage 1 against a real PostgreSQL (Umami's schema) and a real MongoDB wire server."""
+"""Stage 1 against a real PostgreSQL (Umami's schema) and a real MongoDB wire server, every test on both ways
+of matching identities (``mongo_collation``: a collation, or the portable path watched for commands that
+other servers refuse)."""
 
 from __future__ import annotations
 
@@ -6,17 +8,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
 
+from tests.conftest import documents
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
 from umami_sync.settings import SyncSettings
 from umami_sync.stages.sessions import sync_sessions
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from pymongo.database import Database
+
+    from umami_sync.results import SessionSyncResult
+
+    Run = Callable[..., SessionSyncResult]
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +51,20 @@ def user(db: Database, email: str) -> dict[str, Any]:
     return found
 
 
-def run(**overrides: Any) -> Any:
-    now = overrides.pop("now", RUN_AT)
-    interval = overrides.pop("interval", DAY)
-    return sync_sessions(SyncSettings(**overrides), interval, now=now)
+@pytest.fixture
+def run(mongo_collation: str) -> Run:
+    """Stage 1 with ``overrides`` as settings, on the test's write path."""
+
+    def sync(**overrides: Any) -> SessionSyncResult:
+        now = overrides.pop("now", RUN_AT)
+        interval = overrides.pop("interval", DAY)
+        return sync_sessions(SyncSettings(mongo_collation=mongo_collation, **overrides), interval, now=now)
+
+    return sync
 
 
-def test_real_fixture_rows_reach_their_users(connections: Database, umami_db: str, umami_fixtures: Path) -> None:
+def test_real_fixture_rows_reach_their_users(run: Run, connections: Database, umami_db: str,
+                                             umami_fixtures: Path) -> None:
     """The rows a real Umami 3.1.0 wrote: Alice by distinct id (+ e-mail data), Bob by e-mail data only,
     Carol by distinct id; the anonymous Chrome session has no identity."""
     import psycopg
@@ -61,8 +77,8 @@ def test_real_fixture_rows_reach_their_users(connections: Database, umami_db: st
 
     result = run()
 
-    assert (result.read, result.identified, result.anonymous, result.invalid) == (4, 3, 1, 0)
-    assert (result.matched, result.modified, result.unmatched, result.failed) == (2, 2, 1, 0)
+    assert (result.rows_read, result.identities, result.anonymous_sessions, result.invalid_rows) == (4, 3, 1, 0)
+    assert (result.matched_identities, result.modified, result.unmatched_identities, result.failed) == (2, 2, 1, 0)
     alice = user(connections, "alice@example.com")
     assert alice["session_id"] == "8b046da9-3d41-5054-8060-170787f99fe0"
     assert alice["umamiSessions"] == [{"id": "8b046da9-3d41-5054-8060-170787f99fe0", "websiteId": WEBSITE,
@@ -72,7 +88,7 @@ def test_real_fixture_rows_reach_their_users(connections: Database, umami_db: st
     assert "session_id" not in carol and "umamiSessions" not in carol
 
 
-def test_identities_are_trimmed_and_case_insensitive(rows: UmamiRows, connections: Database) -> None:
+def test_identities_are_trimmed_and_case_insensitive(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "dave@example.com")
     add_user(users(connections), "Erin@Example.org")
     dave = rows.session(at(9), distinct_id="  Dave@EXAMPLE.com ")
@@ -81,12 +97,12 @@ def test_identities_are_trimmed_and_case_insensitive(rows: UmamiRows, connection
 
     result = run()
 
-    assert (result.identified, result.matched, result.modified, result.invalid) == (2, 2, 2, 0)
+    assert (result.identities, result.matched_identities, result.modified, result.invalid_rows) == (2, 2, 2, 0)
     assert user(connections, "dave@example.com")["session_id"] == dave
     assert user(connections, "Erin@Example.org")["session_id"] == anonymous
 
 
-def test_null_empty_and_malformed_identities_are_counted_not_written(rows: UmamiRows,
+def test_null_empty_and_malformed_identities_are_counted_not_written(run: Run, rows: UmamiRows,
                                                                      connections: Database) -> None:
     add_user(users(connections), "frank@example.com")
     for value in (None, "", "   ", "not-an-email", "frank@example.com\x07"):
@@ -96,12 +112,12 @@ def test_null_empty_and_malformed_identities_are_counted_not_written(rows: Umami
 
     result = run()
 
-    assert (result.read, result.invalid, result.identified, result.anonymous) == (6, 6, 0, 1)
+    assert (result.rows_read, result.invalid_rows, result.identities, result.anonymous_sessions) == (6, 6, 0, 1)
     assert result.bulk_writes == 0
     assert "session_id" not in user(connections, "frank@example.com")
 
 
-def test_several_sessions_keep_the_newest_as_session_id(rows: UmamiRows, connections: Database) -> None:
+def test_several_sessions_keep_the_newest_as_session_id(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "gina@example.com")
     first = rows.session(at(8), distinct_id="gina@example.com")
     second = rows.session(at(14), distinct_id="gina@example.com", website_id=OTHER_WEBSITE)
@@ -110,13 +126,13 @@ def test_several_sessions_keep_the_newest_as_session_id(rows: UmamiRows, connect
     result = run()
 
     gina = user(connections, "gina@example.com")
-    assert (result.identified, result.modified) == (1, 1)
+    assert (result.identities, result.modified) == (1, 1)
     assert gina["session_id"] == second
     assert [s["id"] for s in gina["umamiSessions"]] == [second, third, first]
     assert gina["umamiSessions"][0]["websiteId"] == OTHER_WEBSITE
 
 
-def test_known_session_ids_are_bounded_to_the_most_recent(rows: UmamiRows, connections: Database) -> None:
+def test_known_session_ids_are_bounded_to_the_most_recent(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "hal@example.com")
     ids = [rows.session(at(hour), distinct_id="hal@example.com") for hour in range(1, 6)]
 
@@ -125,7 +141,8 @@ def test_known_session_ids_are_bounded_to_the_most_recent(rows: UmamiRows, conne
     assert [s["id"] for s in user(connections, "hal@example.com")["umamiSessions"]] == ids[:1:-1]
 
 
-def test_deleted_users_are_never_touched_and_users_never_created(rows: UmamiRows, connections: Database) -> None:
+def test_deleted_users_are_never_touched_and_users_never_created(run: Run, rows: UmamiRows,
+                                                                 connections: Database) -> None:
     add_user(users(connections), "ivy@example.com", isDeleted=True)
     rows.session(at(9), distinct_id="ivy@example.com")
     rows.session(at(9), distinct_id="nobody@example.com")
@@ -133,11 +150,11 @@ def test_deleted_users_are_never_touched_and_users_never_created(rows: UmamiRows
 
     result = run()
 
-    assert (result.identified, result.matched, result.unmatched) == (2, 0, 2)
+    assert (result.identities, result.matched_identities, result.unmatched_identities) == (2, 0, 2)
     assert list(users(connections).find()) == before
 
 
-def test_rerun_is_idempotent_and_leaves_other_fields_alone(rows: UmamiRows, connections: Database) -> None:
+def test_rerun_is_idempotent_and_leaves_other_fields_alone(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "jo@example.com", profile={"theme": "dark"}, tags=["a"])
     rows.session(at(9), distinct_id="jo@example.com")
     rows.session(at(10), distinct_id="jo@example.com")
@@ -146,7 +163,7 @@ def test_rerun_is_idempotent_and_leaves_other_fields_alone(rows: UmamiRows, conn
     after_first = user(connections, "jo@example.com")
     second = run(now=LATER_RUN_AT)
 
-    assert (first.modified, second.matched, second.modified) == (1, 1, 0)
+    assert (first.modified, second.matched_identities, second.changes, second.modified) == (1, 1, 0, 0)
     assert user(connections, "jo@example.com") == after_first
     assert after_first["updatedAt"] == RUN_AT.replace(tzinfo=None)
     assert {k: after_first[k] for k in ("profile", "tags", "plan", "name", "createdAt", "isDeleted")} == {
@@ -154,7 +171,7 @@ def test_rerun_is_idempotent_and_leaves_other_fields_alone(rows: UmamiRows, conn
         "createdAt": datetime(2026, 1, 1), "isDeleted": False}
 
 
-def test_older_backfill_never_replaces_a_newer_session_id(rows: UmamiRows, connections: Database) -> None:
+def test_older_backfill_never_replaces_a_newer_session_id(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "kim@example.com")
     newer = rows.session(at(9, day=27), distinct_id="kim@example.com")
     older = rows.session(at(9, day=20), distinct_id="kim@example.com")
@@ -168,7 +185,8 @@ def test_older_backfill_never_replaces_a_newer_session_id(rows: UmamiRows, conne
     assert [s["id"] for s in kim["umamiSessions"]] == [newer, older]
 
 
-def test_a_session_id_written_by_the_original_tool_stays_known(rows: UmamiRows, connections: Database) -> None:
+def test_a_session_id_written_by_the_original_tool_stays_known(run: Run, rows: UmamiRows,
+                                                               connections: Database) -> None:
     legacy = "0b7a0c8e-0000-4000-8000-000000000001"
     add_user(users(connections), "lee@example.com", session_id=legacy)
     new = rows.session(at(9), distinct_id="lee@example.com")
@@ -180,7 +198,7 @@ def test_a_session_id_written_by_the_original_tool_stays_known(rows: UmamiRows, 
     assert [s["id"] for s in lee["umamiSessions"]] == [new, legacy]
 
 
-def test_window_is_the_interval_widened_by_the_overlap(rows: UmamiRows, connections: Database) -> None:
+def test_window_is_the_interval_widened_by_the_overlap(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "max@example.com")
     add_user(users(connections), "ned@example.com")
     add_user(users(connections), "oz@example.com")
@@ -190,13 +208,13 @@ def test_window_is_the_interval_widened_by_the_overlap(rows: UmamiRows, connecti
 
     result = run(session_overlap_minutes=60)
 
-    assert (result.identified, result.window_start) == (1, at(23, day=26))
+    assert (result.identities, result.window_start) == (1, at(23, day=26))
     assert user(connections, "max@example.com")["session_id"] == late
     assert "session_id" not in user(connections, "ned@example.com")
     assert "session_id" not in user(connections, "oz@example.com")
 
 
-def test_session_data_identity_is_taken_in_its_own_time(rows: UmamiRows, connections: Database) -> None:
+def test_session_data_identity_is_taken_in_its_own_time(run: Run, rows: UmamiRows, connections: Database) -> None:
     """An e-mail attached today to a session created yesterday is found by today's run."""
     add_user(users(connections), "pia@example.com")
     old_session = rows.session(at(9, day=25))
@@ -207,47 +225,56 @@ def test_session_data_identity_is_taken_in_its_own_time(rows: UmamiRows, connect
     assert user(connections, "pia@example.com")["session_id"] == old_session
 
 
-def test_match_field_and_identity_key_are_configurable(rows: UmamiRows, connections: Database) -> None:
+def test_match_field_and_identity_key_are_configurable(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "quinn@example.com", userId="U-1001")
     session = rows.session(at(9))
     rows.session_data(session, at(9, 1), key="userId", value="u-1001")
 
     result = run(user_match_field="userId", identity_data_key="userId")
 
-    assert (result.identified, result.modified) == (1, 1)
+    assert (result.identities, result.modified) == (1, 1)
     assert user(connections, "quinn@example.com")["session_id"] == session
 
 
-def test_a_failed_batch_is_reported_and_the_others_go_on(rows: UmamiRows, connections: Database) -> None:
-    # A document the sync cannot merge into (umamiSessions is not an array) makes its operation fail.
-    add_user(users(connections), "amy@example.com")
-    add_user(users(connections), "bad@example.com", umamiSessions="corrupt")
-    add_user(users(connections), "zed@example.com")
+def test_a_failed_batch_is_reported_and_the_others_go_on(run: Run, rows: UmamiRows, connections: Database,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     for email in ("amy@example.com", "bad@example.com", "zed@example.com"):
+        add_user(users(connections), email)
         rows.session(at(9), distinct_id=email)
+    bad = user(connections, "bad@example.com")["_id"]
+    real = Collection.bulk_write
+
+    def refuse_bad(self: Collection[Any], requests: list[Any], **options: Any) -> Any:
+        if any(request._filter["_id"] == bad for request in requests):  # e.g. a validator the app installed
+            raise BulkWriteError({"writeErrors": [{"index": 0, "code": 121, "errmsg": "Document failed "
+                                                   "validation"}], "nModified": 0})
+        return real(self, requests, **options)
+
+    monkeypatch.setattr(Collection, "bulk_write", refuse_bad)
 
     result = run(batch_size=1)
 
     assert (result.bulk_writes, result.modified, result.failed) == (3, 2, 1)
-    assert len(result.errors) == 1 and "1 of 1 operations failed" in result.errors[0]
+    assert result.errors == ["bulk_write: 1 of 1 operations failed (first: 121: Document failed validation)"]
     assert not result.succeeded
-    assert user(connections, "bad@example.com")["umamiSessions"] == "corrupt"
+    assert "session_id" not in user(connections, "bad@example.com")
     assert "session_id" in user(connections, "zed@example.com")
 
 
-def test_indexes_are_ensured_once(rows: UmamiRows, connections: Database) -> None:
+def test_indexes_are_ensured_once(run: Run, rows: UmamiRows, connections: Database, mongo_collation: str) -> None:
     add_user(users(connections), "ray@example.com")
     run()
     names = {index["name"] for index in users(connections).list_indexes()}
-    assert {"umami_sync_email", "umami_sync_session_id", "umami_sync_umamiSessions_id"} <= names
-    email_index = next(i for i in users(connections).list_indexes() if i["name"] == "umami_sync_email")
-    assert email_index["collation"]["strength"] == 2
+    email = "umami_sync_email_ci" if mongo_collation == "on" else "umami_sync_email"
+    assert {email, "umami_sync_session_id", "umami_sync_umamiSessions_id"} <= names
+    email_index = next(i for i in users(connections).list_indexes() if i["name"] == email)
+    assert (email_index.get("collation") or {}).get("strength") == (2 if mongo_collation == "on" else None)
 
     run()
     assert {index["name"] for index in users(connections).list_indexes()} == names
 
 
-def test_dry_run_counts_matches_and_writes_nothing(rows: UmamiRows, connections: Database) -> None:
+def test_dry_run_counts_matches_and_writes_nothing(run: Run, rows: UmamiRows, connections: Database) -> None:
     add_user(users(connections), "sam@example.com")
     rows.session(at(9), distinct_id="SAM@example.com")
     rows.session(at(9), distinct_id="nobody@example.com")
@@ -255,13 +282,15 @@ def test_dry_run_counts_matches_and_writes_nothing(rows: UmamiRows, connections:
 
     result = run(dry_run=True)
 
-    assert (result.dry_run, result.identified, result.matched, result.unmatched, result.updates) == (True, 2, 1, 1, 1)
+    assert (result.dry_run, result.identities, result.matched_identities, result.unmatched_identities) == (
+        True, 2, 1, 1)
+    assert result.changes == 1
     assert (result.modified, result.bulk_writes) == (0, 0)
     assert list(users(connections).find()) == before
     assert [i["name"] for i in users(connections).list_indexes()] == ["_id_"]
 
 
-def test_every_user_whose_email_differs_only_in_case_gets_the_session(rows: UmamiRows,
+def test_every_user_whose_email_differs_only_in_case_gets_the_session(run: Run, rows: UmamiRows,
                                                                        connections: Database) -> None:
     add_user(users(connections), "Tess@Example.com")
     add_user(users(connections), "tess@example.com")
@@ -269,5 +298,71 @@ def test_every_user_whose_email_differs_only_in_case_gets_the_session(rows: Umam
 
     result = run()
 
-    assert (result.identified, result.matched, result.updates, result.modified) == (1, 1, 2, 2)
+    assert (result.identities, result.matched_identities, result.changes, result.modified) == (1, 1, 2, 2)
     assert {u["session_id"] for u in users(connections).find()} == {session}
+
+
+def test_website_ids_limit_the_session_sync_too(run: Run, rows: UmamiRows, connections: Database) -> None:
+    add_user(users(connections), "uma@example.com")
+    add_user(users(connections), "vic@example.com")
+    mine = rows.session(at(9), distinct_id="uma@example.com")
+    rows.session(at(9), distinct_id="vic@example.com", website_id=OTHER_WEBSITE)
+
+    result = run(website_ids=[WEBSITE])
+
+    assert (result.identities, result.modified) == (1, 1)
+    assert user(connections, "uma@example.com")["session_id"] == mine
+    assert "session_id" not in user(connections, "vic@example.com")
+
+
+def test_an_identity_sent_in_nfc_finds_a_user_stored_in_nfd(run: Run, rows: UmamiRows,
+                                                            connections: Database) -> None:
+    add_user(users(connections), "Zoe\u0308@Example.com")  # e + combining diaeresis, other letter case
+    session = rows.session(at(9), distinct_id="zo\u00eb@example.com")  # one code point
+
+    result = run()
+
+    assert (result.matched_identities, result.modified) == (1, 1)
+    assert user(connections, "Zoe\u0308@Example.com")["session_id"] == session
+
+
+def test_a_rerun_sends_no_change_at_all(run: Run, rows: UmamiRows, connections: Database) -> None:
+    for n in range(5):
+        add_user(users(connections), f"w{n}@example.com")
+        rows.session(at(9, n), distinct_id=f"W{n}@example.com")
+    first = run()
+
+    again = run(now=LATER_RUN_AT)
+
+    assert (first.changes, first.modified) == (5, 5)
+    assert (again.matched_identities, again.changes, again.bulk_writes, again.modified) == (5, 0, 0, 0)
+
+
+def test_both_write_paths_end_in_the_same_documents_byte_for_byte(mongo_uri: str, umami_db: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymongo
+
+    from tests.conftest import mongo_connection, postgres_connection
+
+    rows = UmamiRows(umami_db)
+    for n, email in enumerate(("ann@example.com", "Bea@Example.com", "cy@example.com", "Zoe\u0308@example.com")):
+        rows.session(at(8 + n), distinct_id=email.swapcase())
+        rows.session(at(14 + n), distinct_id=email, website_id=OTHER_WEBSITE)
+    rows.close()
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_DB", postgres_connection(umami_db))
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongo_uri)
+    ends = []
+    for mode in ("on", "off"):
+        database = client[f"t_paths_{mode}"]
+        client.drop_database(database.name)
+        for n, email in enumerate(("ann@example.com", "Bea@Example.com", "cy@example.com",
+                                   "Zoe\u0308@example.com", "other@example.com")):
+            add_user(database["users"], email, _id=n, session_id="legacy" if n == 2 else None)
+        monkeypatch.setenv("AIRFLOW_CONN_USERS_MONGO", mongo_connection(mongo_uri, database.name))
+        sync_sessions(SyncSettings(mongo_collation=mode), DAY, now=RUN_AT)
+        sync_sessions(SyncSettings(mongo_collation=mode), DAY, now=LATER_RUN_AT)
+        ends.append(documents(database["users"]))
+        client.drop_database(database.name)
+    client.close()
+    assert ends[0] == ends[1]
+    assert len(ends[0]) == 5

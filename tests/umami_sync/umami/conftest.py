@@ -1,5 +1,6 @@
 """Fixtures for the Umami API client: Umami's PostgreSQL with the real 3.1.0 rows, FakeUmami over HTTP,
-a scripted server for inconsistent pages, and the ``umami_api`` connection through ``AIRFLOW_CONN_UMAMI_API``.
+a scripted server for what FakeUmami does not do, and the ``umami_api`` connection through
+``AIRFLOW_CONN_UMAMI_API``.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +24,6 @@ from tests.factories import OTHER_WEBSITE, UmamiRows
 from umami_sync.umami.api import UmamiHook
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 PASSWORD = "pw-Zq8-never-logged"
@@ -139,42 +140,27 @@ def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) 
     return LogCapture(caplog, capfd)
 
 
-@dataclass
-class ScriptedUmami:
-    """Login, and every GET answered from the script: ``pages[n]`` is page n's ``data`` (missing = [])."""
-
-    count: int
-    pages: dict[int, list[dict[str, Any]]]
-    requested_pages: list[int] = field(default_factory=list)
-
-    def reply(self, path: str, query: dict[str, str]) -> dict[str, Any]:
-        """The body for one request."""
-        if path == "/api/auth/login":
-            return {"token": "scripted-token", "user": {"id": str(uuid.uuid4()), "username": "admin"}}
-        page = int(query["page"])
-        self.requested_pages.append(page)
-        return {"data": self.pages.get(page, []), "count": self.count, "page": page,
-                "pageSize": int(query["pageSize"])}
+Reply = tuple[int, dict[str, str], bytes]
+Handler = Callable[[str, str, dict[str, str], dict[str, str], bytes], Reply]
 
 
 @pytest.fixture
-def scripted_umami(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ScriptedUmami]]:
-    """FakeUmami computes consistent pages; a server whose pages disagree with its count is scripted here.
-
-    Calling the fixture with ``count`` and ``pages`` starts it and points ``umami_api`` at it.
-    """
+def scripted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handler], str]]:
+    """A server whose every answer comes from ``handler(method, path, query, headers, body)``, for what
+    FakeUmami does not do (gateways that echo requests, bodies that are not Umami's). Calling the fixture
+    starts it, points ``umami_api`` at it (admin / ``PASSWORD``) and returns its URL."""
     servers: list[ThreadingHTTPServer] = []
 
-    def start(count: int, pages: dict[int, list[dict[str, Any]]]) -> ScriptedUmami:
-        script = ScriptedUmami(count, pages)
-
-        class Handler(BaseHTTPRequestHandler):
+    def start(handler: Handler) -> str:
+        class Serve(BaseHTTPRequestHandler):
             def _serve(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 target = urlsplit(self.path)
-                payload = json.dumps(script.reply(target.path, dict(parse_qsl(target.query)))).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                status, headers, payload = handler(self.command, target.path, dict(parse_qsl(target.query)),
+                                                   {k.lower(): v for k, v in self.headers.items()}, body)
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -184,14 +170,19 @@ def scripted_umami(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sc
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
         servers.append(server)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        umami_connection(monkeypatch, f"http://127.0.0.1:{server.server_address[1]}", login="admin",
-                         password=PASSWORD)
-        return script
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        umami_connection(monkeypatch, url, login="admin", password=PASSWORD)
+        return url
 
     yield start
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+def login_reply(token: str = "scripted-token-" + "t" * 40) -> Reply:
+    """A 200 login answer as Umami gives it."""
+    return 200, {}, json.dumps({"token": token, "user": {"id": str(uuid.uuid4()), "username": "admin"}}).encode()

@@ -1,10 +1,10 @@
-"""UmamiHook: pure parts first (backoff, Retry-After, connection rule), then real HTTP against FakeUmami."""
+"""UmamiHook: pure parts first (backoff, Retry-After, connection rule), then real HTTP against FakeUmami, a
+scripted server (gateways that echo requests) and a trickling TCP proxy."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 import traceback
@@ -15,7 +15,9 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tenacity import RetryCallState, Retrying
 
+from local_stack.tcp_proxy import Mode, TcpProxy
 from local_stack.umami_api import FakeUmami
 from tests.factories import OTHER_WEBSITE, WEBSITE
 from tests.umami_sync.umami.conftest import (
@@ -24,66 +26,79 @@ from tests.umami_sync.umami.conftest import (
     WINDOW_END_MS,
     WINDOW_START_MS,
     SessionMaker,
+    login_reply,
     umami_connection,
 )
 from umami_sync.umami.api import (
     API_KEY_HEADER,
-    SessionPage,
     UmamiApiError,
     UmamiAuthError,
     UmamiConfigError,
+    UmamiCredentialsError,
     UmamiHook,
-    UmamiPagingError,
     UmamiRetryError,
-    full_jitter_backoff,
+    _Transient,
+    _WaitRetryAfter,
     parse_retry_after,
 )
-from umami_sync.umami.models import validate_sessions
+from umami_sync.umami.listing import SessionListing
+from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from tests.umami_sync.umami.conftest import LogCapture, ScriptedUmami
+    from tests.umami_sync.umami.conftest import Handler, LogCapture
+
+WINDOW = ApiWindow(WINDOW_START_MS, WINDOW_END_MS)
+integration = pytest.mark.integration
 
 # --- pure parts -------------------------------------------------------------------------------------
 
 
-def test_backoff_upper_bound_doubles_up_to_the_cap() -> None:
-    upper = [full_jitter_backoff(n, base=0.5, cap=3.0, uniform=lambda low, high: high) for n in range(1, 6)]
-    lower = [full_jitter_backoff(n, base=0.5, cap=3.0, uniform=lambda low, high: low) for n in range(1, 6)]
+def _wait(attempt: int, failure: BaseException, *, base: float = 0.5, cap: float = 3.0) -> float:
+    """The wait tenacity would take before retry ``attempt`` after ``failure``."""
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(failure), failure, None))
+    return _WaitRetryAfter(multiplier=base, max=cap)(state)
 
-    assert upper == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert lower == [0.0] * 5
+
+def test_backoff_is_full_jitter_doubling_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    assert [_wait(n, _Transient("HTTP 500")) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    monkeypatch.setattr(random, "uniform", lambda low, high: low)
+    assert [_wait(n, _Transient("HTTP 500")) for n in range(1, 6)] == [0.0] * 5
 
 
 def test_backoff_is_spread_over_the_whole_range() -> None:
-    rng = random.Random(7)
-    delays = [full_jitter_backoff(4, base=1.0, cap=60.0, uniform=rng.uniform) for _ in range(200)]
+    delays = [_wait(4, _Transient("HTTP 503"), base=1.0, cap=60.0) for _ in range(300)]
 
     assert all(0.0 <= d <= 8.0 for d in delays)
     assert min(delays) < 1.0
     assert max(delays) > 7.0
 
 
+def test_retry_after_wins_over_a_shorter_backoff() -> None:
+    assert _wait(1, _Transient("HTTP 429", retry_after=7.0)) == 7.0
+    assert _wait(1, _Transient("ConnectionError")) <= 0.5
+
+
 @pytest.mark.parametrize(("header", "expected"), [("7", 7.0), (" 12 ", 12.0), ("0", 0.0), (None, None),
-                                                  ("", None), ("soon", None), ("-3", None),
-                                                  ("0.25", 0.25), ("1.", None)])
+                                                  ("", None), ("soon", None), ("-3", None), ("1.", None)])
 def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
 
 def test_retry_after_http_date() -> None:
-    now = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
-
-    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
-    assert parse_retry_after("Fri, 27 Nov 2026 12:00:45 -0000", now) == 45.0
-    assert parse_retry_after(format_datetime(now - timedelta(minutes=5), usegmt=True), now) == 0.0
+    in_30_s = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28.0 <= (parse_retry_after(in_30_s) or 0.0) <= 30.0
+    assert parse_retry_after(format_datetime(datetime.now(UTC) - timedelta(minutes=5), usegmt=True)) == 0.0
 
 
 def test_self_hosted_connection_sends_no_basic_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     umami_connection(monkeypatch, host="http://127.0.0.1:9/", login="admin", password=PASSWORD,
-                    extra={"X-Team": "analytics"})
+                     extra={"X-Team": "analytics"})
     hook = UmamiHook()
 
     session = hook.get_conn()
@@ -130,40 +145,34 @@ def test_connection_rule_violations_are_clear_and_secret_free(
     assert PASSWORD not in str(caught.value)
 
 
-@pytest.mark.parametrize(("start", "end", "page_size"), [
-    (1_764_201_600, 1_764_288_000, 100),  # seconds, not milliseconds
-    (1_764_288_000_000, 1_764_201_600_000, 100),  # end before start
-    (1_764_201_600_000, 1_764_288_000_000, 0),
+@pytest.mark.parametrize(("start", "end"), [
+    (1_764_201_600, 1_764_288_000),  # seconds, not milliseconds
+    (1_764_288_000_000, 1_764_201_600_000),  # end before start
 ])
-def test_session_window_arguments_are_checked(start: int, end: int, page_size: int) -> None:
+def test_window_arguments_are_checked_before_any_request(start: int, end: int) -> None:
     hook = UmamiHook()
 
     with pytest.raises(ValueError, match="epoch milliseconds"):
-        hook.iter_session_pages("266abb41-957e-4dd3-8229-6a601f80a9db", start, end, page_size)
-
+        hook.session_page(WEBSITE, ApiWindow(start, end), 1, 100)
+    with pytest.raises(ValueError, match="epoch milliseconds"):
+        hook.session_activity(WEBSITE, str(uuid.uuid4()), ApiWindow(start, end))
     assert hook.stats.requests == 0
 
 
-# --- against FakeUmami over real HTTP ------------------------------------------------------------------
-
-integration = pytest.mark.integration
+# --- against FakeUmami over real HTTP ---------------------------------------------------------------
 
 
-def _read_all(hook: UmamiHook, website_id: str, page_size: int) -> tuple[list[str], list[SessionPage]]:
-    """Every page of the test window, and the ids yielded, in order."""
-    pages = list(hook.iter_session_pages(website_id, WINDOW_START_MS, WINDOW_END_MS, page_size))
-    return [row.id for page in pages for row in page.rows], pages
+def _read_all(hook: UmamiHook, website_id: str, page_size: int) -> list[str]:
+    """The session ids of the test window's whole list, in the order they were read."""
+    listing = SessionListing(lambda page, size: hook.session_page(website_id, WINDOW, page, size),
+                             page_size=page_size, what=f"website {website_id}")
+    return [listed.session.id for page in listing for listed in page.rows]
 
 
 def _session_calls(fake: FakeUmami, website_id: str) -> list[tuple[str, int]]:
     """(page, status) of the fake's session-list requests for one website."""
     return [(record.query.get("page", ""), record.status) for record in fake.requests
             if record.path.endswith(f"/websites/{website_id}/sessions")]
-
-
-def _assert_each_once(ids: list[str], expected: list[str]) -> None:
-    assert len(set(ids)) == len(ids)
-    assert sorted(ids) == sorted(expected)
 
 
 @contextmanager
@@ -179,52 +188,53 @@ def _fixture_sessions(folder: Path) -> list[dict[str, Any]]:
             for row in json.loads((folder / name).read_text())["data"]]
 
 
-def _scripted_rows(folder: Path, count: int) -> list[dict[str, Any]]:
-    """``count`` copies of a real session row with fresh ids."""
-    template = _fixture_sessions(folder)[0]
-    return [{**template, "id": str(uuid.uuid4())} for _ in range(count)]
-
-
 @integration
 def test_login_once_then_bearer_and_rows_as_the_real_server_returned(
     self_hosted: FakeUmami, make_hook: Callable[..., UmamiHook], umami_fixtures: Path
 ) -> None:
-    expected, _ = validate_sessions(_fixture_sessions(umami_fixtures))
     hook = make_hook()
 
     websites = hook.list_websites()
-    _, pages = _read_all(hook, WEBSITE, page_size=2)
+    pages = [hook.session_page(WEBSITE, WINDOW, page, 2) for page in (1, 2)]
 
     assert [website.id for website in websites] == [WEBSITE]
-    assert [row for page in pages for row in page.rows] == expected
-    assert [page.page for page in pages] == [1, 2]
+    assert [row.model_dump(by_alias=True, mode="json")["id"] for page in pages for row in page.entries] == [
+        row["id"] for row in _fixture_sessions(umami_fixtures)]
+    assert [(page.page, page.page_size, page.count) for page in pages] == [(1, 2, 3), (2, 2, 3)]
     calls = [(record.method, record.path, record.status) for record in self_hosted.requests]
     assert calls[0] == ("POST", "/api/auth/login", 200)
     assert [call for call in calls if call[0] == "POST"] == [calls[0]]
     assert all(status == 200 for _, _, status in calls)  # only a valid bearer token gets 200 here
-    assert hook.stats.logins == 1
-    assert hook.stats.requests == len(calls)
+    assert (hook.stats.logins, hook.stats.list_pages, hook.stats.requests) == (1, 2, len(calls))
 
 
 @integration
-@pytest.mark.parametrize(("sessions", "page_size"), [(7, 3), (6, 3), (1, 100), (0, 5)])
-def test_requests_per_website_are_pages_plus_login_on_a_healthy_server(
-    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook],
-    sessions: int, page_size: int,
+def test_website_by_id_known_unknown_and_not_viewable(
+    self_hosted: FakeUmami, umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook]
 ) -> None:
-    made = make_sessions(sessions)
+    hook = make_hook()
+    website = hook.get_website(WEBSITE)
+    assert website is not None
+    assert (website.id, website.name) == (WEBSITE, "Probe Site")
+    assert hook.get_website(str(uuid.uuid4())) is None  # an admin sees every id; Umami finds no website
+    with FakeUmami(umami_pg, password=PASSWORD, role="user", user_id=str(uuid.uuid4())) as fake:
+        umami_connection(monkeypatch, fake.url, login="admin", password=PASSWORD)
+        with pytest.raises(UmamiAuthError, match=rf"GET /api/websites/{WEBSITE} -> HTTP 401") as caught:
+            make_hook().get_website(WEBSITE)
+    assert not isinstance(caught.value, UmamiCredentialsError)
+
+
+@integration
+def test_activity_of_a_session(self_hosted: FakeUmami, make_hook: Callable[..., UmamiHook],
+                               umami_fixtures: Path) -> None:
+    recorded = json.loads((umami_fixtures / "api_session_activity.json").read_text())
+    alice = "8b046da9-3d41-5054-8060-170787f99fe0"
     hook = make_hook()
 
-    ids, pages = _read_all(hook, OTHER_WEBSITE, page_size)
+    events = hook.session_activity(WEBSITE, alice, WINDOW)
 
-    expected_pages = max(1, math.ceil(sessions / page_size))  # an empty list still takes one page
-    _assert_each_once(ids, made)
-    assert ids == made[::-1]  # newest last event first
-    assert len(pages) == expected_pages
-    assert hook.stats.requests == expected_pages + 1 == len(self_hosted.requests)
-    assert _session_calls(self_hosted, OTHER_WEBSITE) == [(str(n), 200) for n in range(1, expected_pages + 1)]
-    stats = hook.stats
-    assert (stats.retries, stats.restarts, stats.duplicates, stats.invalid_rows) == (0, 0, 0, 0)
+    assert [event.event_id for event in events] == [event["eventId"] for event in recorded]
+    assert hook.stats.activity_calls == 1
 
 
 @integration
@@ -235,13 +245,13 @@ def test_revoked_token_mid_paging_means_one_new_login_and_nothing_lost(
     self_hosted.faults.on_session_page = lambda page: self_hosted.revoke_tokens() if page == 2 else None
     hook = make_hook()
 
-    ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=3)
+    ids = _read_all(hook, OTHER_WEBSITE, page_size=3)
 
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert _session_calls(self_hosted, OTHER_WEBSITE) == [("1", 200), ("2", 200), ("3", 401), ("3", 200),
                                                           ("4", 200)]
     assert [record.path for record in self_hosted.requests].count("/api/auth/login") == 2
-    assert (hook.stats.logins, hook.stats.retries, hook.stats.duplicates) == (2, 0, 0)
+    assert (hook.stats.logins, hook.stats.retries) == (2, 0)
 
 
 @integration
@@ -255,7 +265,7 @@ def test_a_401_right_after_a_fresh_login_is_a_clear_error(
 
         with pytest.raises(UmamiAuthError, match=rf"GET /api/websites/{WEBSITE}/sessions -> HTTP 401: "
                                                  r"Unauthorized \(unauthorized\)"):
-            next(hook.iter_session_pages(WEBSITE, WINDOW_START_MS, WINDOW_END_MS, 10))
+            hook.session_page(WEBSITE, WINDOW, 1, 10)
 
         assert [(record.method, record.status) for record in fake.requests] == [
             ("POST", 200), ("GET", 401), ("POST", 200), ("GET", 401)]
@@ -263,19 +273,19 @@ def test_a_401_right_after_a_fresh_login_is_a_clear_error(
 
 
 @integration
-def test_wrong_password_fails_at_once_with_umamis_reason(
+def test_a_refused_login_fails_at_once_naming_the_connection_not_the_password(
     fake_umami: FakeUmami, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook],
     sleeps: list[float],
 ) -> None:
     umami_connection(monkeypatch, fake_umami.url, login="admin", password="not-the-password")
     hook = make_hook()
 
-    with pytest.raises(UmamiAuthError, match=r"POST /api/auth/login -> HTTP 401: Unauthorized "
-                                             r"\(incorrect-username-password\)") as caught:
+    with pytest.raises(UmamiCredentialsError) as caught:
         hook.list_websites()
 
-    assert caught.value.status == 401
-    assert len(fake_umami.requests) == 1
+    assert str(caught.value) == ("Umami POST /api/auth/login -> HTTP 401: connection 'umami_api': Umami refused "
+                                 "the login of user 'admin' (Unauthorized (incorrect-username-password))")
+    assert len(fake_umami.requests) == 1  # no retry: a wrong password is not transient
     assert sleeps == []
 
 
@@ -287,16 +297,30 @@ def test_429_waits_at_least_retry_after(
     made = make_sessions(4)
     self_hosted.faults.on_session_page = lambda page: setattr(self_hosted.faults, "throttle_next", 2) \
         if page == 1 else None
-    self_hosted.faults.retry_after_seconds = 0.25  # above backoff_max (0.05): Retry-After must win
+    self_hosted.faults.retry_after_seconds = 2  # above backoff_max (0.05): Retry-After must win
     hook = make_hook()
 
-    ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=2)
+    ids = _read_all(hook, OTHER_WEBSITE, page_size=2)
 
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert _session_calls(self_hosted, OTHER_WEBSITE) == [("1", 200), ("2", 429), ("2", 429), ("2", 200)]
-    assert len(sleeps) == 2
-    assert all(slept >= 0.25 for slept in sleeps)
+    assert sleeps == [2.0, 2.0]
     assert hook.stats.retries == 2
+
+
+@integration
+def test_a_retry_after_past_the_cap_fails_the_try_instead_of_sleeping(
+    self_hosted: FakeUmami, make_hook: Callable[..., UmamiHook], sleeps: list[float]
+) -> None:
+    self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 1, 3600
+    hook = make_hook(max_retry_wait=300)
+
+    with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login -> HTTP 429 asks to wait 3600 s, more than "
+                                              r"max_retry_wait_seconds \(300 s\); failing this try"):
+        hook.list_websites()
+
+    assert sleeps == []
+    assert len(self_hosted.requests) == 1
 
 
 @integration
@@ -308,9 +332,9 @@ def test_500s_are_retried_with_backoff_then_succeed(
     self_hosted.faults.fail_next = 2
     hook = make_hook(backoff_base=0.01, backoff_max=0.02)
 
-    ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=5)
+    ids = _read_all(hook, OTHER_WEBSITE, page_size=5)
 
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert _session_calls(self_hosted, OTHER_WEBSITE) == [("1", 500), ("1", 500), ("1", 200)]
     assert len(sleeps) == 2
     assert all(0.0 <= slept <= 0.02 for slept in sleeps)
@@ -327,7 +351,7 @@ def test_exhausted_retries_raise_a_clear_error(
     hook = make_hook(max_retries=2)
 
     with pytest.raises(UmamiRetryError, match=rf"GET /api/websites/{OTHER_WEBSITE}/sessions failed 3 times, "
-                                              r"last with HTTP 500"):
+                                              r"last with HTTP 500; giving up"):
         _read_all(hook, OTHER_WEBSITE, page_size=5)
 
     assert _session_calls(self_hosted, OTHER_WEBSITE) == [("1", 500)] * 3
@@ -344,144 +368,49 @@ def test_a_request_slower_than_the_timeout_is_retried(
     hook.list_websites()  # log in first, so the slow request is the session list
     self_hosted.faults.delay_next, self_hosted.faults.delay_seconds = 1, 1.5
 
-    ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=5)
+    ids = _read_all(hook, OTHER_WEBSITE, page_size=5)
 
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert hook.stats.retries == 1
     assert len(sleeps) == 1
 
 
 @integration
-def test_malformed_rows_are_reported_with_their_id_and_the_rest_kept(
-    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
+def test_an_answer_trickled_byte_by_byte_is_cut_off_at_the_timeout(
+    self_hosted: FakeUmami, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook],
+    sleeps: list[float],
 ) -> None:
-    made = make_sessions(5)
-    corrupted, without_id = made[1], made[3]
-    self_hosted.faults.malformed_ids = {corrupted}
-    self_hosted.faults.drop_id_ids = {without_id}
-    hook = make_hook()
+    """Each byte arrives well within the timeout, so only a bound on the whole exchange stops it."""
+    port = int(self_hosted.url.rsplit(":", 1)[1])
+    with TcpProxy("127.0.0.1", port) as proxy:
+        umami_connection(monkeypatch, f"http://{proxy.address}", login="admin", password=PASSWORD)
+        proxy.set_mode(Mode.TRICKLE, trickle_interval=0.05)
+        hook = make_hook(timeout=1.0, max_retries=1)
+        started = time.monotonic()
 
-    ids, pages = _read_all(hook, OTHER_WEBSITE, page_size=2)
+        with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login failed 2 times, last with Timeout"):
+            hook.list_websites()
 
-    invalid = {row.session_id: row.error for page in pages for row in page.invalid}
-    _assert_each_once(ids, [session for session in made if session not in (corrupted, without_id)])
-    assert set(invalid) == {corrupted, None}
-    assert "visits" in invalid[corrupted]
-    assert "lastAt" in invalid[corrupted]
-    assert invalid[None].startswith("id:")
-    assert hook.stats.invalid_rows == 2
-    assert len(pages) == 3  # bad rows still count towards the reported total
-
-
-@integration
-def test_count_change_between_pages_restarts_and_yields_every_session_once(
-    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
-) -> None:
-    made = make_sessions(9)
-    added: list[str] = []
-
-    def add_two_during_page_2(page: int) -> None:
-        if page == 2 and not added:
-            added.extend(make_sessions(2))
-
-    self_hosted.faults.on_session_page = add_two_during_page_2
-    hook = make_hook()
-
-    ids, pages = _read_all(hook, OTHER_WEBSITE, page_size=3)
-
-    _assert_each_once(ids, made + added)
-    assert [page.page for page in pages] == [1, 2, 1, 2, 3, 4]
-    yielded_before_restart = sum(len(page.rows) for page in pages[:2])
-    assert hook.stats.restarts == 1
-    assert hook.stats.duplicates == sum(page.duplicates for page in pages) == yielded_before_restart
-    # The page that showed the new count is dropped and read again in the second pass.
-    requested = [page for page, _ in _session_calls(self_hosted, OTHER_WEBSITE)]
-    assert requested == ["1", "2", "3", "1", "2", "3", "4"]
-
-
-@integration
-def test_a_count_that_keeps_changing_gives_up_after_the_restart_limit(
-    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
-) -> None:
-    make_sessions(4)
-
-    def add_one_per_page(page: int) -> None:
-        make_sessions(1)
-
-    self_hosted.faults.on_session_page = add_one_per_page
-    hook = make_hook(max_restarts=3)
-
-    with pytest.raises(UmamiPagingError, match=r"count changed while paging .* more than 3 times"):
-        _read_all(hook, OTHER_WEBSITE, page_size=2)
-
-    assert hook.stats.restarts == 4
-
-
-@integration
-def test_a_row_seen_twice_within_a_pass_is_counted_not_yielded_twice(
-    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
-) -> None:
-    made = make_sessions(6)  # served newest first: made[5] .. made[0]
-    moved = made[1]
-
-    def move_to_top_after_page_1(page: int) -> None:
-        if page == 1:
-            make_sessions.touch(moved)  # same count; every row before it shifts one place down
-
-    self_hosted.faults.on_session_page = move_to_top_after_page_1
-    hook = make_hook()
-
-    ids, pages = _read_all(hook, OTHER_WEBSITE, page_size=3)
-
-    assert len(set(ids)) == len(ids)
-    assert [page.duplicates for page in pages] == [0, 1]
-    assert hook.stats.duplicates == 1
-    assert hook.stats.restarts == 0
-    # Offset paging cannot see a row that jumped over the read position while the count stayed the same;
-    # the analytics stage reads closed windows (end in the past), where rows do not move.
-    assert set(ids) == set(made) - {moved}
-
-
-@integration
-def test_a_short_page_alone_does_not_end_the_list(
-    scripted_umami: Callable[..., ScriptedUmami], make_hook: Callable[..., UmamiHook], umami_fixtures: Path
-) -> None:
-    rows = _scripted_rows(umami_fixtures, 5)
-    script = scripted_umami(count=5, pages={1: rows[:2], 2: rows[2:3], 3: rows[3:], 4: rows[:1]})
-
-    ids, _ = _read_all(make_hook(), WEBSITE, page_size=2)
-
-    assert ids == [row["id"] for row in rows]
-    assert script.requested_pages == [1, 2, 3]  # page 2 was short; the count ended the list after page 3
-
-
-@integration
-def test_an_empty_page_ends_the_list_before_the_count(
-    scripted_umami: Callable[..., ScriptedUmami], make_hook: Callable[..., UmamiHook], umami_fixtures: Path,
-    logged: LogCapture,
-) -> None:
-    rows = _scripted_rows(umami_fixtures, 5)
-    script = scripted_umami(count=5, pages={1: rows[:2], 3: rows[2:]})
-
-    ids, pages = _read_all(make_hook(), WEBSITE, page_size=2)
-
-    assert ids == [row["id"] for row in rows[:2]]
-    assert script.requested_pages == [1, 2]
-    assert [page.rows for page in pages][-1] == []
-    assert "page 2 is empty after 2 of 5 rows" in logged.text()
+        assert time.monotonic() - started < 4.0  # two tries of 1 s, not minutes of trickle
+        proxy.set_mode(Mode.PASS)
+        assert [website.id for website in make_hook().list_websites()] == [WEBSITE]  # the same path, healthy
 
 
 @integration
 def test_websites_leave_out_deleted_ones(
-    scripted_umami: Callable[..., ScriptedUmami], make_hook: Callable[..., UmamiHook], umami_fixtures: Path
+    scripted_server: Callable[[Handler], str], make_hook: Callable[..., UmamiHook], umami_fixtures: Path
 ) -> None:
     live = json.loads((umami_fixtures / "api_websites.json").read_text())["data"][0]
     deleted = {**live, "id": str(uuid.uuid4()), "deletedAt": "2026-11-27T16:00:00.000Z"}
-    scripted_umami(count=2, pages={1: [live, deleted]})
 
-    websites = make_hook().list_websites()
+    def serve(method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Any:
+        if path == "/api/auth/login":
+            return login_reply()
+        return 200, {}, json.dumps({"data": [live, deleted], "count": 2, "page": 1, "pageSize": 100}).encode()
 
-    assert [website.id for website in websites] == [live["id"]]
+    scripted_server(serve)
+
+    assert [website.id for website in make_hook().list_websites()] == [live["id"]]
 
 
 @integration
@@ -511,11 +440,11 @@ def test_cloud_mode_sends_the_api_key_to_v1_paths_without_login(
         hook = make_hook()
 
         websites = hook.list_websites()
-        ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=2)
+        ids = _read_all(hook, OTHER_WEBSITE, page_size=2)
 
         calls = fake.requests
     assert {website.id for website in websites} == {WEBSITE, OTHER_WEBSITE}
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     sessions_path = f"/v1/websites/{OTHER_WEBSITE}/sessions"
     assert [record.path for record in calls] == ["/v1/websites", sessions_path, sessions_path, sessions_path]
     assert all(record.status == 200 for record in calls)  # the fake checks x-umami-api-key on each
@@ -536,22 +465,23 @@ def test_cloud_rate_limit_429_is_waited_out(
     with _cloud_umami(umami_pg, monkeypatch, rate_limit=2, rate_window_seconds=1.0) as fake:
         hook = UmamiHook(backoff_base=0.01, backoff_max=0.05, sleep=sleep)
 
-        ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=1)
+        ids = _read_all(hook, OTHER_WEBSITE, page_size=1)
 
         statuses = [record.status for record in fake.requests]
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert statuses == [200, 200, 429, 200]
     assert len(slept) == 1
     assert slept[0] >= 1.0  # the fake's whole-second Retry-After
 
 
 @integration
-def test_wrong_api_key_and_other_4xx_fail_at_once(
+def test_a_refused_api_key_fails_at_once_and_other_4xx_too(
     umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook], sleeps: list[float],
 ) -> None:
     with _cloud_umami(umami_pg, monkeypatch) as fake:
         umami_connection(monkeypatch, f"{fake.url}/v1", extra={"api_key": "key-of-someone-else"})
-        with pytest.raises(UmamiAuthError, match=r"GET /v1/websites -> HTTP 401"):
+        with pytest.raises(UmamiCredentialsError, match=r"GET /v1/websites -> HTTP 401: connection 'umami_api': "
+                                                        r"Umami refused the API key"):
             make_hook().list_websites()
         umami_connection(monkeypatch, fake.url, extra={"api_key": API_KEY})  # base URL lacks /v1
         with pytest.raises(UmamiApiError,
@@ -580,9 +510,9 @@ def test_client_rate_limit_spaces_calls(
         fake.faults.on_session_page = lambda page: sent_at.append(now[0])
         hook = UmamiHook(rate_limit_calls=3, rate_limit_period=10.0, clock=lambda: now[0], sleep=sleep)
 
-        ids, _ = _read_all(hook, OTHER_WEBSITE, page_size=1)
+        ids = _read_all(hook, OTHER_WEBSITE, page_size=1)
 
-    _assert_each_once(ids, made)
+    assert sorted(ids) == sorted(made)
     assert len(sent_at) == 7
     assert sent_at[:3] == [0.0, 0.0, 0.0]  # no waiting while under the limit
     assert all(later - earlier >= 10.0 for earlier, later in zip(sent_at, sent_at[3:], strict=False))
@@ -593,6 +523,40 @@ def _current_token(hook: UmamiHook) -> str:
     """The hook keeps its token private; the test reads it only to search for it."""
     assert hook._token is not None
     return hook._token.get_secret_value()
+
+
+@integration
+def test_error_bodies_that_echo_secrets_are_reduced_to_umamis_message(
+    scripted_server: Callable[[Handler], str], make_hook: Callable[..., UmamiHook], logged: LogCapture
+) -> None:
+    """A login endpoint that echoes the request body, and a gateway that echoes the Authorization header:
+    only Umami's error message and code may be kept, without the password or the token."""
+    token = "tok3n-" + uuid.uuid4().hex * 2
+    logins = []
+
+    def serve(method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Any:
+        if path == "/api/auth/login":
+            logins.append(body)
+            if len(logins) == 1:  # the first login is answered by an echoing proxy
+                return 400, {}, json.dumps({"error": {"message": f"bad request {body.decode()}",
+                                                      "code": "bad-request"}, "echo": body.decode()}).encode()
+            return login_reply(token)
+        echoed = headers.get("authorization", "")
+        return 403, {}, json.dumps({"error": f"forbidden for {echoed}", "headers": headers}).encode()
+
+    scripted_server(serve)
+    with pytest.raises(UmamiApiError) as refused:
+        make_hook().list_websites()
+    with pytest.raises(UmamiApiError) as forbidden:
+        make_hook().list_websites()
+
+    texts = [str(refused.value), "".join(traceback.format_exception(refused.value)),
+             str(forbidden.value), "".join(traceback.format_exception(forbidden.value)), logged.text()]
+    assert refused.value.message.startswith("bad request")
+    assert forbidden.value.message == "forbidden for Bearer ***"
+    assert all(len(exc.message) <= 200 for exc in (refused.value, forbidden.value))
+    for secret in (PASSWORD, token):
+        assert not any(secret in text for text in texts)
 
 
 @integration
@@ -617,20 +581,19 @@ def test_secrets_never_reach_logs_errors_or_results(
         assert API_KEY in canary
         logged.clear()
 
-        fake.faults.throttle_next, fake.faults.retry_after_seconds = 1, 0.01
+        fake.faults.throttle_next, fake.faults.retry_after_seconds = 1, 0
         fake.faults.malformed_ids = {made[2]}
         fake.faults.on_session_page = lambda page: fake.revoke_tokens() if page == 2 else None
-        pages = hook.iter_session_pages(OTHER_WEBSITE, WINDOW_START_MS, WINDOW_END_MS, 2)
-        results = [next(pages)]
+        texts.append(repr(hook.session_page(OTHER_WEBSITE, WINDOW, 1, 2)))
         tokens.add(_current_token(hook))
-        results.extend(pages)
+        texts.append(repr([hook.session_page(OTHER_WEBSITE, WINDOW, page, 2) for page in (2, 3)]))
         tokens.add(_current_token(hook))
         fake.faults.on_session_page = None
         fake.faults.fail_next = 10
         with pytest.raises(UmamiRetryError) as retried:
             _read_all(hook, OTHER_WEBSITE, 2)
         keep(retried.value)
-        texts.extend([repr(results), repr(hook.stats), repr(hook.list_websites()), repr(hook.__dict__)])
+        texts.extend([repr(hook.stats), repr(hook.list_websites()), repr(hook.__dict__)])
 
         umami_connection(monkeypatch, fake.url, login="admin", password=PASSWORD + "-typo")
         with pytest.raises(UmamiAuthError) as rejected:
@@ -647,7 +610,7 @@ def test_secrets_never_reach_logs_errors_or_results(
         hook = make_hook()
         texts.append(repr(hook.list_websites()))
         cloud.faults.throttle_next = 1
-        texts.append(repr(list(hook.iter_session_pages(OTHER_WEBSITE, WINDOW_START_MS, WINDOW_END_MS, 4))))
+        texts.append(repr(_read_all(hook, OTHER_WEBSITE, 4)))
         texts.append(repr(hook.__dict__))
 
     assert len(tokens) == 2

@@ -1,0 +1,234 @@
+"""The demo's UI mode end to end: ``python -m local_stack.demo --ui`` as a person starts it.
+
+One real Airflow (api-server, scheduler, dag-processor, triggerer) over the demo's services, on free ports,
+for the whole module: a run triggered through the REST API with a conf, its mapped tasks and XCom figures,
+and Ctrl-C stopping everything. Every wait is bounded; the fixture kills whatever is left if a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+import psycopg
+import pytest
+
+from local_stack._proc import port_open
+from local_stack.ui import AirflowApi
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
+
+REPO = Path(__file__).resolve().parents[2]
+DAG_ID = "umami_mongo_sync"
+SYNC_DAY = "2026-11-27"
+READY_TIMEOUT = 150  # data, `airflow db migrate` and four components on 2 cores: about 50 s
+RUN_TIMEOUT = 120  # the run itself: about 20 s
+STOP_TIMEOUT = 60  # Ctrl-C to exit: about 10 s
+STAGE_TASKS = ("session_sync", "analytics_sync")
+
+
+@dataclass
+class RunningDemo:
+    """The ``--ui`` process and what its banner said."""
+
+    proc: subprocess.Popen[str]
+    scratch: Path
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+    login: tuple[str, str] = ("", "")
+    postgres_dsn: str = ""
+    ports: list[int] = field(default_factory=list)
+    children: list[psutil.Process] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def output(self) -> str:
+        """Everything the demo printed so far."""
+        self._drain()
+        return "\n".join(self.lines)
+
+    def _drain(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while (line := self._queue.get_nowait()) is not None:
+                self.lines.append(line)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The first printed line matching ``pattern``, waiting at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            self._drain()
+            for line in self.lines[seen:]:
+                if match := re.search(pattern, line):
+                    return match
+            seen = len(self.lines)
+            if self.proc.poll() is not None and self._queue.empty():
+                pytest.fail(f"the demo exited with {self.proc.returncode} before printing {pattern!r}:\n"
+                            f"{self.output()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the demo printed no {pattern!r} within {timeout} s:\n{self.output()}")
+            time.sleep(0.2)
+
+    def interrupt(self, timeout: float = STOP_TIMEOUT) -> int:
+        """Ctrl-C (SIGINT to the demo's process group, as a terminal sends it); its exit code."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        return self.proc.wait(timeout=timeout)
+
+    def kill_leftovers(self) -> None:
+        """Last resort: kill the demo's group, its children and a PostgreSQL left in the scratch folder."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        for child in self.children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        for pid_file in self.scratch.glob("**/postmaster.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError, OSError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+
+
+def _start_demo(home: Path, scratch: Path) -> RunningDemo:
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": os.pathsep.join(["include", "plugins"]),
+           "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "local_stack.demo", "--ui", "--no-trigger", "--pg-port", "0", "--mongo-port",
+               "0", "--umami-port", "0", "--airflow-port", "0", "--airflow-home", str(home), "--sessions", "600",
+               "--identified", "200", "--users", "400"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    demo = RunningDemo(proc, scratch)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            demo._queue.put(line.rstrip("\n"))
+        demo._queue.put(None)
+
+    threading.Thread(target=pump, name="demo-output", daemon=True).start()
+    return demo
+
+
+@pytest.fixture(scope="module")
+def ui_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
+    """The running ``--ui`` demo (free ports, a small day of traffic, nothing triggered)."""
+    scratch = Path(tempfile.mkdtemp(prefix="umami-ui-test-"))  # the demo's TMPDIR; must end up empty
+    scratch.chmod(0o755)  # PostgreSQL's cluster (owned by ``postgres`` when run as root) lives below it
+    demo = _start_demo(tmp_path_factory.mktemp("ui") / "airflow", scratch)
+    try:
+        ready = demo.wait_for(r"== Airflow is ready after \d+ s: (http://127\.0\.0\.1:\d+)/", READY_TIMEOUT)
+        demo.url = ready.group(1)
+        login = demo.wait_for(r"login: (\S+) / (\S+)$", 5)
+        demo.login = (login.group(1), login.group(2))
+        banner = demo.output()
+        demo.postgres_dsn = re.search(r"\((postgresql://\S+),", banner).group(1)  # type: ignore[union-attr]
+        demo.ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", banner)]
+        demo.children = psutil.Process(demo.proc.pid).children(recursive=True)
+        yield demo
+    finally:
+        try:
+            demo.interrupt()
+        except subprocess.TimeoutExpired:
+            demo.kill_leftovers()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def api(ui_demo: RunningDemo) -> Iterator[AirflowApi]:
+    """A REST client logged in with the login the demo printed (a token from ``POST /auth/token``)."""
+    client = AirflowApi(ui_demo.url, *ui_demo.login)
+    client.login()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def finished_run(api: AirflowApi) -> str:
+    """A run triggered with ``{"date_from": SYNC_DAY}``, waited for (bounded); its run id."""
+    run_id = api.trigger(DAG_ID, conf={"date_from": SYNC_DAY})
+    api.wait_for_run(run_id, DAG_ID, timeout=RUN_TIMEOUT)
+    return run_id
+
+
+def _task_instances(api: AirflowApi, run_id: str) -> list[dict[str, Any]]:
+    instances: list[dict[str, Any]] = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
+                                              limit=100)["task_instances"]
+    return instances
+
+
+def _website_names(dsn: str) -> set[str]:
+    with psycopg.connect(dsn) as conn:
+        return {row[0] for row in conn.execute("SELECT name FROM website WHERE deleted_at IS NULL")}
+
+
+def test_a_triggered_run_succeeds_with_one_mapped_task_per_website_labelled_by_name(
+        api: AirflowApi, finished_run: str, ui_demo: RunningDemo) -> None:
+    run = api.get(f"dags/{DAG_ID}/dagRuns/{finished_run}")
+    instances = _task_instances(api, finished_run)
+    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in instances}
+
+    assert run["state"] == "success", states
+    assert run["conf"] == {"date_from": SYNC_DAY}
+    assert set(states.values()) == {"success"}
+    labels = sorted(ti["rendered_map_index"] for ti in instances if ti["task_id"] == "analytics_sync")
+    assert labels == sorted(_website_names(ui_demo.postgres_dsn))
+    assert len(labels) == 2  # --websites defaults to 2
+
+
+def _xcom_value(api: AirflowApi, run_id: str, task_id: str, map_index: int, key: str) -> Any:
+    entry = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+                    map_index=map_index, deserialize=True)
+    value = entry["value"]
+    if isinstance(value, str):  # the stored JSON text
+        value = json.loads(value)
+    return value
+
+
+def test_each_stage_task_stores_its_figures_once_under_result_and_returns_nothing(
+        api: AirflowApi, finished_run: str) -> None:
+    stage_instances = [ti for ti in _task_instances(api, finished_run) if ti["task_id"] in STAGE_TASKS]
+    assert len(stage_instances) == 3  # session_sync + one analytics_sync per website
+
+    modified: dict[str, int] = {}
+    for ti in stage_instances:
+        task, map_index = ti["task_id"], ti["map_index"]
+        entries = api.get(f"dags/{DAG_ID}/dagRuns/{finished_run}/taskInstances/{task}/xcomEntries",
+                          map_index=map_index)["xcom_entries"]
+        keys = sorted(entry["key"] for entry in entries)
+        assert keys == ["result"], f"{task}[{map_index}] stores XCom {keys}, the contract is only 'result'"
+        figures = _xcom_value(api, finished_run, task, map_index, "result")
+        assert isinstance(figures, dict), figures
+        assert isinstance(figures["modified"], int) and not isinstance(figures["modified"], bool), figures
+        modified[f"{task}[{ti['rendered_map_index'] or map_index}]"] = figures["modified"]
+
+    assert modified["session_sync[-1]"] > 0, modified  # a first sync of the day changes users
+    assert sum(count for name, count in modified.items() if name.startswith("analytics_sync")) > 0, modified
+
+
+def test_ctrl_c_stops_airflow_and_the_services_and_removes_temporary_folders(
+        ui_demo: RunningDemo, finished_run: str) -> None:
+    assert ui_demo.children, "the demo started no processes?"
+
+    code = ui_demo.interrupt()
+
+    assert code == 0, ui_demo.output()
+    assert "== Stopping Airflow and the services" in ui_demo.output()
+    _, alive = psutil.wait_procs(ui_demo.children, timeout=5)
+    assert not alive, [" ".join(process.cmdline()) for process in alive]
+    assert [port for port in ui_demo.ports if port_open(port)] == []
+    assert list(ui_demo.scratch.iterdir()) == []

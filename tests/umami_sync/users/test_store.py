@@ -1,0 +1,189 @@
+"""The users collection against a real MongoDB wire server, on both ways of matching identities (a collation,
+or portably), the portable one watched for commands that other servers refuse (``mongo_collation``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
+
+from tests.factories import add_user
+from umami_sync.results import WriteTotals
+from umami_sync.users.store import CONFLICT_ROUNDS, UsersCollection
+from umami_sync.users.updates import KnownSession, session_change
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
+SEEN = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+
+def store(db: Database, mode: str) -> UsersCollection:
+    return UsersCollection(db["users"], match_field="email", collation=mode == "on")
+
+
+def owner_emails(found: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    return {identity: sorted(user["email"] for user in users) for identity, users in found.items()}
+
+
+def test_identities_match_whatever_letter_case_or_unicode_form_the_user_was_stored_in(
+        users_db: Database, mongo_collation: str) -> None:
+    for email in ("frank@example.com", "Gail@Example.COM", "Zoe\u0308@Example.com", "zo\u00eb@example.com",
+                  " hal@example.com", "Ian@example.com"):
+        add_user(users_db["users"], email)
+    add_user(users_db["users"], "ian@EXAMPLE.com", isDeleted=True)
+
+    found = store(users_db, mongo_collation).users_by_identity(
+        ["frank@example.com", "gail@example.com", "zo\u00eb@example.com", "hal@example.com", "ian@example.com"])
+
+    assert owner_emails(found) == {
+        "frank@example.com": ["frank@example.com"], "gail@example.com": ["Gail@Example.COM"],
+        "zo\u00eb@example.com": sorted(["Zoe\u0308@Example.com", "zo\u00eb@example.com"]),
+        "ian@example.com": ["Ian@example.com"]}  # a stored value with spaces is not this identity; deleted: never
+    assert all({"_id", "email"} <= set(user) for users in found.values() for user in users)
+
+
+def test_indexes_follow_the_way_identities_are_matched(users_db: Database, mongo_collation: str) -> None:
+    users = store(users_db, mongo_collation)
+
+    created = users.ensure_indexes()
+
+    email = "umami_sync_email_ci" if mongo_collation == "on" else "umami_sync_email"
+    assert created == [email, "umami_sync_session_id", "umami_sync_umamiSessions_id"]
+    index = next(i for i in users_db["users"].list_indexes() if i["name"] == email)
+    assert (index.get("collation") or {}).get("strength") == (2 if mongo_collation == "on" else None)
+    assert users.ensure_indexes() == []
+
+
+def test_an_index_the_server_refuses_is_logged_and_the_sync_goes_on(
+        users_db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    real = Collection.create_index
+
+    def refuse_collations(self: Collection[Any], keys: Any, **options: Any) -> str:
+        if options.get("collation") is not None:  # as Cosmos DB for MongoDB answers
+            raise OperationFailure("case-insensitive indexes are not supported", code=115)
+        return real(self, keys, **options)
+
+    monkeypatch.setattr(Collection, "create_index", refuse_collations)
+
+    created = store(users_db, "on").ensure_indexes()
+
+    assert created == ["umami_sync_session_id", "umami_sync_umamiSessions_id"]
+    assert "the server refused index umami_sync_email_ci on email (115" in caplog.text
+
+
+class _Answers:
+    """A collection stand-in for the probe: how a server answers a find with a collation."""
+
+    def __init__(self, real: Collection[Any], *, collation: str) -> None:
+        self.real, self.collation = real, collation
+
+    def find_one(self, query: Any, projection: Any = None, **options: Any) -> Any:
+        if options.get("collation") is None:
+            return self.real.find_one(query, projection)
+        if self.collation == "refused":
+            raise OperationFailure("collation not supported", code=115)
+        if self.collation == "ignored":
+            return self.real.find_one(query, projection)  # compared case-sensitively: finds nothing
+        return self.real.find_one(query, projection, **options)
+
+
+@pytest.mark.parametrize(("server", "works"), [("honoured", True), ("refused", False), ("ignored", False)])
+def test_the_probe_tells_whether_the_server_really_compares_through_a_collation(
+        users_db: Database, server: str, works: bool) -> None:
+    add_user(users_db["users"], "Mixed@Example.com")
+    answers: Any = _Answers(users_db["users"], collation=server)
+
+    assert UsersCollection(answers, match_field="email", collation=None).collation is works
+
+
+def test_the_probe_picks_the_portable_way_when_no_user_can_tell(users_db: Database) -> None:
+    add_user(users_db["users"], "1234@5678.90")
+
+    assert UsersCollection(users_db["users"], match_field="email", collation=None).collation is False
+
+
+def test_users_by_session_read_our_fields_as_they_are(users_db: Database, mongo_collation: str) -> None:
+    one = add_user(users_db["users"], "a@x.io", session_id="s1")
+    two = add_user(users_db["users"], "b@x.io", umamiSessions=[{"id": "s1"}, {"id": "s2"}], umamiAnalytics={"id": "s2"})
+    add_user(users_db["users"], "c@x.io", session_id="s2", isDeleted=True)
+
+    found = store(users_db, mongo_collation).users_by_session(["s1", "s2", "s3"])
+
+    assert {session: [user["_id"] for user in users] for session, users in found.items()} == {
+        "s1": sorted([one, two], key=str), "s2": [two]}
+    assert found["s2"][0]["umamiAnalytics"] == {"id": "s2"}
+
+
+def _write(users: UsersCollection, changes: list[Any]) -> WriteTotals:
+    totals = WriteTotals()
+    users.write(changes, batch_size=10, totals=totals)
+    return totals
+
+
+def test_a_concurrent_write_is_never_lost_and_our_fields_still_end_right(
+        users_db: Database, mongo_collation: str) -> None:
+    """Between the look-up and the write the application renames the user and another sync records a
+    session: the rename stays, and our change is merged again on the user as it is then."""
+    collection = users_db["users"]
+    user_id = add_user(collection, "kim@example.com", session_id="legacy")
+    users = store(users_db, mongo_collation)
+    read = users.users_by_identity(["kim@example.com"])["kim@example.com"][0]
+    change = session_change(read, [KnownSession("s-new", "w1", SEEN)], keep=5, now=NOW)
+    assert change is not None
+    collection.update_one({"_id": user_id}, {"$set": {"name": "Kim B.", "session_id": "s-other",
+                                                      "updatedAt": datetime(2026, 11, 27, 23, 59)}})
+
+    totals = _write(users, [change])
+
+    kim = collection.find_one({"_id": user_id})
+    assert kim is not None
+    assert kim["name"] == "Kim B."
+    assert kim["session_id"] == "s-new"
+    assert [entry["id"] for entry in kim["umamiSessions"]] == ["s-new", "s-other"]  # the other sync's id kept
+    assert (totals.operations, totals.modified, totals.conflicts, totals.failed) == (1, 1, 1, 0)
+
+
+def test_a_user_deleted_meanwhile_is_left_alone(users_db: Database, mongo_collation: str) -> None:
+    collection = users_db["users"]
+    user_id = add_user(collection, "lou@example.com")
+    users = store(users_db, mongo_collation)
+    change = session_change(users.users_by_identity(["lou@example.com"])["lou@example.com"][0],
+                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
+    collection.update_one({"_id": user_id}, {"$set": {"isDeleted": True}})
+
+    totals = _write(users, [change])
+
+    assert "session_id" not in (collection.find_one({"_id": user_id}) or {})
+    assert (totals.modified, totals.failed) == (0, 0)
+
+
+def test_a_user_that_keeps_changing_is_reported_not_forced(users_db: Database, monkeypatch: pytest.MonkeyPatch,
+                                                           mongo_collation: str) -> None:
+    collection = users_db["users"]
+    user_id = add_user(collection, "max@example.com")
+    users = store(users_db, mongo_collation)
+    change = session_change(users.users_by_identity(["max@example.com"])["max@example.com"][0],
+                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
+    real = Collection.bulk_write
+    rounds = []
+
+    def busy(self: Collection[Any], requests: Any, **options: Any) -> Any:
+        rounds.append(1)  # another writer gets there first, every time
+        collection.update_one({"_id": user_id}, {"$set": {"updatedAt": datetime(2026, 11, 27, len(rounds))}})
+        return real(self, requests, **options)
+
+    monkeypatch.setattr(Collection, "bulk_write", busy)
+
+    totals = _write(users, [change])
+
+    assert len(rounds) == CONFLICT_ROUNDS
+    assert (totals.modified, totals.failed, totals.conflicts) == (0, 1, CONFLICT_ROUNDS - 1)
+    assert totals.errors == [f"1 users kept changing while being written ({CONFLICT_ROUNDS} tries); "
+                             "not written this time"]

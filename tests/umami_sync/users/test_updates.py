@@ -1,0 +1,126 @@
+"""The merges that decide what the sync writes on a user (pure: documents as pymongo returns them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from umami_sync.users.updates import (
+    Analytics,
+    KnownSession,
+    analytics_change,
+    merge_sessions,
+    outranks,
+    read_path,
+    session_change,
+)
+
+NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
+T = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def naive(moment: datetime) -> datetime:
+    """A date as pymongo returns it: naive UTC."""
+    return moment.replace(tzinfo=None)
+
+
+def known(session: str, hours: int, website: str = "w1") -> KnownSession:
+    return KnownSession(session, website, T + timedelta(hours=hours))
+
+
+def stored(session: KnownSession) -> dict[str, object]:
+    return {"id": session.id, "websiteId": session.website_id, "seenAt": naive(session.seen_at) if session.seen_at
+            else None}
+
+
+def analytics(session: str = "s1", *, last: int = 0, first: int = -1, views: int = 3, visits: int = 2) -> Analytics:
+    return Analytics(session, "w1", "chrome", "Linux", "desktop", "1920x1080", "en-US", "NL", None, None,
+                     T + timedelta(hours=first), T + timedelta(hours=last), visits, views)
+
+
+def test_sessions_merge_newest_first_bounded_and_keep_their_first_record() -> None:
+    user = {"_id": 1, "umamiSessions": [stored(known("s2", 2)), stored(known("s1", 1))]}
+
+    merged = merge_sessions(user, [known("s3", 3), known("s1", 9), known("s0", 0)], keep=3)
+
+    assert [entry["id"] for entry in merged["umamiSessions"]] == ["s3", "s2", "s1"]
+    assert merged["umamiSessions"][2] == stored(known("s1", 1))  # a known session keeps its first record
+    assert merged["session_id"] == "s3"
+
+
+def test_a_session_id_from_before_the_list_stays_known_after_every_dated_one() -> None:
+    merged = merge_sessions({"_id": 1, "session_id": "legacy"}, [known("s1", 1)], keep=5)
+
+    assert merged["umamiSessions"] == [known("s1", 1).as_document(),
+                                       {"id": "legacy", "websiteId": None, "seenAt": None}]
+    assert merged["session_id"] == "s1"
+
+
+def test_an_older_backfill_never_moves_session_id_back() -> None:
+    user = {"_id": 1, "session_id": "new", "umamiSessions": [stored(known("new", 10))]}
+
+    merged = merge_sessions(user, [known("old", -100)], keep=5)
+
+    assert merged["session_id"] == "new"
+    assert [entry["id"] for entry in merged["umamiSessions"]] == ["new", "old"]
+
+
+def test_a_session_change_is_none_when_nothing_changes_and_guarded_otherwise() -> None:
+    user = {"_id": 7, "session_id": "s1", "umamiSessions": [stored(known("s1", 1))], "updatedAt": naive(T)}
+
+    assert session_change(user, [known("s1", 1)], keep=5, now=NOW) is None
+    change = session_change(user, [known("s2", 2)], keep=5, now=NOW)
+    assert change is not None
+    assert change.user_id == 7
+    assert change.expected == {"session_id": "s1", "updatedAt": naive(T)}
+    assert change.fields["session_id"] == "s2" and change.fields["updatedAt"] == NOW
+    redone = change.redo({**user, "session_id": "s9", "updatedAt": naive(NOW)})  # another writer first
+    assert redone is not None and redone.expected == {"session_id": "s9", "updatedAt": naive(NOW)}
+    assert change.redo({"_id": 7, **change.fields}) is None  # our own write landed: nothing left to do
+
+
+def test_later_last_event_wins_and_older_never_replaces_newer() -> None:
+    assert outranks(analytics(last=1), None)
+    assert outranks(analytics(last=1), analytics(last=0).as_document())
+    assert not outranks(analytics(last=0), {**analytics(last=1).as_document(), "lastAt": naive(T + timedelta(hours=1))})
+
+
+def test_for_the_same_session_and_last_event_the_fuller_figures_win() -> None:
+    """One hostname's row (fewer views, a later first event) never replaces the whole session's figures."""
+    whole = analytics(first=-3, views=5, visits=3).as_document()
+    one_hostname = analytics(first=-1, views=2, visits=1)
+
+    assert not outranks(one_hostname, whole)
+    assert outranks(analytics(first=-3, views=5, visits=3), one_hostname.as_document())
+    assert not outranks(analytics(first=-3, views=5, visits=3), whole)  # equal: nothing to change
+
+
+def test_two_sessions_ending_at_the_same_instant_are_ordered_by_id_whatever_comes_first() -> None:
+    a, b = analytics("a"), analytics("b")
+    assert outranks(b, a.as_document()) and not outranks(a, b.as_document())
+
+
+@pytest.mark.parametrize("bad", ["x", {"lastAt": "yesterday"}, {"id": "s1", "lastAt": T}, 5])
+def test_malformed_stored_analytics_are_replaced(bad: object) -> None:
+    assert outranks(analytics(), bad)
+
+
+def test_an_analytics_change_is_guarded_by_the_figures_it_compared() -> None:
+    old = analytics(last=0).as_document()
+    user = {"_id": 3, "umamiAnalytics": {**old, "lastAt": naive(T), "firstAt": naive(T - timedelta(hours=1))}}
+
+    change = analytics_change(user, analytics(last=2), now=NOW)
+
+    assert change is not None
+    assert change.expected == {"umamiAnalytics.id": "s1", "umamiAnalytics.lastAt": naive(T),
+                               "umamiAnalytics.firstAt": naive(T - timedelta(hours=1)),
+                               "umamiAnalytics.views": 3, "umamiAnalytics.visits": 2}
+    assert change.fields == {"umamiAnalytics": analytics(last=2).as_document(), "updatedAt": NOW}
+    assert analytics_change(user, analytics(last=-2), now=NOW) is None
+    assert analytics_change({"_id": 4}, analytics(), now=NOW) is not None
+
+
+def test_read_path_reads_dotted_paths_and_absent_is_none() -> None:
+    document = {"a": {"b": 1}, "c": "x"}
+    assert [read_path(document, path) for path in ("a.b", "a.z", "c.d", "q")] == [1, None, None, None]
