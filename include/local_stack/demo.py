@@ -1,37 +1,125 @@
-"""``python -m local_stack.demo``: run the whole DAG end to end on throwaway local services.
+"""The demo (``bash .ci/demo``): run the DAG end to end on throwaway local services, or open it in Airflow's UI.
 
-It starts a PostgreSQL cluster with Umami's schema and a generated day of traffic, a MongoDB wire
-server with the application's users, and the local Umami API, on the ports that
-``airflow_settings.yaml`` names. It loads that file into a fresh Airflow home (``.local/airflow``),
-runs ``airflow dags test umami_mongo_sync``, and prints what changed in MongoDB.
+Both modes start a PostgreSQL cluster with Umami's schema and a generated day of traffic (2026-11-27), a
+MongoDB wire server with the application's users, and the local Umami API, on the ports of
+``airflow_settings.yaml`` unless told otherwise (``0`` picks a free port; a busy port stops the demo
+with one line that names it). The file's connections, pointed at those ports, and its Variable are
+loaded into a fresh Airflow home.
+
+Plain mode runs ``airflow dags test umami_mongo_sync 2026-11-28`` in ``.local/airflow`` (its log goes to
+``.local/airflow/demo.log``) and prints what changed in MongoDB.
+
+``--ui`` starts a real Airflow (api-server, scheduler, dag-processor, triggerer; home ``.local/airflow-ui``),
+triggers one run of the demo day, prints the UI's address and login, and waits: Ctrl-C stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import psycopg
 import pymongo
+import yaml
 
+from load_airflow_settings import (
+    CONNECTIONS_FILE,
+    VARIABLES_FILE,
+    AstroConnection,
+    import_documents,
+    read_settings,
+    write_documents,
+)
+from local_stack._proc import free_port, port_open
 from local_stack.mongo import LocalMongo
 from local_stack.postgres import LocalPostgres, load_umami_schema
 from local_stack.traffic import generate_traffic, seed_users
+from local_stack.ui import DAG_ID, AirflowError, LocalAirflow, log_tail
 from local_stack.umami_api import FakeUmami
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType, TracebackType
+
+    from local_stack.traffic import TrafficSummary, UsersSummary
+
 REPO = Path(__file__).resolve().parents[2]
+SETTINGS_FILE = REPO / "airflow_settings.yaml"
 DEMO_DAY = date(2026, 11, 27)
-PG_PORT, MONGO_PORT, UMAMI_PORT = 54329, 27018, 30001  # as in airflow_settings.yaml
-DATABASE = "app"
+LOGICAL_DATE = DEMO_DAY + timedelta(days=1)  # a manual run syncs the day before its logical date
+DEMO_HOME = REPO / ".local" / "airflow"
+UI_HOME = REPO / ".local" / "airflow-ui"
+UI_PORT = 8080
+# airflow/utils/dot_renderer.py warns on import when the optional graphviz package is missing, and every
+# `airflow dags ...` command imports it; the demo never renders a graph.
+_QUIET_WARNINGS = "ignore:Could not import graphviz:UserWarning"
 
 
-def airflow_environment(home: Path) -> dict[str, str]:
+class DemoError(Exception):
+    """Why the demo cannot go on, in one line for the terminal."""
+
+
+def _connections() -> dict[str, AstroConnection]:
+    return {conn.conn_id: conn for conn in read_settings(SETTINGS_FILE).connections}
+
+
+def settings_port(conn_id: str) -> int:
+    """The port ``airflow_settings.yaml`` gives the connection ``conn_id`` (the demo's default port)."""
+    conn = _connections()[conn_id]
+    if conn.conn_port:
+        return conn.conn_port
+    port = (conn.conn_host or "").rpartition(":")[2]
+    return int(port)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The loopback ports of the demo's services (and of Airflow's UI in UI mode)."""
+
+    postgres: int
+    mongo: int
+    umami: int
+    airflow: int | None = None
+
+
+_PORT_FLAGS = {"postgres": ("PostgreSQL", "--pg-port"), "mongo": ("the MongoDB wire server", "--mongo-port"),
+               "umami": ("the Umami API", "--umami-port"), "airflow": ("Airflow's UI", "--airflow-port")}
+
+
+def resolve_ports(wanted: Ports) -> Ports:
+    """Replace every 0 by a free port; :class:`DemoError` when a wanted port is taken or given twice."""
+    chosen: dict[str, int] = {}
+    for name, (what, flag) in _PORT_FLAGS.items():
+        port: int | None = getattr(wanted, name)
+        if port is None:
+            continue
+        if port == 0:
+            port = free_port()
+            while port in chosen.values():
+                port = free_port()
+        elif port in chosen.values():
+            raise DemoError(f"port {port} is given to two services; choose another with {flag} PORT")
+        elif port_open(port):
+            raise DemoError(f"port {port} (for {what}) is already in use on 127.0.0.1: stop what listens there, "
+                            f"or choose another port with {flag} PORT (0 picks a free one)")
+        chosen[name] = port
+    return Ports(**chosen)
+
+
+def airflow_environment(home: Path, tmp: Path | None = None) -> dict[str, str]:
     """Environment of the ``airflow`` commands: a private home, this repo's DAGs and plugins."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
     env.update({
@@ -40,8 +128,141 @@ def airflow_environment(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHONWARNINGS": ",".join(filter(None, [env.get("PYTHONWARNINGS"), _QUIET_WARNINGS])),
     })
+    if tmp is not None:
+        env["TMPDIR"] = str(tmp)
     return env
+
+
+class DemoServices:
+    """The demo's services with its data, started in order; on exit everything is stopped and removed.
+
+    Temporary folders (PostgreSQL's cluster among them) live in one run folder that is removed at the end,
+    also when a service fails to start; then the cause is raised as a :class:`DemoError`.
+    """
+
+    def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int) -> None:
+        self.ports = ports
+        self.websites, self.sessions, self.identified, self.users = websites, sessions, identified, users
+        connections = _connections()
+        self.database = connections["users_mongo"].conn_schema or "app"
+        api = connections["umami_api"]
+        self.umami_login, self.umami_password = api.conn_login or "admin", api.conn_password or "umami"
+        self.tmp = Path()
+        self.postgres = LocalPostgres(port=ports.postgres)
+        self.mongo = LocalMongo(port=ports.mongo)
+        self.umami: FakeUmami | None = None
+        self.traffic: TrafficSummary | None = None
+        self.seeded: UsersSummary | None = None
+        self.website_names: list[str] = []
+        self._stack = ExitStack()
+
+    def _start(self, what: str, start: Callable[[], object], log: Callable[[], Path | None] = lambda: None) -> None:
+        try:
+            start()
+        except Exception as exc:
+            found = log()
+            tail = log_tail(found, 3).replace("\n", " | ") if found else ""
+            raise DemoError(f"{what} did not start: {tail or exc}") from exc
+
+    def __enter__(self) -> DemoServices:
+        stack = self._stack
+        try:
+            self.tmp = Path(tempfile.mkdtemp(prefix="umami-demo-"))
+            self.tmp.chmod(0o755)  # the cluster's owner (``postgres`` when run as root) must reach its folder
+            stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
+            stack.callback(setattr, tempfile, "tempdir", tempfile.tempdir)
+            tempfile.tempdir = str(self.tmp)
+            stack.callback(self.postgres.stop)
+            self._start(f"PostgreSQL on port {self.ports.postgres}", self.postgres.start,
+                        lambda: next(self.tmp.glob("umami-pg-*/log"), None))
+            stack.callback(self.mongo.stop)
+            self._start(f"the MongoDB wire server on port {self.ports.mongo}", self.mongo.start)
+            load_umami_schema(self.postgres.dsn)
+            self.traffic = generate_traffic(self.postgres.dsn, day=DEMO_DAY, websites=self.websites,
+                                            sessions=self.sessions, identified=self.identified)
+            with psycopg.connect(self.postgres.dsn) as conn:
+                self.website_names = [row[0] for row in conn.execute("SELECT name FROM website ORDER BY name")]
+            self.seeded = seed_users(self.mongo.uri, self.database, "users",
+                                     identities=self.traffic.identity_emails(), total=self.users)
+            umami = FakeUmami(self.postgres.dsn, username=self.umami_login, password=self.umami_password,
+                              port=self.ports.umami)
+            stack.callback(umami.stop)
+            self._start(f"the Umami API on port {self.ports.umami}", umami.start)
+            self.umami = umami
+        except BaseException:
+            stack.close()
+            raise
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.close()
+
+    def settings_for_airflow(self) -> dict[str, Any]:
+        """``airflow_settings.yaml`` with its connections pointed at the ports of this run."""
+        hosts = {"umami_db": ("127.0.0.1", self.ports.postgres), "users_mongo": ("127.0.0.1", self.ports.mongo),
+                 "umami_api": (f"http://127.0.0.1:{self.ports.umami}", None)}
+        settings = read_settings(SETTINGS_FILE)
+        settings.connections = [
+            conn.model_copy(update={"conn_host": hosts[conn.conn_id][0], "conn_port": hosts[conn.conn_id][1]})
+            if conn.conn_id in hosts else conn for conn in settings.connections]
+        return {"airflow": settings.model_dump(exclude_none=True)}
+
+    def describe(self) -> str:
+        """What the demo generated, each number named (sessions, people, users)."""
+        traffic, seeded = self.traffic, self.seeded
+        assert traffic is not None and seeded is not None
+        repeats = traffic.identified - traffic.persons
+        without = traffic.persons - seeded.identities_matched
+        return "\n".join([
+            f"== Umami ({self.postgres.dsn}, API {self.umami.url if self.umami else '-'}): {DEMO_DAY}, "
+            f"{len(traffic.website_ids)} websites ({', '.join(self.website_names)})",
+            f"   {traffic.sessions:,} sessions: {traffic.identified:,} identified "
+            f"({traffic.identified_by_distinct_id:,} by distinct id, {traffic.identified_by_email:,} by an e-mail "
+            f"in session_data), {traffic.anonymous:,} anonymous",
+            f"   {traffic.persons:,} people behind the identified sessions "
+            f"({repeats:,} sessions are a person seen again on another website)",
+            f"== MongoDB ({self.mongo.uri}, database {self.database}): {seeded.total:,} users, "
+            f"{seeded.deleted:,} of them deleted",
+            f"   {seeded.identities_matched:,} of the {traffic.persons:,} people have a user; {without:,} have none "
+            f"or a deleted one ({seeded.identities_unmatched:,} none, {seeded.identities_deleted:,} deleted)",
+        ])
+
+
+def prepare_airflow_home(home: Path, services: DemoServices) -> tuple[dict[str, str], list[list[str]]]:
+    """A fresh, empty home; its environment and the commands that set it up (:func:`airflow_commands`).
+
+    They migrate the database and do what ``include/load_airflow_settings.py`` does, for
+    ``airflow_settings.yaml`` with the ports of this run (written to ``<home>/airflow_settings.yaml``).
+    """
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    settings = home / "airflow_settings.yaml"
+    settings.write_text("# airflow_settings.yaml with the connections of this demo run (its ports)\n"
+                        + yaml.safe_dump(services.settings_for_airflow(), sort_keys=False))
+    write_documents(import_documents(read_settings(settings)), home)
+    return airflow_environment(home, services.tmp), [
+        ["db", "migrate"],
+        ["connections", "import", "--overwrite", str(home / CONNECTIONS_FILE)],
+        ["variables", "import", "--action-on-existing-key", "overwrite", str(home / VARIABLES_FILE)],
+    ]
+
+
+def airflow_commands(env: dict[str, str], commands: list[list[str]], log: Path) -> int:
+    """Run ``airflow`` commands in one interpreter (``local_stack/airflow_cli.py``), output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.run([sys.executable, str(Path(__file__).with_name("airflow_cli.py")), json.dumps(commands)],
+                              env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                              check=False).returncode
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it is below it."""
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    return str(path)
 
 
 def snapshot(users: pymongo.collection.Collection[dict[str, Any]]) -> dict[str, int]:
@@ -54,11 +275,11 @@ def snapshot(users: pymongo.collection.Collection[dict[str, Any]]) -> dict[str, 
     }
 
 
-def report(before: dict[str, int], client: pymongo.MongoClient[dict[str, Any]]) -> None:
+def report(before: dict[str, int], client: pymongo.MongoClient[dict[str, Any]], database: str) -> None:
     """Print the counts before and after, one enriched user, and the status document."""
-    users = client[DATABASE]["users"]
+    users = client[database]["users"]
     after = snapshot(users)
-    print("\n== What changed in MongoDB")
+    print("\n== What changed in MongoDB (users)")
     print(f"{'':28}{'before':>10}{'after':>10}")
     for name, count in after.items():
         print(f"{name:28}{before[name]:>10}{count:>10}")
@@ -67,44 +288,155 @@ def report(before: dict[str, int], client: pymongo.MongoClient[dict[str, Any]]) 
     print("\n== One enriched user")
     print(json.dumps(sample, indent=2, default=str))
     print("\n== SystemConfig (systemconfigs, _id 'global')")
-    print(json.dumps(client[DATABASE]["systemconfigs"].find_one({"_id": "global"}), indent=2, default=str))
+    print(json.dumps(client[database]["systemconfigs"].find_one({"_id": "global"}), indent=2, default=str))
+
+
+def run_once(services: DemoServices, home: Path) -> int:
+    """Plain mode: ``airflow dags test`` once, Airflow's output to a log file; print the summary. Its exit code."""
+    env, setup = prepare_airflow_home(home, services)
+    log = home / "demo.log"
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(services.mongo.uri)
+    try:
+        before = snapshot(client[services.database]["users"])
+        print(f"== airflow dags test {DAG_ID} {LOGICAL_DATE} (syncs {DEMO_DAY}; Airflow's log: {_shown(log)})",
+              flush=True)
+        started = time.monotonic()
+        code = airflow_commands(env, [*setup, ["dags", "test", DAG_ID, LOGICAL_DATE.isoformat()]], log)
+        print(f"   {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
+        if code:
+            print(f"\n== The end of {_shown(log)}\n{log_tail(log, 25)}")
+        report(before, client, services.database)
+    finally:
+        client.close()
+    print(f"\n== airflow dags test exited with {code}; Airflow's full log: {_shown(log)}")
+    return code
+
+
+@contextmanager
+def airflow_ui(services: DemoServices, home: Path, port: int) -> Iterator[LocalAirflow]:
+    """A fresh home for ``services`` and Airflow's components on ``port``, ready; stopped on exit."""
+    env, setup = prepare_airflow_home(home, services)
+    log = home / "demo.log"
+    code = airflow_commands(env, setup, log)
+    if code:
+        raise DemoError(f"setting up Airflow failed with exit code {code}; the end of {_shown(log)}:\n"
+                        f"{log_tail(log)}")
+    with LocalAirflow(home, env, port=port) as airflow:
+        yield airflow
+
+
+def serve_ui(services: DemoServices, home: Path, port: int, *, trigger: bool) -> int:
+    """UI mode: Airflow's components until SIGINT or SIGTERM; 1 if a component dies first, else 0."""
+    print(f"== Starting Airflow (api-server, scheduler, dag-processor, triggerer) in {_shown(home)} ...", flush=True)
+    started = time.monotonic()
+    with airflow_ui(services, home, port) as airflow:
+        if trigger:
+            api = airflow.api()
+            try:
+                api.trigger(logical_date=f"{LOGICAL_DATE.isoformat()}T00:00:00Z")
+            finally:
+                api.close()
+        print(f"== Airflow is ready after {time.monotonic() - started:.0f} s: {airflow.url}/dags/{DAG_ID}")
+        print(f"   login: {airflow.username} / {airflow.password}")
+        print(f"   REST API: {airflow.url}/api/v2 (token: POST {airflow.url}/auth/token "
+              f'{{"username": "{airflow.username}", "password": "{airflow.password}"}})')
+        if trigger:
+            print(f"   triggered one run, logical date {LOGICAL_DATE} (syncs {DEMO_DAY})")
+        print(f"   more runs: Trigger, then 'Re-sync from' = {DEMO_DAY} (the only day with traffic); "
+              "scheduled runs are off")
+        print(f"   logs: {_shown(home / 'logs')}  (components: <component>.log)")
+        print("== Press Ctrl-C to stop Airflow and the services", flush=True)
+        try:
+            while True:
+                airflow.check_alive()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\n== Stopping Airflow and the services ...", flush=True)
+            return 0
+        except AirflowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            print("== Stopping Airflow and the services ...", flush=True)
+            return 1
+
+
+def _stop_requested(signum: int, frame: FrameType | None) -> NoReturn:
+    """SIGINT / SIGTERM: clean up once (later signals are ignored while the demo stops everything)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """The module doc as written, and every flag with its default (unless the help text says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (``--help`` lists every flag with its default)."""
+    parser = argparse.ArgumentParser(prog="bash .ci/demo", description=(__doc__ or "").replace("``", ""),
+                                     formatter_class=_HelpFormatter)
+    data = parser.add_argument_group("generated data")
+    data.add_argument("--websites", type=int, default=2,
+                      help="Umami websites (1-5); each gets one mapped analytics_sync task, labelled by its name")
+    data.add_argument("--sessions", type=int, default=3000, help="Umami sessions on the demo day, all websites")
+    data.add_argument("--identified", type=int, default=900,
+                      help="of those sessions, how many carry an identity (an e-mail); with two or more websites "
+                           "one in ten is a person seen again on another website, so there are fewer people")
+    data.add_argument("--users", type=int, default=2000,
+                      help="users in MongoDB: about 95%% of the identified people, plus other members")
+    ports = parser.add_argument_group("ports on 127.0.0.1 (0 picks a free port)")
+    ports.add_argument("--pg-port", type=int, default=settings_port("umami_db"), help="Umami's PostgreSQL")
+    ports.add_argument("--mongo-port", type=int, default=settings_port("users_mongo"),
+                       help="the MongoDB wire server")
+    ports.add_argument("--umami-port", type=int, default=settings_port("umami_api"), help="the Umami API")
+    ports.add_argument("--airflow-port", type=int, default=UI_PORT, help="Airflow's UI and REST API (--ui only)")
+    ui = parser.add_argument_group("UI mode")
+    ui.add_argument("--ui", action="store_true",
+                    help="start Airflow's UI (api-server, scheduler, dag-processor, triggerer) instead of one "
+                         "`airflow dags test`; Ctrl-C stops everything (default: off)")
+    ui.add_argument("--trigger", action=argparse.BooleanOptionalAction, default=True,
+                    help=f"trigger one run of {DEMO_DAY} when the UI is up")
+    parser.add_argument("--airflow-home", type=Path, default=None,
+                        help=f"the Airflow home, wiped at start (default: {_shown(DEMO_HOME)}; "
+                             f"with --ui: {_shown(UI_HOME)})")
+    args = parser.parse_args(argv)
+    if not 1 <= args.websites <= 5:
+        parser.error("--websites must be between 1 and 5")
+    if not 0 <= args.identified <= args.sessions:
+        parser.error("--identified must be between 0 and --sessions")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Set everything up, run the DAG once, report. Returns the exit code of ``airflow dags test``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--websites", type=int, default=2)
-    parser.add_argument("--sessions", type=int, default=3000)
-    parser.add_argument("--identified", type=int, default=900)
-    parser.add_argument("--users", type=int, default=2000)
-    args = parser.parse_args(argv)
-
-    home = REPO / ".local" / "airflow"
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
-    env = airflow_environment(home)
-    airflow = [sys.executable, "-m", "airflow"]
-    with LocalPostgres(port=PG_PORT) as postgres, LocalMongo(port=MONGO_PORT) as mongo:
-        load_umami_schema(postgres.dsn)
-        traffic = generate_traffic(postgres.dsn, day=DEMO_DAY, websites=args.websites, sessions=args.sessions,
-                                   identified=args.identified)
-        seed_users(mongo.uri, DATABASE, "users", identities=traffic.identity_emails(), total=args.users)
-        print(f"== Umami: {args.sessions} sessions on {args.websites} websites on {DEMO_DAY}, "
-              f"{args.identified} identified; MongoDB: {args.users} users")
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongo.uri)
-        before = snapshot(client[DATABASE]["users"])
-        with FakeUmami(postgres.dsn, port=UMAMI_PORT):
-            subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-            subprocess.run([sys.executable, str(REPO / "include" / "load_airflow_settings.py"),
-                            str(REPO / "airflow_settings.yaml")], env=env, check=True)
-            logical_date = (DEMO_DAY + timedelta(days=1)).isoformat()  # a manual run syncs the day before
-            print(f"== airflow dags test umami_mongo_sync {logical_date}")
-            code = subprocess.run([*airflow, "dags", "test", "umami_mongo_sync", logical_date], env=env,
-                                  check=False).returncode
-        report(before, client)
-        client.close()
-    print(f"\n== airflow dags test exited with {code}")
-    return code
+    """Run the demo; 0 when it worked, 2 when it could not start (one line on stderr says why)."""
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, _stop_requested)
+    signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        ports = resolve_ports(Ports(args.pg_port, args.mongo_port, args.umami_port,
+                                    args.airflow_port if args.ui else None))
+        print("== Starting PostgreSQL, the MongoDB wire server and the Umami API; generating the data ...",
+              flush=True)
+        with DemoServices(ports, websites=args.websites, sessions=args.sessions, identified=args.identified,
+                          users=args.users) as services:
+            print(services.describe(), flush=True)
+            if args.ui:
+                assert ports.airflow is not None
+                return serve_ui(services, args.airflow_home or UI_HOME, ports.airflow, trigger=args.trigger)
+            return run_once(services, args.airflow_home or DEMO_HOME)
+    except (DemoError, AirflowError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\n== Interrupted: stopped everything", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

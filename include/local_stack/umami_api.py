@@ -235,12 +235,14 @@ class Faults:
     """Failures the fake injects; tests change the fields while it runs.
 
     - ``throttle_next``: the next N requests (any route) get 429 with ``Retry-After: retry_after_seconds``
-      (sent as given, fractions allowed so tests stay fast; real servers send whole seconds).
+      (sent as given; real servers send whole seconds, and a client may ignore a fraction).
     - ``fail_next``: the next N session-list requests get 500 with Umami's ``serverError`` body.
     - ``delay_next`` / ``delay_seconds``: the next N requests sleep first (to exceed a client timeout).
     - ``malformed_ids``: session-list rows with these ids are served with ``visits: "many"`` and
       ``lastAt: "not-a-date"``.
     - ``drop_id_ids``: session-list rows with these ids are served without their ``id`` key.
+    - ``hidden_ids``: session-list rows with these ids are never served, though ``count`` still counts them
+      (a list that loses rows whatever the paging).
     - ``on_session_page``: called with the page number after a session page is computed, before it is
       sent (e.g. to insert rows between pages).
     """
@@ -252,6 +254,7 @@ class Faults:
     delay_seconds: float = 0.0
     malformed_ids: set[str] = field(default_factory=set)
     drop_id_ids: set[str] = field(default_factory=set)
+    hidden_ids: set[str] = field(default_factory=set)
     on_session_page: Callable[[int], None] | None = None
 
 
@@ -789,7 +792,8 @@ class FakeUmami:
                       "endDate": _js_date(end_at)}
             count = conn.execute(f"select count(*) as num from ({sql}) t", values).fetchone()
             rows = conn.execute(f"{sql}limit {size} offset {size * (number - 1)}", values).fetchall()
-        data = [self._served_session(_json_row(row)) for row in rows]
+        data = [self._served_session(_json_row(row)) for row in rows
+                if str(row["id"]) not in self.faults.hidden_ids]
         callback = self.faults.on_session_page
         if callback is not None:
             callback(number)

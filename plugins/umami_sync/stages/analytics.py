@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +128,18 @@ def analytics_of_activity(row: UmamiSession, figures: ActivityFigures) -> Analyt
                      row.region, row.city, figures.first_at, figures.last_at, figures.visits, figures.views)
 
 
+@dataclass(frozen=True)
+class PageAnalytics:
+    """The analytics of one page of the listing; ``refined``: sessions whose earlier row (another hostname)
+    was already handed on, now read whole."""
+
+    analytics: list[Analytics]
+    refined: set[str]
+
+
 def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], ActivityFigures | None],
-                      result: AnalyticsResult) -> Iterator[list[Analytics]]:
-    """One exact :class:`Analytics` per session, a list per page of the listing.
+                      result: AnalyticsResult) -> Iterator[PageAnalytics]:
+    """One exact :class:`Analytics` per session, page by page of the listing.
 
     A session with one row in the window is that row. A session with rows on several hostnames (in this
     page, or one came earlier) is read from its events, once: the rows cannot give its visits (one visit can
@@ -137,38 +147,43 @@ def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], Act
     """
     merged: set[str] = set()
     for page in pages:
+        if page.restarted:  # the list is read again from the top: count it again, read again what it merged
+            merged.clear()
+            result.sessions = result.merged_sessions = result.matched_sessions = 0
         for invalid in page.invalid:
             log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
         by_session: dict[str, list[UmamiSession]] = defaultdict(list)
         seen_before: set[str] = set()
         for listed in page.rows:
-            by_session[listed.session.id].append(listed.session)
-            if listed.another_row_before:
+            if listed.another_row_before and listed.session.id not in by_session:  # came in an earlier page
                 seen_before.add(listed.session.id)
-        out = []
+            by_session[listed.session.id].append(listed.session)
+        out = PageAnalytics([], set())
         for session_id, rows in by_session.items():
             result.sessions += session_id not in seen_before
             if len(rows) == 1 and session_id not in seen_before:
-                out.append(analytics_of_row(rows[0]))
+                out.analytics.append(analytics_of_row(rows[0]))
             elif session_id not in merged:  # not yet read from its events (a third hostname would be)
                 merged.add(session_id)
                 result.merged_sessions += 1
                 figures = activity(session_id)
                 if figures is not None:
-                    out.append(analytics_of_activity(rows[0], figures))
+                    out.analytics.append(analytics_of_activity(rows[0], figures))
+                    if session_id in seen_before:
+                        out.refined.add(session_id)
         yield out
 
 
-def plan_analytics_changes(analytics: list[Analytics], owners: dict[str, list[User]], best: dict[Any, Analytics], *,
+def plan_analytics_changes(page: PageAnalytics, owners: dict[str, list[User]], best: dict[Any, Analytics], *,
                            now: datetime, result: AnalyticsResult) -> Iterator[Change]:
-    """One guarded change per user whose analytics one of ``analytics`` improves.
+    """One guarded change per user whose analytics one of the page's improves.
 
     ``best`` remembers the analytics each user was given earlier in this job, so a user owning several
     sessions gets the best one, and a dry run counts what a real run would write.
     """
-    result.matched_sessions += sum(1 for item in analytics if owners.get(item.id))
+    result.matched_sessions += sum(1 for item in page.analytics if owners.get(item.id) and item.id not in page.refined)
     chosen: dict[Any, tuple[Analytics, User]] = {}
-    for item in analytics:
+    for item in page.analytics:
         for user in owners.get(item.id, ()):
             user_id = user["_id"]
             earlier = chosen.get(user_id, (best.get(user_id), user))[0]
@@ -223,8 +238,8 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
                                  what=f"session {session_id} of {what}")
 
         changes = (change for page in session_analytics(listing, activity, result)
-                   for change in plan_analytics_changes(page, _owners(users, [a.id for a in page], overlay), best,
-                                                        now=moment, result=result))
+                   for change in plan_analytics_changes(page, _owners(users, [a.id for a in page.analytics], overlay),
+                                                        best, now=moment, result=result))
         if settings.dry_run:
             totals.operations = sum(1 for _ in changes)
         else:
@@ -232,7 +247,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         report = listing.report
         if report.missing:
             result.error = (f"{report.missing} of {report.count} rows of Umami's session list could not be read "
-                            f"for {what} after {report.list_pages} list pages ({report.repair_pages} to repair); "
+                            f"for {what} after {hook.stats.list_pages} list pages ({report.repair_pages} to repair); "
                             "the rest was written")
     except UmamiCredentialsError as exc:
         result.error, result.retryable = str(exc), False

@@ -57,7 +57,6 @@ class ListingReport:
     rows: int = 0  # distinct (session, hostname) rows read, malformed ones included
     repeated: int = 0  # rows served again (each one means another row was not served there)
     invalid: int = 0
-    list_pages: int = 0
     repair_pages: int = 0
     restarts: int = 0
 
@@ -78,10 +77,12 @@ class ListedRow:
 
 @dataclass(frozen=True)
 class ListedPage:
-    """The rows of one answer that had not been read before."""
+    """The rows of one answer that had not been read before in this pass; ``restarted``: the first page of
+    a pass that began again (the count changed), so what the earlier pass handed on is read once more."""
 
     rows: list[ListedRow]
     invalid: list[InvalidRow]
+    restarted: bool = False
 
 
 @dataclass
@@ -118,7 +119,7 @@ class _Pass:
     split_runs: list[_Run] = field(default_factory=list)
     run: _Run | None = None
 
-    def take(self, page: SessionPage, *, track: bool) -> ListedPage:
+    def take(self, page: SessionPage, *, track: bool, restarted: bool = False) -> ListedPage:
         """The rows of ``page`` not read before; with ``track``, positions feed the tie runs."""
         rows: list[ListedRow] = []
         invalid: list[InvalidRow] = []
@@ -141,7 +142,7 @@ class _Pass:
             else:
                 self.report.invalid += 1
                 invalid.append(entry)
-        return ListedPage(rows, invalid)
+        return ListedPage(rows, invalid, restarted)
 
     def _place(self, key: datetime | None, position: int, page: int, row_key: int) -> None:
         run = self.run
@@ -205,7 +206,7 @@ class SessionListing:
         while True:
             page = self._page(page_number, self.page_size, count)
             count = report.count = page.count
-            yield state.take(page, track=True)
+            yield state.take(page, track=True, restarted=page_number == 1 and report.restarts > 0)
             if page_number * self.page_size >= count:
                 break
             if not page.entries:

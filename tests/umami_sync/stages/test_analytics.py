@@ -1,32 +1,43 @@
-"""Stage 2 against the local Umami API (real HTTP through HttpHook), PostgreSQL and MongoDB."""
+"""Stage 2 against the local Umami API (real HTTP through HttpHook), PostgreSQL and MongoDB, every test on both
+write paths (``mongo_collation``). The figures written are checked against Umami's own events in the database."""
 
 from __future__ import annotations
 
+import json
+import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
 from local_stack.postgres import run_sql_file
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.analytics import AnalyticsJob, plan_analytics_jobs, sync_analytics_job
+from umami_sync.stages.analytics import AnalyticsJob, UnknownWebsiteError, plan_analytics_jobs, sync_analytics_job
 from umami_sync.stages.sessions import sync_sessions
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
+    from umami_sync.results import AnalyticsResult
+
+    Sync = Callable[..., AnalyticsResult]
 
 pytestmark = pytest.mark.integration
 
 DAY = DataInterval(at(0), at(0, day=28))
 RUN_AT = datetime(2026, 11, 28, 1, tzinfo=UTC)
 FAST = {"http_max_retries": 3, "http_timeout_seconds": 5}
+LISTING_WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
+LISTING_DAY = DataInterval(datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 11, tzinfo=UTC))
+TWO_HOSTNAMES = "382d62a3-22a9-5e7e-a654-b0a3ef7e83d2"
 
 
 @pytest.fixture
@@ -41,9 +52,16 @@ def job(interval: DataInterval = DAY, website_id: str = WEBSITE) -> AnalyticsJob
     return AnalyticsJob(website_id=website_id, window_start=interval.start, window_end=interval.end)
 
 
-def sync(interval: DataInterval = DAY, **overrides: Any) -> Any:
-    now = overrides.pop("now", RUN_AT)
-    return sync_analytics_job(SyncSettings(**{**FAST, **overrides}), job(interval), now=now)
+@pytest.fixture
+def sync(mongo_collation: str) -> Sync:
+    """One analytics job with ``overrides`` as settings, on the test's write path."""
+
+    def run(interval: DataInterval = DAY, website_id: str = WEBSITE, **overrides: Any) -> AnalyticsResult:
+        now = overrides.pop("now", RUN_AT)
+        settings = SyncSettings(**{**FAST, "mongo_collation": mongo_collation, **overrides})
+        return sync_analytics_job(settings, job(interval, website_id), interval=interval, now=now)
+
+    return run
 
 
 def user(db: Database, email: str) -> dict[str, Any]:
@@ -62,11 +80,32 @@ def visitor(rows: UmamiRows, db: Database, email: str, *, hours: tuple[int, ...]
     return session
 
 
-def identify() -> None:
-    sync_sessions(SyncSettings(session_window_hours=24 * 30), DAY, now=RUN_AT)
+@pytest.fixture
+def identify(mongo_collation: str) -> Callable[[], None]:
+    """Stage 1 over the last 30 days, on the test's write path: users learn their session ids."""
+    return lambda: None if sync_sessions(SyncSettings(session_window_hours=24 * 30, mongo_collation=mongo_collation),
+                                         DAY, now=RUN_AT) else None
 
 
-def test_real_fixture_sessions_enrich_their_users(umami_server: FakeUmami, connections: Database,
+def truth(dsn: str, website_id: str, interval: DataInterval) -> dict[str, tuple[Any, ...]]:
+    """Each session's (firstAt, lastAt, views, visits) in ``interval``, from Umami's events themselves."""
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(
+            "select session_id::text, min(created_at), max(created_at), sum((event_type = 1)::int),"
+            " count(distinct visit_id) from website_event where website_id = %s and created_at >= %s"
+            " and created_at < %s group by session_id", (website_id, interval.start, interval.end)).fetchall()
+    return {row[0]: (row[1].replace(tzinfo=None), row[2].replace(tzinfo=None), row[3], row[4]) for row in found}
+
+
+def written(db: Database) -> dict[str, tuple[Any, ...]]:
+    """What the users hold, as (firstAt, lastAt, views, visits) per session."""
+    return {a["id"]: (a["firstAt"], a["lastAt"], a["views"], a["visits"])
+            for a in (u.get("umamiAnalytics") for u in db["users"].find()) if a}
+
+
+# --- the real fixture rows --------------------------------------------------------------------------
+
+def test_real_fixture_sessions_enrich_their_users(sync: Sync, identify: Callable[[], None], umami_server: FakeUmami, connections: Database,
                                                    umami_db: str, umami_fixtures: Path) -> None:
     run_sql_file(umami_db, umami_fixtures / "rows.sql")
     add_user(connections["users"], "alice@example.com")
@@ -75,8 +114,8 @@ def test_real_fixture_sessions_enrich_their_users(umami_server: FakeUmami, conne
 
     result = sync(page_size=2)
 
-    assert (result.sessions, result.pages, result.matched, result.modified, result.invalid) == (3, 2, 2, 2, 0)
-    assert result.requests == 3 and result.retries == 0 and result.error is None  # login + 2 pages
+    assert (result.sessions, result.list_pages, result.matched_sessions, result.modified) == (3, 2, 2, 2)
+    assert (result.requests, result.retries, result.invalid_rows, result.error) == (3, 0, 0, None)
     assert user(connections, "alice@example.com")["umamiAnalytics"] == {
         "id": "8b046da9-3d41-5054-8060-170787f99fe0", "websiteId": WEBSITE, "browser": "chrome",
         "os": "Windows 10", "device": "laptop", "screen": "1920x1080", "language": "en-US", "country": "US",
@@ -86,7 +125,95 @@ def test_real_fixture_sessions_enrich_their_users(umami_server: FakeUmami, conne
     assert user(connections, "bob@example.com")["umamiAnalytics"]["city"] == "Berlin"
 
 
-def test_users_are_matched_through_any_known_session(rows: UmamiRows, connections: Database) -> None:
+# --- the listing captures: rows per hostname, ties under offset paging --------------------------------
+
+@pytest.fixture
+def listing_day(umami_server: FakeUmami, connections: Database, umami_db: str, umami_fixtures: Path) -> str:
+    """The day behind the listing captures (61 sessions, ties of six, one session on two hostnames), and
+    one user per session that already knows its session id."""
+    run_sql_file(umami_db, umami_fixtures / "listing_rows.sql")
+    for n, session in enumerate(sorted(truth(umami_db, LISTING_WEBSITE, LISTING_DAY))):
+        add_user(connections["users"], f"tie{n}@example.com", session_id=session)
+    return umami_db
+
+
+@pytest.mark.parametrize("page_size", [1, 7, 20, 100, 5000])
+def test_a_tie_heavy_day_is_complete_and_exact_at_any_page_size(sync: Sync, listing_day: str, connections: Database,
+                                                                page_size: int) -> None:
+    result = sync(LISTING_DAY, LISTING_WEBSITE, page_size=page_size)
+
+    assert result.succeeded, result.error
+    assert written(connections) == truth(listing_day, LISTING_WEBSITE, LISTING_DAY)  # all 61, each exact
+    assert (result.list_rows, result.rows_read, result.missing_rows, result.sessions) == (62, 62, 0, 61)
+    assert (result.merged_sessions, result.matched_sessions) == (1, 61)
+    floor = math.ceil(62 / page_size)
+    assert result.requests == result.list_pages + result.session_reads + result.logins
+    assert result.list_pages <= floor + 1  # one repair page at most
+    assert result.requests <= floor + result.session_reads + 2
+
+
+def test_a_session_on_two_hostnames_gets_the_figures_of_its_events(sync: Sync, listing_day: str,
+                                                                    connections: Database) -> None:
+    """Its list rows say views 2 + 3 and visits 1 + 3; the session had 5 views in 3 visits, from 10:05."""
+    sync(LISTING_DAY, LISTING_WEBSITE, page_size=7)
+
+    analytics = connections["users"].find_one({"session_id": TWO_HOSTNAMES})["umamiAnalytics"]  # type: ignore[index]
+    assert (analytics["views"], analytics["visits"]) == (5, 3)
+    assert (analytics["firstAt"], analytics["lastAt"]) == (datetime(2026, 11, 10, 10, 5), datetime(2026, 11, 10, 12, 15))
+
+
+def test_a_rerun_of_the_tie_day_modifies_nothing_and_sends_nothing(sync: Sync, listing_day: str,
+                                                                    connections: Database) -> None:
+    first = sync(LISTING_DAY, LISTING_WEBSITE, page_size=7)
+    before = list(connections["users"].find())
+
+    again = sync(LISTING_DAY, LISTING_WEBSITE, page_size=7, now=RUN_AT + timedelta(days=1))
+
+    assert first.modified >= 61
+    assert (again.matched_sessions, again.changes, again.modified, again.bulk_writes) == (61, 0, 0, 0)
+    assert list(connections["users"].find()) == before
+
+
+def test_a_session_with_more_than_500_events_on_two_hostnames_is_exact(sync: Sync, identify: Callable[[], None], rows: UmamiRows,
+                                                                        connections: Database,
+                                                                        umami_db: str) -> None:
+    session = visitor(rows, connections, "busy@example.com", hours=(1,))
+    with psycopg.connect(umami_db, autocommit=True) as conn:
+        for n in range(1234):  # two a second, whole seconds (they tie), in 13 visits, on two hostnames
+            conn.execute("INSERT INTO website_event (event_id, website_id, session_id, visit_id, created_at,"
+                         " url_path, event_type, hostname) VALUES (%s, %s, %s, %s, %s, '/', %s, %s)",
+                         (str(uuid.uuid4()), WEBSITE, session, str(uuid.uuid5(uuid.NAMESPACE_OID, str(n % 13))),
+                          at(2) + timedelta(seconds=n // 2), 1 if n % 5 else 2, f"h{n % 2}.example.com"))
+    identify()
+
+    result = sync()
+
+    assert result.succeeded, result.error
+    assert written(connections) == truth(umami_db, WEBSITE, DAY)
+    assert result.session_reads == 3  # 1,235 events, 500 at a time
+    assert user(connections, "busy@example.com")["umamiAnalytics"]["visits"] == 14
+
+
+def test_a_window_that_cannot_be_completed_fails_naming_what_is_missing(sync: Sync, listing_day: str,
+                                                                        connections: Database,
+                                                                        umami_server: FakeUmami) -> None:
+    lost = "05f88bf8-325d-59c4-8406-f24d25c394ef"
+    umami_server.faults.hidden_ids = {lost}  # a list that never serves this row, yet counts it
+
+    result = sync(LISTING_DAY, LISTING_WEBSITE, page_size=7)
+
+    assert not result.succeeded
+    assert (result.missing_rows, result.list_rows, result.rows_read) == (1, 62, 61)
+    assert result.error == (
+        "1 of 62 rows of Umami's session list could not be read for website 73683464-8e85-469a-b6b2-39b566028ce9 "
+        f"({LISTING_WEBSITE}), {LISTING_DAY} after 10 list pages (1 to repair); the rest was written")
+    assert len(written(connections)) == 60  # everything it could read was written
+    assert lost not in written(connections)
+
+
+# --- matching, guards, faults -------------------------------------------------------------------
+
+def test_users_are_matched_through_any_known_session(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
     old = visitor(rows, connections, "cy@example.com", hours=(8,))
     newer = rows.session(at(10), distinct_id="cy@example.com", website_id=OTHER_WEBSITE)
     rows.event(newer, at(10), website_id=OTHER_WEBSITE)
@@ -95,11 +222,11 @@ def test_users_are_matched_through_any_known_session(rows: UmamiRows, connection
 
     result = sync()  # the website of the older session only
 
-    assert (result.sessions, result.matched, result.modified) == (1, 1, 1)
+    assert (result.sessions, result.matched_sessions, result.modified) == (1, 1, 1)
     assert user(connections, "cy@example.com")["umamiAnalytics"]["id"] == old
 
 
-def test_newer_analytics_are_never_replaced_by_older(rows: UmamiRows, connections: Database) -> None:
+def test_newer_analytics_are_never_replaced_by_older(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
     session = visitor(rows, connections, "di@example.com", hours=(9, 15))
     identify()
     sync()
@@ -107,24 +234,12 @@ def test_newer_analytics_are_never_replaced_by_older(rows: UmamiRows, connection
 
     morning = sync(DataInterval(at(0), at(12)), now=RUN_AT + timedelta(days=1))  # sees only the 09:00 view
 
-    assert (morning.sessions, morning.matched, morning.modified) == (1, 1, 0)
+    assert (morning.sessions, morning.matched_sessions, morning.changes, morning.modified) == (1, 1, 0, 0)
     assert user(connections, "di@example.com") == latest
     assert latest["umamiAnalytics"]["id"] == session and latest["umamiAnalytics"]["views"] == 2
 
 
-def test_rerun_modifies_nothing(rows: UmamiRows, connections: Database) -> None:
-    visitor(rows, connections, "ed@example.com")
-    identify()
-    first = sync()
-    after = user(connections, "ed@example.com")
-
-    second = sync(now=RUN_AT + timedelta(days=1))
-
-    assert (first.modified, second.matched, second.modified) == (1, 1, 0)
-    assert user(connections, "ed@example.com") == after
-
-
-def test_deleted_users_and_strangers_are_left_alone(rows: UmamiRows, connections: Database) -> None:
+def test_deleted_users_and_strangers_are_left_alone(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
     visitor(rows, connections, "fay@example.com")
     anonymous = rows.session(at(9))
     rows.event(anonymous, at(9))
@@ -134,11 +249,11 @@ def test_deleted_users_and_strangers_are_left_alone(rows: UmamiRows, connections
 
     result = sync()
 
-    assert (result.sessions, result.matched, result.modified) == (2, 0, 0)
+    assert (result.sessions, result.matched_sessions, result.modified) == (2, 0, 0)
     assert list(connections["users"].find()) == before
 
 
-def test_analytics_of_the_original_tool_are_upgraded(rows: UmamiRows, connections: Database) -> None:
+def test_analytics_of_the_original_tool_are_upgraded(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
     session = visitor(rows, connections, "gus@example.com")
     identify()
     connections["users"].update_one({"email": "gus@example.com"}, {"$set": {"umamiAnalytics": {
@@ -150,29 +265,43 @@ def test_analytics_of_the_original_tool_are_upgraded(rows: UmamiRows, connection
     assert isinstance(analytics["lastAt"], datetime) and analytics["views"] == 1
 
 
-def test_malformed_rows_are_counted_and_the_rest_written(rows: UmamiRows, connections: Database,
-                                                         umami_server: FakeUmami) -> None:
+def test_malformed_and_oversized_rows_are_counted_and_the_rest_written(sync: Sync, identify: Callable[[], None], rows: UmamiRows,
+                                                                       connections: Database,
+                                                                       umami_db: str,
+                                                                       umami_server: FakeUmami) -> None:
     good = visitor(rows, connections, "hu@example.com")
     bad = visitor(rows, connections, "ida@example.com", hours=(10,))
+    huge = visitor(rows, connections, "jo@example.com", hours=(11,))
     identify()
     umami_server.faults.malformed_ids = {bad}
 
-    result = sync()
+    with psycopg.connect(umami_db, autocommit=True) as conn:  # a 2 MB city: more than any Umami column holds
+        conn.execute("DROP INDEX session_website_id_created_at_city_idx")
+        conn.execute("ALTER TABLE session ALTER COLUMN city TYPE text")
+        conn.execute("UPDATE session SET city = repeat('C', 2000000) WHERE session_id = %s", (huge,))
+        try:
+            result = sync()
+        finally:  # Umami's own schema again, for the other tests
+            conn.execute("UPDATE session SET city = NULL WHERE session_id = %s", (huge,))
+            conn.execute("ALTER TABLE session ALTER COLUMN city TYPE varchar(50)")
+            conn.execute('CREATE INDEX "session_website_id_created_at_city_idx" ON "session"("website_id", '
+                         '"created_at", "city")')
 
-    assert (result.sessions, result.invalid, result.matched, result.modified) == (1, 1, 1, 1)
+    assert (result.sessions, result.invalid_rows, result.matched_sessions, result.modified) == (1, 2, 1, 1)
     assert user(connections, "hu@example.com")["umamiAnalytics"]["id"] == good
     assert "umamiAnalytics" not in user(connections, "ida@example.com")
-    assert result.error is None
+    assert "umamiAnalytics" not in user(connections, "jo@example.com")
+    assert result.succeeded
 
 
-def test_faults_lose_nothing_and_write_nothing_twice(rows: UmamiRows, connections: Database,
+def test_faults_lose_nothing_and_write_nothing_twice(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database,
                                                      umami_server: FakeUmami) -> None:
     emails = [f"user{i}@example.com" for i in range(7)]
     for hour, email in enumerate(emails, start=1):
         visitor(rows, connections, email, hours=(hour,))
     identify()
     faults = umami_server.faults
-    faults.fail_next, faults.throttle_next, faults.retry_after_seconds = 1, 1, 0.05
+    faults.fail_next, faults.throttle_next, faults.retry_after_seconds = 1, 1, 0
 
     def revoke_then_drift(page: int) -> None:
         if page == 1 and faults.on_session_page is not None:
@@ -185,13 +314,13 @@ def test_faults_lose_nothing_and_write_nothing_twice(rows: UmamiRows, connection
 
     result = sync(page_size=2)
 
-    assert result.error is None, result.error
-    assert (result.sessions, result.matched, result.modified, result.duplicates >= 0) == (8, 7, 7, True)
-    assert result.retries >= 2 and result.logins == 2 and result.restarts >= 1
+    assert result.succeeded, result.error
+    assert (result.list_rows, result.rows_read, result.matched_sessions, result.modified) == (8, 8, 7, 7)
+    assert result.retries >= 2 and result.logins == 2 and result.restarts == 1
     assert all("umamiAnalytics" in user(connections, email) for email in emails)
 
 
-def test_an_unreachable_api_is_recorded_not_raised(rows: UmamiRows, connections: Database,
+def test_an_unreachable_api_is_recorded_not_raised(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database,
                                                    umami_server: FakeUmami) -> None:
     visitor(rows, connections, "jan@example.com")
     identify()
@@ -199,9 +328,23 @@ def test_an_unreachable_api_is_recorded_not_raised(rows: UmamiRows, connections:
 
     result = sync(http_max_retries=1)
 
-    assert result.error is not None and "500" in result.error and not result.succeeded
+    assert result.error is not None and "500" in result.error and not result.succeeded and result.retryable
     assert "umamiAnalytics" not in user(connections, "jan@example.com")
 
+
+def test_refused_credentials_are_not_worth_a_retry(sync: Sync, rows: UmamiRows, connections: Database,
+                                                   umami_server: FakeUmami, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+        {"conn_type": "http", "host": umami_server.url, "login": "admin", "password": "wrong-password-9"}))
+
+    result = sync()
+
+    assert not result.retryable
+    assert result.error is not None and "refused the login of user 'admin'" in result.error
+    assert "wrong-password-9" not in result.model_dump_json()
+
+
+# --- planning ------------------------------------------------------------------------------------
 
 def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None:
     rows.website(OTHER_WEBSITE, "Other Site")
@@ -212,26 +355,64 @@ def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None
     assert sorted({(j.website_id, j.website_name) for j in jobs}) == [
         (WEBSITE, "Probe Site"), (OTHER_WEBSITE, "Other Site")]
     assert len(jobs) == 4
-    assert {j.label for j in jobs if j.website_id == WEBSITE} == {"Probe Site (1/2)", "Probe Site (2/2)"}
+    assert {j.label for j in jobs if j.website_id == WEBSITE} == {"Probe Site · 2026-11-27 1/2",
+                                                                  "Probe Site · 2026-11-27 2/2"}
     assert [(j.window_start, j.window_end) for j in jobs if j.website_id == WEBSITE] == [
         (at(0), at(12)), (at(12), at(0, day=28))]
 
 
-def test_configured_websites_are_not_discovered(rows: UmamiRows, umami_server: FakeUmami) -> None:
+def test_configured_websites_are_checked_and_named(rows: UmamiRows, umami_server: FakeUmami) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
     umami_server.reset()
+
     jobs = plan_analytics_jobs(SyncSettings(website_ids=(OTHER_WEBSITE,), analytics_days_back=2), DAY)
 
-    assert [(j.website_id, j.label, j.window_start) for j in jobs] == [(OTHER_WEBSITE, OTHER_WEBSITE, at(0, day=26))]
-    assert umami_server.requests == []
+    assert [(j.website_id, j.label, j.window_start) for j in jobs] == [
+        (OTHER_WEBSITE, "Other Site · 2026-11-26..2026-11-27", at(0, day=26))]
+    assert [record.path for record in umami_server.requests if record.method == "GET"] == [
+        f"/api/websites/{OTHER_WEBSITE}"]
 
 
-def test_dry_run_counts_and_writes_nothing(rows: UmamiRows, connections: Database) -> None:
-    visitor(rows, connections, "kai@example.com")
-    identify()
+def test_a_configured_id_that_no_website_has_fails_the_plan_naming_it(rows: UmamiRows,
+                                                                       umami_server: FakeUmami) -> None:
+    ghost = str(uuid.uuid4())
+    gone = rows.website(str(uuid.uuid4()), "Gone Site", deleted=True)
+
+    for missing in (ghost, gone):
+        with pytest.raises(UnknownWebsiteError, match=rf"website {missing}: Umami has no such website"):
+            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE, missing)), DAY)
+
+
+def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connections: Database,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_stack.umami_api import FakeUmami
+
+    rows = UmamiRows(umami_db)
+    rows.website(WEBSITE, user_id=str(uuid.uuid4()))  # someone else's
+    rows.close()
+    with FakeUmami(umami_db, role="user") as fake:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+            {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
+        with pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it"):
+            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
+
+
+# --- dry run -------------------------------------------------------------------------------------
+
+def test_a_dry_run_reports_what_the_real_run_then_does(sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
+    """On a fresh database the sessions stage 1 would record are taken into account; on synced data a dry
+    run reports nothing to change. Both times its figures equal the real run's."""
+    for n in range(4):
+        visitor(rows, connections, f"kai{n}@example.com", hours=(8 + n,))
     before = list(connections["users"].find())
 
-    result = sync(dry_run=True)
+    dry = sync(dry_run=True)
+    assert list(connections["users"].find()) == before  # nothing written, stage 1's ids not there yet
+    identify()
+    real = sync()
+    dry_again = sync(dry_run=True, now=RUN_AT + timedelta(days=1))
+    real_again = sync(now=RUN_AT + timedelta(days=1))
 
-    assert (result.dry_run, result.sessions, result.matched, result.updates, result.modified, result.bulk_writes) == (
-        True, 1, 1, 1, 0, 0)
-    assert list(connections["users"].find()) == before
+    assert (dry.matched_sessions, dry.changes, dry.modified, dry.bulk_writes) == (4, 4, 0, 0)
+    assert (real.matched_sessions, real.changes, real.modified) == (4, 4, 4)
+    assert (dry_again.changes, real_again.changes, real_again.modified) == (0, 0, 0)
