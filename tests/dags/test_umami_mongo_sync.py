@@ -47,9 +47,13 @@ def test_dag_shape(dag: Any) -> None:
     assert {"umami", "mongodb"} <= set(dag.tags)
     assert "umami_mongo_sync" in dag.doc_md and "systemconfigs" in dag.doc_md
     assert set(dag.params) == {"website_ids", "dry_run", "date_from", "date_to"}
+    # The trigger form marks a field required unless its type allows null: none of these is required.
+    assert all("null" in dag.params.get_param(name).schema["type"] for name in dag.params)
+    assert "Settings > Websites" in dag.params.get_param("website_ids").description
     status = dag.get_task("record_status")
     assert status.trigger_rule == "all_done"
-    assert [outlet.name for outlet in status.outlets] == ["umami_enriched_users"]
+    assert [outlet.name for outlet in status.outlets] == ["umami_enriched_users_events"]  # an alias: it may
+    # emit the asset umami_enriched_users, or nothing
     assert dag.get_task("session_sync").retries >= 1
     assert dag.get_task("session_sync").retry_exponential_backoff
     assert dag.get_task("analytics_sync").upstream_task_ids == {"plan_run", "plan_analytics"}
@@ -133,17 +137,27 @@ def test_running_the_same_interval_twice_changes_nothing(dag: Any, real_world: D
     assert bson.encode(real_world["systemconfigs"].find_one({"_id": "global"})) == status_after_first
 
 
+def no_retries(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for task in dag.tasks:  # dag.test() would wait out the real retry delays
+        monkeypatch.setattr(task, "retries", 0)
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("airflow_db")
 def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, real_world: Database,
-                                                                     umami_server: FakeUmami,
+                                                                     umami_server: FakeUmami, umami_db: str,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    for task in dag.tasks:  # dag.test() would wait out the real retry delays
-        monkeypatch.setattr(task, "retries", 0)
-    umami_server.role = "user"  # a non-admin gets 401 for a website it does not own
-    foreign = "5b3a2b8e-2d0e-4c39-9f7e-0f2a9d3c6e11"
+    from tests.factories import OTHER_WEBSITE, UmamiRows, at
 
-    run = run_dag(dag, website_ids=["266abb41-957e-4dd3-8229-6a601f80a9db", foreign])
+    no_retries(dag, monkeypatch)
+    rows = UmamiRows(umami_db)
+    rows.website(OTHER_WEBSITE, "Other Site")
+    lost = rows.session(at(9), website_id=OTHER_WEBSITE)
+    rows.event(lost, at(9), website_id=OTHER_WEBSITE)
+    rows.close()
+    umami_server.faults.hidden_ids = {lost}  # the other website's list never serves one of its rows
+
+    run = run_dag(dag)
 
     assert str(run.state) == "failed", states(run)
     assert states(run)["record_status[-1]"] == "failed"  # ran, wrote, then failed the run
@@ -151,27 +165,105 @@ def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, 
     assert alice["umamiAnalytics"]["city"] == "San Francisco"
     status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
     assert status["lastRun"]["status"] == "partial"
-    assert status["websiteSyncStatus"][foreign]["errorCount"] == 1
-    assert "401" in status["lastRun"]["errors"][foreign]
+    assert status["websiteSyncStatus"][OTHER_WEBSITE]["errorCount"] == 1
+    assert "1 of 1 rows of Umami's session list could not be read" in status["lastRun"]["errors"][OTHER_WEBSITE]
     assert "lastSuccessfulSync" not in status
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("airflow_db")
-def test_a_dry_run_from_the_trigger_form_writes_nothing(dag: Any, real_world: Database) -> None:
+def test_configured_websites_that_umami_does_not_show_fail_the_plan(dag: Any, real_world: Database,
+                                                                   umami_server: FakeUmami,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    no_retries(dag, monkeypatch)
+    ghost = "0e9c4a51-1111-4222-8333-944455556666"
+
+    run = run_dag(dag, website_ids=["266abb41-957e-4dd3-8229-6a601f80a9db", ghost])
+
+    assert str(run.state) == "failed", states(run)
+    assert states(run)["plan_analytics[-1]"] == "failed"
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["problems"] == ["analytics could not be planned (see plan_analytics)"]
+
+
+def figures(run: Any) -> dict[str, Any]:
+    """The XCom ``result`` of each stage task (the mapped ones by label)."""
+    return {ti.rendered_map_index or ti.task_id: ti.xcom_pull(task_ids=ti.task_id, key="result",
+                                                              map_indexes=ti.map_index)
+            for ti in run.get_task_instances() if ti.task_id in {"session_sync", "analytics_sync"}}
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_dry_run_writes_nothing_and_reports_what_the_real_run_then_does(dag: Any, real_world: Database) -> None:
     before = list(real_world["users"].find())
 
-    run = run_dag(dag, dry_run=True)
+    dry = figures(run_dag(dag, dry_run=True))
 
-    assert str(run.state) == "success", states(run)
-    figures = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id, key="result", map_indexes=ti.map_index)
-               for ti in run.get_task_instances() if ti.task_id in {"session_sync", "analytics_sync"}}
-    assert figures["session_sync"]["dry_run"] and figures["session_sync"]["matched"] == 2
-    # Stage 1 wrote no session ids, so stage 2 finds no owners yet: it still reads every session.
-    assert figures["analytics_sync"]["sessions"] == 3 and figures["analytics_sync"]["modified"] == 0
     assert list(real_world["users"].find()) == before
     assert real_world["systemconfigs"].count_documents({}) == 0
     assert [i["name"] for i in real_world["users"].list_indexes()] == ["_id_"]
+    real = figures(run_dag(dag))
+    assert set(dry) == set(real) == {"session_sync", "Probe Site · 2026-11-27"}
+    for task in real:
+        assert dry[task]["dry_run"] and not real[task]["dry_run"]
+        assert (dry[task]["changes"], dry[task]["modified"]) == (real[task]["modified"], 0), task
+    assert real["Probe Site · 2026-11-27"]["modified"] == 2  # stage 1's session ids were counted in
+    dry_again = figures(run_dag(dag, dry_run=True))
+    assert all(dry_again[task]["changes"] == 0 for task in dry_again)  # synced data: nothing to change
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_each_stage_task_stores_its_figures_once(dag: Any, real_world: Database) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    run = run_dag(dag)
+
+    with create_session() as session:
+        stored = session.query(XComModel.task_id, XComModel.map_index, XComModel.key).filter(
+            XComModel.dag_id == dag.dag_id, XComModel.run_id == run.run_id).all()
+    keys = sorted((task, key) for task, _, key in stored if task in {"session_sync", "analytics_sync"})
+    assert keys == [("analytics_sync", "result"), ("session_sync", "result")]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_the_asset_is_emitted_only_when_a_real_run_changed_users(dag: Any, real_world: Database) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    def events() -> list[dict[str, Any]]:
+        with create_session() as session:
+            return [event.extra for event in session.query(AssetEvent).join(
+                AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+                AssetModel.name == "umami_enriched_users").order_by(AssetEvent.id)]
+
+    existing = len(events())
+    run_dag(dag, dry_run=True)
+    assert len(events()) == existing  # a dry run is a rehearsal: no downstream DAG may start
+    run_dag(dag)
+    assert events()[existing:] == [{"dataIntervalStart": "2026-11-27T00:00:00+00:00",
+                                    "dataIntervalEnd": "2026-11-28T00:00:00+00:00",
+                                    "modifiedUsers": {"sessions": 2, "analytics": 2}}]
+    run_dag(dag)
+    assert len(events()) == existing + 1  # a run that modified nothing emits nothing
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_conf_key_that_is_not_a_param_fails_the_plan_naming_it(dag: Any, real_world: Database,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    no_retries(dag, monkeypatch)
+    before = list(real_world["users"].find())
+
+    run = run_dag(dag, website_id=["266abb41-957e-4dd3-8229-6a601f80a9db"], page_size=0)
+
+    assert str(run.state) == "failed"
+    plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan_run")
+    assert str(plan.state) == "failed"
+    assert list(real_world["users"].find()) == before
 
 
 @pytest.mark.integration

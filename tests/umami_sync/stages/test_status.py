@@ -22,15 +22,15 @@ NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
 
 
 def sessions(failed: int = 0) -> SessionSyncResult:
-    return SessionSyncResult(window_start=DAY.start, window_end=DAY.end, read=5, identified=4, matched=3,
-                             modified=2, unmatched=1, failed=failed)
+    return SessionSyncResult(window_start=DAY.start, window_end=DAY.end, rows_read=5, identities=4,
+                             matched_identities=3, modified=2, unmatched_identities=1, failed=failed)
 
 
 def website(website_id: str, interval: DataInterval = DAY, *, sessions: int = 10, error: str | None = None,
             part: tuple[datetime, datetime] | None = None) -> AnalyticsResult:
     start, end = part or (interval.start, interval.end)
     return AnalyticsResult(website_id=website_id, window_start=start, window_end=end, sessions=sessions,
-                           pages=1, matched=4, modified=3, error=error)
+                           list_rows=sessions, rows_read=sessions, matched_sessions=4, modified=3, error=error)
 
 
 def report(*results: AnalyticsResult, session: SessionSyncResult | None = None, interval: DataInterval = DAY,
@@ -58,7 +58,7 @@ def test_sub_windows_of_a_website_add_up() -> None:
     half = datetime(2026, 11, 27, 12, tzinfo=UTC)
     outcome = report(website(A, part=(DAY.start, half), sessions=4), website(A, part=(half, DAY.end), sessions=6),
                      expected=[A, A]).websites[A]
-    assert (outcome.figures["sessions"], outcome.figures["pages"], outcome.succeeded) == (10, 2, True)
+    assert (outcome.figures["sessions"], outcome.figures["rows_read"], outcome.succeeded) == (10, 10, True)
 
 
 @pytest.mark.integration
@@ -68,6 +68,7 @@ def test_status_document_records_the_run_and_keeps_other_fields(connections: Dat
 
     write_status(SyncSettings(), report(website(A), website(B, error="UmamiApiError: 500")), now=NOW)
 
+
     document = connections["systemconfigs"].find_one({"_id": "global"})
     assert document["featureFlags"] == {"beta": True} and "createdAt" not in document
     sync = document["umamiSync"]
@@ -76,11 +77,12 @@ def test_status_document_records_the_run_and_keeps_other_fields(connections: Dat
     assert "lastAnalyticsSync" not in sync and "lastSuccessfulSync" not in sync
     assert sync["websiteSyncStatus"][A] == {"lastSync": datetime(2026, 11, 28), "lastDaySynced": "2026-11-27",
                                             "sessionsProcessed": 10, "errorCount": 0}
-    assert sync["websiteSyncStatus"][B] == {"errorCount": 1, "lastError": "UmamiApiError: 500"}
+    assert sync["websiteSyncStatus"][B] == {"errorCount": 1, "lastError": "UmamiApiError: 500",
+                                            "lastErrorAt": NOW.replace(tzinfo=None)}
     run = sync["lastRun"]
     assert (run["runId"], run["status"], run["dataIntervalStart"]) == ("scheduled__2026-11-27", "partial",
                                                                        datetime(2026, 11, 27))
-    assert run["sessionSync"]["matched"] == 3 and "modified" not in run["sessionSync"]
+    assert run["sessionSync"]["matched_identities"] == 3 and "modified" not in run["sessionSync"]
     assert run["analytics"][B]["status"] == "failed" and run["errors"] == {B: "UmamiApiError: 500"}
 
 
@@ -93,7 +95,8 @@ def test_error_count_counts_consecutive_failures_and_resets(connections: Databas
 
     write_status(SyncSettings(), report(website(B)), now=NOW)
     site = status(connections)["websiteSyncStatus"][B]
-    assert (site["errorCount"], site["lastError"], site["sessionsProcessed"]) == (0, "e2", 10)
+    assert (site["errorCount"], site["sessionsProcessed"], site["lastErrorAt"]) == (0, 10, NOW.replace(tzinfo=None))
+    assert "lastError" not in site  # the error (whatever it held) goes once the website succeeds again
     assert status(connections)["lastSuccessfulSync"] == datetime(2026, 11, 28)
 
 
@@ -106,3 +109,20 @@ def test_a_backfill_never_moves_sync_times_back(connections: Database) -> None:
     assert sync["lastSuccessfulSync"] == datetime(2026, 11, 28)
     assert sync["websiteSyncStatus"][A]["lastDaySynced"] == "2026-11-27"
     assert sync["lastRun"]["runId"] == "backfill"
+
+
+@pytest.mark.integration
+def test_each_websites_figures_belong_to_the_day_they_name(connections: Database) -> None:
+    """A back-fill of an older day does not put that day's figures next to a newer lastDaySynced."""
+    write_status(SyncSettings(), report(website(A, sessions=70)), now=NOW)
+    write_status(SyncSettings(), report(website(A, EARLIER, sessions=3), interval=EARLIER, run_id="backfill"),
+                 now=NOW)
+
+    site = status(connections)["websiteSyncStatus"][A]
+    assert (site["lastDaySynced"], site["sessionsProcessed"], site["lastSync"]) == (
+        "2026-11-27", 70, datetime(2026, 11, 28))
+
+    later = DataInterval(datetime(2026, 11, 28, tzinfo=UTC), datetime(2026, 11, 29, tzinfo=UTC))
+    write_status(SyncSettings(), report(website(A, later, sessions=5), interval=later, run_id="next"), now=NOW)
+    assert (status(connections)["websiteSyncStatus"][A]["lastDaySynced"],
+            status(connections)["websiteSyncStatus"][A]["sessionsProcessed"]) == ("2026-11-28", 5)
