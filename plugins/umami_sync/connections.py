@@ -38,7 +38,8 @@ POSTGRES_DEFAULTS: dict[str, Any] = {
 STATEMENT_TIMEOUT_MS = 300_000
 """Default ``statement_timeout`` (extra ``statement_timeout``, ms): the server cancels a longer statement."""
 ANSWER_GRACE_SECONDS = 30.0
-"""How much longer than the statement timeout the client waits for an answer before cutting the connection."""
+"""How much longer than the statement timeout (at most) the client waits for an answer before it cuts the
+connection: the statement timeout itself, up to this many seconds."""
 MONGO_DEFAULTS: dict[str, Any] = {
     "connectTimeoutMS": 10_000,
     "serverSelectionTimeoutMS": 30_000,
@@ -72,7 +73,8 @@ class UmamiDatabaseHook(PostgresHook):
     @property
     def answer_timeout(self) -> float:
         """Seconds the client waits for any one answer of the server (see :func:`answer_within`)."""
-        return self.statement_timeout_ms / 1000 + ANSWER_GRACE_SECONDS
+        statement = self.statement_timeout_ms / 1000
+        return statement + min(statement, ANSWER_GRACE_SECONDS)
 
     def _create_connection(self, conn_args: dict[str, Any]) -> Any:
         for name, value in POSTGRES_DEFAULTS.items():
@@ -118,6 +120,9 @@ class UsersMongoHook(MongoHook):
     default_conn_name = "users_mongo"
     conn_type = "mongo"
     hook_name = "Users MongoDB"
+
+    def __init__(self, mongo_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(mongo_conn_id, **kwargs)
 
     def get_conn(self) -> MongoClient[Any]:
         """The cached client; :data:`MONGO_DEFAULTS` fill in what the connection's extras leave out."""

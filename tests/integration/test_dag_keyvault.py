@@ -102,7 +102,7 @@ def test_a_run_reads_everything_from_the_vault_and_enriches_users(dag: Any, vaul
     assert plan.xcom_pull(task_ids="plan_run")["settings"]["page_size"] == 1  # the vault's Variable
     [analytics] = [ti for ti in run.get_task_instances() if ti.task_id == "analytics_sync"]
     figures = analytics.xcom_pull(task_ids="analytics_sync", key="result", map_indexes=analytics.map_index)
-    assert figures["pages"] == figures["sessions"] == 3  # one session per page, as the Variable says
+    assert figures["list_pages"] == figures["sessions"] == 3  # one session per page, as the Variable says
     for secret in (*CONNECTION_SECRETS, SETTINGS_SECRET):
         assert 200 in [request.status for request in keyvault_backend.lookups(secret)], secret
 
