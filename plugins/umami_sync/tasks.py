@@ -97,8 +97,8 @@ def analytics_sync(run: dict[str, Any], job: dict[str, Any], context: Mapping[st
 
 def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, alias: AssetAlias,
                   asset: Asset) -> dict[str, Any]:
-    """Stage 3: write the SystemConfig status, emit ``asset`` when users changed, then fail the run if any
-    stage failed."""
+    """Stage 3: write the SystemConfig status, emit ``asset`` when users changed, then fail the run (without
+    retries of this task) if any stage failed."""
     if run is None:
         raise AirflowFailException("the run was never planned (see plan_run); nothing to record")
     resolved = RunPlan.model_validate(run)
@@ -126,6 +126,6 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
     log.info("run %s: %s, %d websites, %d failed, modified %s, changes %s%s", report.run_id, report.status,
              len(report.websites), sum(not o.succeeded for o in report.websites.values()), modified, changes,
              " (dry run: what a real run would send)" if resolved.settings.dry_run else "")
-    if report.status is not RunStatus.SUCCESS:
-        raise AirflowException(describe_failures(report))
+    if report.status is not RunStatus.SUCCESS:  # recorded: retrying this task would record the same again
+        raise AirflowFailException(describe_failures(report))
     return {"status": str(report.status), "websites": len(report.websites), "modified": modified, "changes": changes}

@@ -253,6 +253,21 @@ def test_the_asset_is_emitted_only_when_a_real_run_changed_users(dag: Any, real_
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("airflow_db")
+def test_a_refused_login_fails_at_once_without_retries(dag: Any, real_world: Database, umami_server: FakeUmami,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+        {"conn_type": "http", "host": umami_server.url, "login": "admin", "password": "not-the-password"}))
+
+    run = run_dag(dag)  # the DAG's own retries (3, from 2 minutes) stay on: a retry would show here
+
+    assert states(run)["plan_analytics[-1]"] == "failed", states(run)
+    assert [record.path for record in umami_server.requests] == ["/api/auth/login"]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
 def test_a_conf_key_that_is_not_a_param_fails_the_plan_naming_it(dag: Any, real_world: Database,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     no_retries(dag, monkeypatch)

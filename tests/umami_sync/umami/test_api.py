@@ -238,6 +238,18 @@ def test_activity_of_a_session(self_hosted: FakeUmami, make_hook: Callable[..., 
 
 
 @integration
+def test_a_fresh_token_is_handed_to_airflows_secrets_masker(self_hosted: FakeUmami,
+                                                           make_hook: Callable[..., UmamiHook]) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    hook = make_hook()
+    hook.list_websites()
+    token = _current_token(hook)
+
+    assert redact(f"a line that quotes {token}") == "a line that quotes ***"
+
+
+@integration
 def test_revoked_token_mid_paging_means_one_new_login_and_nothing_lost(
     self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
 ) -> None:
