@@ -52,6 +52,8 @@ SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
 OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
 _INDEX_OPTIONS_CONFLICT = (85, 86)  # same keys exist under another name / with other options
+_MAY_FOLD = "[A-Z]|[^\\x00-\\x7F]"
+"""Values folding could change: an ASCII capital, or anything beyond ASCII (the server filters, Python decides)."""
 
 User = dict[str, Any]
 
@@ -164,17 +166,16 @@ class UsersCollection:
         return list(self.collection.find({"_id": {"$in": ids}, **NOT_DELETED}, self._projection)) if ids else []
 
     def _scan_unfolded(self) -> dict[str, list[Any]]:
-        """One pass over every user's match value: the ``_id`` of those stored in another form than folded."""
+        """One pass over the users' match values that folding could change (the server filters them with a
+        case-sensitive ``$regex``, which every compatible server has): the ``_id`` of those not stored folded."""
         unfolded: dict[str, list[Any]] = {}
-        scanned = 0
-        for user in self.collection.find({self.match_field: {"$type": "string"}, **NOT_DELETED},
+        for user in self.collection.find({self.match_field: {"$regex": _MAY_FOLD}, **NOT_DELETED},
                                          {self.match_field: 1}, batch_size=10_000):
-            scanned += 1
             stored = user[self.match_field]
             if fold(stored) != stored:
                 unfolded.setdefault(fold(stored), []).append(user["_id"])
-        log.info("portable matching: %d of %d users store %s in another letter case or form",
-                 sum(map(len, unfolded.values())), scanned, self.match_field)
+        log.info("portable matching: %d users store %s in another letter case or Unicode form",
+                 sum(map(len, unfolded.values())), self.match_field)
         return unfolded
 
     def users_by_session(self, session_ids: list[str]) -> dict[str, list[User]]:
