@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import PyMongoError
 
@@ -220,7 +221,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
     """
     hook = hook or make_hook(settings)
     window = ApiWindow.of(job.interval)
-    what = f"website {job.website_name or job.website_id} ({job.website_id}), {job.interval}"
+    what = f"website {f'{job.website_name} ({job.website_id})' if job.website_name else job.website_id}, {job.interval}"
     result = AnalyticsResult(website_id=job.website_id, website_name=job.website_name, window_start=job.window_start,
                              window_end=job.window_end, dry_run=settings.dry_run)
     listing = SessionListing(lambda page, size: hook.session_page(job.website_id, window, page, size),
@@ -248,10 +249,10 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         if report.missing:
             result.error = (f"{report.missing} of {report.count} rows of Umami's session list could not be read "
                             f"for {what} after {hook.stats.list_pages} list pages ({report.repair_pages} to repair); "
-                            "the rest was written")
+                            f"{'nothing was written (dry run)' if settings.dry_run else 'the rest was written'}")
     except UmamiCredentialsError as exc:
         result.error, result.retryable = str(exc), False
-    except (UmamiError, PyMongoError, OSError) as exc:
+    except (UmamiError, PyMongoError, psycopg.Error, OSError) as exc:  # psycopg: a dry run's stage-1 plan
         result.error = f"{type(exc).__name__}: {exc}"[:500]
     result.record(totals)
     report, stats = listing.report, hook.stats
