@@ -34,7 +34,7 @@ DAG_ID = "umami_mongo_sync"
 USERNAME = "admin"
 PASSWORD = "admin"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-"""Started in this order; stopped in the reverse order of :data:`STOP_ORDER`."""
+"""Started in this order, all at once (then :meth:`LocalAirflow.wait_ready` waits for all of them)."""
 STOP_ORDER = ("scheduler", "triggerer", "dag-processor", "api-server")
 """The scheduler first (no new tasks), the api-server last (running tasks report to its execution API)."""
 FINISHED_STATES = frozenset({"success", "failed"})
@@ -149,7 +149,7 @@ class LocalAirflow:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",  # user:role
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -188,10 +188,10 @@ class LocalAirflow:
     def _health(self) -> dict[str, Any] | None:
         try:
             reply = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5)
-        except requests.RequestException:
+            health: dict[str, Any] | None = reply.json() if reply.ok else None
+        except (requests.RequestException, ValueError):
             return None
-        health: dict[str, Any] = reply.json()
-        return health if reply.ok else None
+        return health
 
     def _healthy(self) -> bool:
         self.check_alive()

@@ -140,9 +140,10 @@ class TestPaths:
     def test_nothing_the_dag_imports_is_left_out_of_the_image(self) -> None:
         excluded = [rule.rstrip("/") for rule in (REPO / ".dockerignore").read_text().splitlines()
                     if rule.startswith("include/")]
-        modules = [Path(rule).name for rule in excluded]
+        modules = [Path(rule).name for rule in excluded if any((REPO / rule).rglob("*.py"))]
         sources = [*(REPO / "dags").rglob("*.py"), *(REPO / "plugins").rglob("*.py")]
 
+        assert excluded == ["include/local_stack", "include/docs"]
         assert modules == ["local_stack"]
         assert not [source for source in sources
                     if re.search(rf"^\s*(from|import)\s+({'|'.join(modules)})\b", source.read_text(), re.M)]

@@ -15,6 +15,7 @@ from airflow.secrets.local_filesystem import load_connections_dict, load_variabl
 from pydantic import ValidationError
 
 from load_airflow_settings import CONNECTIONS_FILE, VARIABLES_FILE, main, read_settings
+from umami_sync.settings import SyncSettings
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = REPO / "airflow_settings.yaml"
@@ -47,7 +48,8 @@ def test_the_demo_connections_and_settings_variable_are_there() -> None:
     assert set(connections) == {"umami_db", "umami_api", "users_mongo"}
     assert connections["users_mongo"]["conn_type"] == "mongo"
     assert connections["umami_api"]["host"].startswith("http://")  # a full URL, as HttpHook needs it
-    assert json.loads(expected_variables()["umami_sync_settings"]) == {}
+    value = expected_variables()["umami_sync_settings"]
+    assert len(value) >= 5 and SyncSettings.model_validate(json.loads(value)) == SyncSettings()
 
 
 def test_out_writes_files_that_airflow_reads_as_the_settings_say(tmp_path: Path) -> None:
