@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "umami" / "3.1.0"
 UMAMI_TABLES = ("website_event", "event_data", "session_data", "session", "website")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the Airflow home the suite made for itself (not one given through ``AIRFLOW_HOME``)."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    if home.parent == Path(tempfile.gettempdir()) and home.name.startswith("umami-sync-airflow-"):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,18 @@ class LocalPostgres:
         subprocess.run(args, check=True, capture_output=True, user=self._user)
 
     def start(self) -> LocalPostgres:
-        """Create and start the cluster, then create the database."""
+        """Create and start the cluster, then create the database; on failure remove it all and say why."""
+        try:
+            return self._start()
+        except (subprocess.CalledProcessError, OSError, psycopg.Error) as exc:
+            log = self._dir / "log" if self._dir else None
+            tail = log.read_text(errors="replace")[-2000:] if log and log.is_file() else ""
+            stderr = exc.stderr.decode(errors="replace")[-2000:] if isinstance(exc, subprocess.CalledProcessError) \
+                and exc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"PostgreSQL on port {self.port} did not start: {exc}\n{stderr}{tail}".strip()) from exc
+
+    def _start(self) -> LocalPostgres:
         self._dir = Path(tempfile.mkdtemp(prefix="umami-pg-"))
         data = self._dir / "data"
         if self._user:
