@@ -37,12 +37,13 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.log import mask_secret
+from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
@@ -77,6 +78,7 @@ _MAX_MESSAGE_CHARS = 200
 _BEARER = re.compile(r"(?i)\bbearer\s+\S+")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
 _RETRY_AFTER = Retry()  # only for its Retry-After parser (delay-seconds or HTTP-date)
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class UmamiError(Exception):
@@ -322,9 +324,9 @@ class UmamiHook(HttpHook):
         page, received = 1, 0
         while True:
             body = self._call("GET", "websites", params={**params, "page": page, "pageSize": _WEBSITES_PAGE_SIZE})
-            envelope = UmamiPageEnvelope.model_validate(body)
+            envelope = _validated(UmamiPageEnvelope, body, "websites")
             for row in envelope.data:
-                website = UmamiWebsite.model_validate(row)
+                website = _validated(UmamiWebsite, row, "websites")
                 if website.deleted_at is None:
                     websites[website.id] = website
             received += len(envelope.data)
@@ -338,7 +340,7 @@ class UmamiHook(HttpHook):
         body = self._call("GET", f"websites/{website_id}")
         if not body:
             return None
-        website = UmamiWebsite.model_validate(body)
+        website = _validated(UmamiWebsite, body, f"websites/{website_id}")
         return website if website.deleted_at is None else None
 
     def session_page(self, website_id: str, window: ApiWindow, page: int, page_size: int) -> SessionPage:
@@ -349,7 +351,7 @@ class UmamiHook(HttpHook):
         body = self._call("GET", f"websites/{website_id}/sessions", params={
             "startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size})
         self.stats.list_pages += 1
-        envelope = UmamiPageEnvelope.model_validate(body)
+        envelope = _validated(UmamiPageEnvelope, body, f"websites/{website_id}/sessions")
         return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
 
     def session_activity(self, website_id: str, session_id: str, window: ApiWindow) -> list[ActivityEvent]:
@@ -358,9 +360,10 @@ class UmamiHook(HttpHook):
         body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity",
                           params={"startAt": window.start_ms, "endAt": window.end_ms})
         self.stats.activity_calls += 1
+        what = f"websites/{website_id}/sessions/{session_id}/activity"
         if not isinstance(body, list):
-            raise UmamiApiError("GET", f"sessions/{session_id}/activity", 200, "not a list of events")
-        return [ActivityEvent.model_validate(event) for event in body]
+            raise UmamiApiError("GET", what, 200, "not a list of events")
+        return [_validated(ActivityEvent, event, what) for event in body]
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -394,7 +397,7 @@ class UmamiHook(HttpHook):
             "POST", "auth/login", payload={"username": credentials.username, "password": credentials.password},
             authenticated=False,
         )
-        self._token = LoginResponse.model_validate(body).token
+        self._token = _validated(LoginResponse, body, "auth/login", "POST").token
         mask_secret(self._token.get_secret_value())
         self.stats.logins += 1
         self.log.info("Logged in to Umami as %s", credentials.username)
@@ -490,6 +493,16 @@ class UmamiHook(HttpHook):
         delay = state.next_action.sleep if state.next_action else 0.0
         self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
                          method, path, failure, state.attempt_number, self.max_retries, delay)
+
+
+def _validated(model: type[_Model], body: Any, path: str, method: str = "GET") -> _Model:
+    """``body`` as ``model``; an answer that is not what Umami sends is a clear, value-free error."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
+                             for error in exc.errors(include_url=False, include_input=False)[:3])
+        raise UmamiApiError(method, path, 200, f"not what Umami answers ({problems})"[:_MAX_MESSAGE_CHARS]) from None
 
 
 def _check_window(window: ApiWindow) -> None:

@@ -426,6 +426,26 @@ def test_websites_leave_out_deleted_ones(
 
 
 @integration
+def test_answers_that_are_not_umamis_are_clear_errors(scripted_server: Callable[[Handler], str],
+                                                      make_hook: Callable[..., UmamiHook]) -> None:
+    def serve(method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Any:
+        if path == "/api/auth/login":
+            return login_reply()
+        if path.endswith("/activity"):
+            return 200, {}, json.dumps([{"createdAt": "yesterday"}]).encode()
+        return 200, {}, json.dumps({"data": "rows", "count": -1}).encode()
+
+    scripted_server(serve)
+    hook = make_hook()
+
+    with pytest.raises(UmamiApiError, match=r"GET websites/.*/sessions -> HTTP 200: not what Umami answers "
+                                            r"\(data: Input should be a valid list"):
+        hook.session_page(WEBSITE, WINDOW, 1, 10)
+    with pytest.raises(UmamiApiError, match=r"activity -> HTTP 200: not what Umami answers \(createdAt"):
+        hook.session_activity(WEBSITE, str(uuid.uuid4()), WINDOW)
+
+
+@integration
 def test_team_websites_only_when_asked(
     self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
 ) -> None:
