@@ -89,6 +89,9 @@ class AnalyticsResult(_StageResult):
     sessions: int = Field(0, description="Distinct sessions read.")
     merged_sessions: int = Field(0, description="Sessions on several hostnames, read per session (activity).")
     matched_sessions: int = Field(0, description="Sessions that belong to at least one user (not deleted).")
+    left_to_other_tasks: int = Field(
+        0, description="Users whose latest session of the run is another website's (or a later sub-window's): "
+                       "that task writes them.")
     list_pages: int = Field(0, description="Requests for pages of the session list (repair pages included).")
     repair_pages: int = 0
     restarts: int = 0

@@ -19,10 +19,11 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import PyMongoError
 
-from umami_sync.connections import open_users
+from umami_sync.connections import UmamiDatabaseHook, open_users
 from umami_sync.results import AnalyticsResult, WriteTotals
 from umami_sync.stages.sessions import would_be_owners
 from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError, UmamiHook
+from umami_sync.umami.db import UmamiDatabase
 from umami_sync.umami.listing import SessionListing, read_activity
 from umami_sync.users.updates import Analytics, analytics_change
 from umami_sync.windows import ApiWindow, DataInterval, analytics_interval
@@ -50,6 +51,8 @@ class AnalyticsJob(BaseModel):
     window_end: datetime
     part: int = 1
     parts: int = 1
+    run_websites: tuple[str, ...] = ()
+    """Every website of the run: a user active on several is written by the task of the latest session."""
 
     @property
     def label(self) -> str:
@@ -109,9 +112,10 @@ def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval,
     else:
         websites = [(site.id, site.name) for site in hook.list_websites(include_teams=settings.include_team_websites)]
     parts = analytics_interval(interval, days_back=settings.analytics_days_back).split(settings.sub_windows)
+    ids = tuple(website_id for website_id, _ in websites)
     return [
         AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
-                     part=number, parts=len(parts))
+                     part=number, parts=len(parts), run_websites=ids)
         for website_id, name in websites
         for number, part in enumerate(parts, start=1)
     ]
@@ -175,9 +179,47 @@ def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], Act
         yield out
 
 
+@dataclass(frozen=True)
+class Contest:
+    """Which task of a run writes a user active on several of its websites (or sub-windows): the one that
+    holds the user's latest session, so that every user is written once, whatever order the tasks run in,
+    and a dry run counts what the real run does.
+
+    :param websites: the run's websites.
+    :param window_end: the end of this task's window.
+    :param last_events: the last event time, in the run's interval, of each of some sessions (Umami's
+        database answers it in one query per page).
+    """
+
+    websites: tuple[str, ...]
+    window_end: datetime
+    last_events: Callable[[list[str]], dict[str, datetime]]
+
+    def rivals(self, user: User) -> list[str]:
+        """The sessions ``user`` is known by on the run's websites."""
+        return [entry["id"] for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)
+                and entry.get("websiteId") in self.websites and isinstance(entry.get("id"), str)]
+
+    def lost(self, chosen: dict[Any, tuple[Analytics, User]]) -> set[Any]:
+        """The users of ``chosen`` whose analytics another task writes: another session's last event is later
+        (or as late, with a larger id), or the same session is active again in a later sub-window."""
+        last = self.last_events(sorted({s for _, user in chosen.values() for s in self.rivals(user)}))
+        return {user_id for user_id, (item, user) in chosen.items()
+                if any(_beats(session, last.get(session), item, self.window_end) for session in self.rivals(user))}
+
+
+def _beats(session: str, last: datetime | None, item: Analytics, window_end: datetime) -> bool:
+    if last is None:
+        return False
+    if session == item.id:
+        return last >= window_end
+    return (last, session) > (item.last_at, item.id)
+
+
 def plan_analytics_changes(page: PageAnalytics, owners: dict[str, list[User]], best: dict[Any, Analytics], *,
-                           now: datetime, result: AnalyticsResult) -> Iterator[Change]:
-    """One guarded change per user whose analytics one of the page's improves.
+                           now: datetime, result: AnalyticsResult, contest: Contest) -> Iterator[Change]:
+    """One guarded change per user whose analytics one of the page's improves, unless ``contest`` gives the
+    user to another task of the run.
 
     ``best`` remembers the analytics each user was given earlier in this job, so a user owning several
     sessions gets the best one, and a dry run counts what a real run would write.
@@ -190,8 +232,10 @@ def plan_analytics_changes(page: PageAnalytics, owners: dict[str, list[User]], b
             earlier = chosen.get(user_id, (best.get(user_id), user))[0]
             if earlier is None or item.rank > earlier.rank:
                 chosen[user_id] = (item, user)
+    lost = contest.lost(chosen)
+    result.left_to_other_tasks += len(lost)
     for user_id, (item, user) in chosen.items():
-        change = analytics_change(user, item, now=now)
+        change = None if user_id in lost else analytics_change(user, item, now=now)
         if change is not None:
             best[user_id] = item
             yield change
@@ -233,6 +277,11 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         overlay = would_be_owners(settings, interval or job.interval, job.website_id, users) \
             if settings.dry_run else None
         best: dict[Any, Analytics] = {}
+        websites = job.run_websites or (job.website_id,)
+        database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=settings.umami_db_conn_id), websites=websites)
+        run_interval = analytics_interval(interval or job.interval, days_back=settings.analytics_days_back)
+        contest = Contest(websites, job.window_end, lambda sessions: database.last_events(sessions, run_interval)
+                          if len(websites) > 1 or job.parts > 1 else {})
 
         def activity(session_id: str) -> ActivityFigures | None:
             return read_activity(lambda part: hook.session_activity(job.website_id, session_id, part), window,
@@ -240,7 +289,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
 
         changes = (change for page in session_analytics(listing, activity, result)
                    for change in plan_analytics_changes(page, _owners(users, [a.id for a in page.analytics], overlay),
-                                                        best, now=moment, result=result))
+                                                        best, now=moment, result=result, contest=contest))
         if settings.dry_run:
             totals.operations = sum(1 for _ in changes)
         else:

@@ -86,6 +86,15 @@ class UmamiDatabase:
                     cursor.close()
                     conn.commit()  # ends the read-only transaction the named cursor lived in
 
+    def last_events(self, sessions: Sequence[str], interval: DataInterval) -> dict[str, datetime]:
+        """The last event time in ``interval`` of each of ``sessions`` that has one (on these websites)."""
+        if not sessions:
+            return {}
+        with closing(self.hook.get_conn()) as conn, conn.cursor() as cursor, self._answer(conn):
+            cursor.execute(query("last_events"), {"sessions": list(sessions), "websites": self.websites,
+                                                  "start": interval.start, "end": interval.end})
+            return dict(cursor.fetchall())
+
     def _answer(self, conn: object) -> AbstractContextManager[None]:
         return answer_within(conn, self.hook.answer_timeout,
                              what=f"Umami's PostgreSQL (connection {self.hook.postgres_conn_id!r})")

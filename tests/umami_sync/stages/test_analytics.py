@@ -353,6 +353,54 @@ def test_refused_credentials_are_not_worth_a_retry(sync: Sync, rows: UmamiRows, 
     assert "wrong-password-9" not in result.model_dump_json()
 
 
+def test_a_user_active_on_two_websites_is_written_once_by_the_later_ones_task_in_any_order(
+        mongo_collation: str, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
+    add_user(connections["users"], "mo@example.com")
+    early = rows.session(at(9), distinct_id="mo@example.com")
+    rows.event(early, at(9))
+    late = rows.session(at(10), distinct_id="mo@example.com", website_id=OTHER_WEBSITE)
+    rows.event(late, at(15), website_id=OTHER_WEBSITE)
+    identify()
+    websites = (WEBSITE, OTHER_WEBSITE)
+    ends = []
+    for order in (websites, websites[::-1]):
+        connections["users"].update_one({"email": "mo@example.com"}, {"$unset": {"umamiAnalytics": ""}})
+        results = {}
+        for dry_run in (True, False):
+            for website in order:
+                settings = SyncSettings(**FAST, mongo_collation=mongo_collation, dry_run=dry_run)
+                one = job(website_id=website).model_copy(update={"run_websites": websites})
+                results[website, dry_run] = sync_analytics_job(settings, one, interval=DAY, now=RUN_AT)
+        assert [(results[w, False].modified, results[w, True].changes) for w in websites] == [(0, 0), (1, 1)]
+        assert results[WEBSITE, False].left_to_other_tasks == 1
+        ends.append(user(connections, "mo@example.com")["umamiAnalytics"])
+    assert ends[0] == ends[1] and ends[0]["id"] == late
+
+
+def test_the_contest_gives_a_user_to_the_task_with_the_latest_session() -> None:
+    from umami_sync.stages.analytics import Contest
+    from umami_sync.users.updates import Analytics
+
+    def item(session: str, hour: int) -> Analytics:
+        return Analytics(session, WEBSITE, None, None, None, None, None, None, None, None, at(hour - 1), at(hour), 1, 1)
+
+    def known(*sessions: tuple[str, str]) -> dict[str, Any]:
+        return {"_id": sessions[0][0], "umamiSessions": [{"id": s, "websiteId": w} for s, w in sessions]}
+
+    last = {"a": at(10), "b": at(12), "c": at(10), "z": at(23)}
+    contest = Contest((WEBSITE, OTHER_WEBSITE), at(18), lambda sessions: {s: last[s] for s in sessions if s in last})
+    chosen = {
+        1: (item("a", 10), known(("a", WEBSITE), ("b", OTHER_WEBSITE))),  # b ends later on the other website
+        2: (item("b", 12), known(("b", OTHER_WEBSITE), ("a", WEBSITE))),  # b is the latest: this task writes
+        3: (item("c", 10), known(("c", WEBSITE), ("a", OTHER_WEBSITE))),  # as late: the larger id ("c") wins
+        4: (item("z", 17), known(("z", WEBSITE))),  # the same session again after this window: a later task's
+        5: (item("a", 10), known(("a", WEBSITE), ("b", "not-in-this-run"))),
+    }
+
+    assert contest.lost(chosen) == {1, 4}
+
+
 # --- planning ------------------------------------------------------------------------------------
 
 def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None:
