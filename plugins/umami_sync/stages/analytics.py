@@ -121,14 +121,9 @@ def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval,
     ]
 
 
-def analytics_of_row(row: UmamiSession) -> Analytics:
-    """The figures of a session that has this one row (one hostname) in the window."""
-    return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
-                     row.region, row.city, row.first_at, row.last_at, row.visits, row.views)
-
-
-def analytics_of_activity(row: UmamiSession, figures: ActivityFigures) -> Analytics:
-    """The figures of a session read from its events, with the attributes of one of its rows."""
+def analytics_of(row: UmamiSession, figures: UmamiSession | ActivityFigures) -> Analytics:
+    """A session's analytics: the attributes of one of its rows, the figures of that row (a session with one
+    hostname in the window) or of its events."""
     return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
                      row.region, row.city, figures.first_at, figures.last_at, figures.visits, figures.views)
 
@@ -167,13 +162,13 @@ def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], Act
         for session_id, rows in by_session.items():
             result.sessions += session_id not in seen_before
             if len(rows) == 1 and session_id not in seen_before:
-                out.analytics.append(analytics_of_row(rows[0]))
+                out.analytics.append(analytics_of(rows[0], rows[0]))
             elif session_id not in merged:  # not yet read from its events (a third hostname would be)
                 merged.add(session_id)
                 result.merged_sessions += 1
                 figures = activity(session_id)
                 if figures is not None:
-                    out.analytics.append(analytics_of_activity(rows[0], figures))
+                    out.analytics.append(analytics_of(rows[0], figures))
                     if session_id in seen_before:
                         out.refined.add(session_id)
         yield out
