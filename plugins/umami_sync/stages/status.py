@@ -26,7 +26,7 @@ STATUS_ID = "global"
 SESSION_FIGURES = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
                    "anonymous_sessions", "failed")
 ANALYTICS_FIGURES = ("list_rows", "rows_read", "missing_rows", "repeated_rows", "invalid_rows", "sessions",
-                     "merged_sessions", "matched_sessions", "failed")
+                     "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed")
 
 
 class RunStatus(StrEnum):
