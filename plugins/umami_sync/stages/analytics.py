@@ -285,10 +285,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         changes = (change for page in session_analytics(listing, activity, result)
                    for change in plan_analytics_changes(page, _owners(users, [a.id for a in page.analytics], overlay),
                                                         best, now=moment, result=result, contest=contest))
-        if settings.dry_run:
-            totals.operations = sum(1 for _ in changes)
-        else:
-            users.write(changes, batch_size=settings.batch_size, totals=totals)
+        users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         report = listing.report
         if report.missing:
             result.error = (f"{report.missing} of {report.count} rows of Umami's session list could not be read "

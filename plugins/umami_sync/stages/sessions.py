@@ -61,18 +61,24 @@ def group_identities(rows: Iterable[IdentityRow], rule: IdentityRule, *, keep: i
 
 def plan_session_changes(groups: Iterable[Group], owners: Mapping[str, list[User]], *, keep: int,
                          now: datetime, result: SessionSyncResult) -> Iterator[Change]:
-    """One guarded change per user whose sessions ``groups`` would change; identities nobody owns are counted."""
+    """One guarded change per user whose sessions ``groups`` would change; identities nobody owns are counted.
+
+    A user reached by several groups (one identity whose rows the database sorted apart) gets one change.
+    """
+    users: dict[Any, tuple[User, list[KnownSession]]] = {}
     for identity, sessions in groups:
         result.identities += 1
-        users = owners.get(identity, [])
-        if not users:
+        found = owners.get(identity, [])
+        if not found:
             result.unmatched_identities += 1
             continue
         result.matched_identities += 1
-        for user in users:
-            change = session_change(user, sessions, keep=keep, now=now)
-            if change is not None:
-                yield change
+        for user in found:
+            users.setdefault(user["_id"], (user, []))[1].extend(sessions)
+    for user, sessions in users.values():
+        change = session_change(user, sessions, keep=keep, now=now)
+        if change is not None:
+            yield change
 
 
 def _owned_groups(rows: Iterable[IdentityRow], users: UsersCollection, settings: SyncSettings,
@@ -114,10 +120,7 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
                                                   users, settings, result)
                for change in plan_session_changes(chunk, owners, keep=keep, now=moment, result=result))
     totals = WriteTotals()
-    if settings.dry_run:
-        totals.operations = sum(1 for _ in changes)
-    else:
-        users.write(changes, batch_size=settings.batch_size, totals=totals)
+    users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
     result.record(totals)
     log.info("session sync %s..%s: %s", window.start.isoformat(), window.end.isoformat(), result.summary())
     return result

@@ -28,8 +28,10 @@ Umami's ``error.message`` and ``error.code``, capped, and scrubbed of the passwo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -38,13 +40,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
@@ -124,6 +127,7 @@ class ApiStats:
     logins: int = 0
     list_pages: int = 0  # session-list pages requested, repair pages and restarts included
     activity_calls: int = 0  # per-session activity reads
+    waited_seconds: float = 0.0  # slept before retries
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,21 @@ class _WaitRetryAfter(wait_random_exponential):
         failure = retry_state.outcome.exception() if retry_state.outcome else None
         asked = failure.retry_after if isinstance(failure, _Transient) else None
         return max(backoff, asked or 0.0)
+
+
+class _WaitBudget(stop_base):
+    """Stops retrying when the next wait would take a hook's waiting past its ``max_retry_wait`` (tenacity
+    computes the next wait before it asks whether to stop)."""
+
+    def __init__(self, hook: UmamiHook) -> None:
+        self.hook = hook
+        self.spent = False
+        self.asked = 0.0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        self.asked = retry_state.upcoming_sleep
+        self.spent = self.hook.stats.waited_seconds + self.asked > self.hook.max_retry_wait
+        return self.spent
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -233,8 +252,9 @@ class UmamiHook(HttpHook):
     :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
     :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
-    :param max_retry_wait: the longest ``Retry-After`` waited out inside the task; a longer one fails the
-        request, so that Airflow's own retry delay takes over and the worker slot is freed.
+    :param max_retry_wait: how long, in all, this hook may wait before retries (backoff and ``Retry-After``);
+        a wait past it fails the request at once, so that Airflow's own retry delay takes over and the worker
+        slot is freed.
     :param rate_limit_calls: at most this many requests per ``rate_limit_period`` (None = no limit;
         Umami Cloud allows 50 per 15 s).
     :param rate_limit_period: window of the client-side rate limit, in seconds.
@@ -381,7 +401,7 @@ class UmamiHook(HttpHook):
             self.log.info("Umami refused the token for %s %s; logging in again", method, shown)
             self._login()
             answer = self._send(method, url, params, payload, authenticated)
-        if answer.status == 401 and (self.cloud or not authenticated):
+        if answer.status == 401 and (not authenticated or (self.cloud and not self._key_works(path))):
             raise UmamiCredentialsError(method, shown, 401, self._refusal(answer))
         if not 200 <= answer.status < 300:
             error = UmamiAuthError if answer.status == 401 else UmamiApiError
@@ -390,6 +410,14 @@ class UmamiHook(HttpHook):
             return json.loads(answer.body)
         except ValueError:
             raise UmamiApiError(method, shown, answer.status, "not JSON") from None
+
+    def _key_works(self, refused_path: str) -> bool:
+        """Whether Umami Cloud accepts the API key at all (it answers 401 for a website the key may not read
+        too): one website list of one row tells."""
+        if refused_path == "websites":
+            return False
+        probe = self._send("GET", self.url_from_endpoint("websites"), {"pageSize": 1}, None, True)
+        return 200 <= probe.status < 300
 
     def _login(self) -> None:
         credentials = self._credentials
@@ -424,18 +452,20 @@ class UmamiHook(HttpHook):
         credentials = self._credentials
         for secret in (credentials.password, credentials.api_key,
                        self._token.get_secret_value() if self._token else None):
-            if secret:
-                text = text.replace(secret, "***")
+            for form in _spellings(secret):
+                text = text.replace(form, "***")
         text = _TOKEN_LIKE.sub("***", _BEARER.sub("Bearer ***", text))
         return text[:_MAX_MESSAGE_CHARS]
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
               authenticated: bool) -> _Answer:
         """Send with the rate limit, the whole-exchange timeout and retries (connection errors, timeouts,
-        429, 5xx), backing off with full jitter and at least as long as ``Retry-After`` asks."""
+        429, 5xx), backing off with full jitter and at least as long as ``Retry-After`` asks; all the waiting of
+        this hook stays within ``max_retry_wait``."""
         path = urlsplit(url).path
+        budget = _WaitBudget(self)
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1),
+            stop=stop_after_attempt(self.max_retries + 1) | budget,
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
             sleep=self._sleep,
@@ -445,6 +475,11 @@ class UmamiHook(HttpHook):
             return retrying(self._attempt, method, url, path, params, payload, authenticated)
         except RetryError as exc:
             last = exc.last_attempt.exception()
+            if budget.spent:
+                raise UmamiRetryError(
+                    f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
+                    f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
+                    "that Airflow retries the task later") from None
             raise UmamiRetryError(
                 f"Umami {method} {path} failed {exc.last_attempt.attempt_number} times, last with "
                 f"{last}; giving up") from last.__cause__ if last else None
@@ -463,36 +498,48 @@ class UmamiHook(HttpHook):
         except _TRANSIENT_ERRORS as exc:
             raise _Transient(type(exc).__name__) from exc
         if answer.status == 429 or answer.status >= 500:
-            asked = parse_retry_after(answer.headers.get("Retry-After"))
-            if asked is not None and asked > self.max_retry_wait:
-                raise UmamiRetryError(
-                    f"Umami {method} {path} -> HTTP {answer.status} asks to wait {asked:.0f} s, more than "
-                    f"max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so that "
-                    "Airflow retries the task later")
-            raise _Transient(f"HTTP {answer.status}", asked)
+            raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
         return answer
 
     def _exchange(self, method: str, url: str, **kwargs: Any) -> _Answer:
-        """One HTTP exchange within ``timeout`` seconds in all; a cut-off exchange takes its session along."""
+        """One HTTP exchange within ``timeout`` seconds in all. A cut-off exchange loses its session, and its
+        socket is shut when its headers had come (a body that trickles stops at once)."""
         session = self._session or self.get_conn()
         self._session = session
+        started: list[requests.Response] = []
 
         def call() -> _Answer:
-            response = session.request(method, url, timeout=self.timeout, **kwargs)
+            response = session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+            started.append(response)
             return _Answer(response.status_code, response.headers, response.content)
 
         try:
             return _bounded(call, self.timeout)
         except requests.Timeout:
-            self._session = None  # the cut-off thread still holds its connection
+            self._session = None
+            for response in started:
+                connection = response.raw.connection
+                if connection is not None and connection.sock is not None:
+                    with contextlib.suppress(OSError):
+                        connection.sock.shutdown(socket.SHUT_RDWR)
             raise
 
     def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
         self.stats.retries += 1
+        self.stats.waited_seconds += state.upcoming_sleep
         failure = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
         self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
                          method, path, failure, state.attempt_number, self.max_retries, delay)
+
+
+def _spellings(secret: str | None) -> list[str]:
+    """The forms a secret takes when a server echoes it: as is, escaped in JSON or a repr, URL-encoded."""
+    if not secret:
+        return []
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret), quote(secret, safe=""),
+             quote_plus(secret)}
+    return sorted(forms, key=len, reverse=True)
 
 
 def _validated(model: type[_Model], body: Any, path: str, method: str = "GET") -> _Model:

@@ -18,6 +18,7 @@ reads a session's events (500 per call at most) and gives its exact figures acro
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -38,7 +39,9 @@ log = logging.getLogger(__name__)
 ACTIVITY_LIMIT = 500
 """Events Umami returns per activity call, at most."""
 MAX_PAGE_SIZE = 100_000
-"""The largest page the repair asks for (Umami has no maximum; this bounds one answer's size)."""
+"""The largest page a repair asks for (Umami has no maximum; this bounds one answer's size)."""
+REPAIR_PAGE_ROWS = 1000
+"""Nearby tie runs are repaired together while their page holds at most this many rows (or ``page_size``)."""
 
 
 class UmamiPagingError(UmamiError):
@@ -115,6 +118,7 @@ class _Pass:
 
     report: ListingReport
     rows: set[int] = field(default_factory=set)
+    idless: Iterator[int] = field(default_factory=itertools.count)
     sessions: set[int] = field(default_factory=set)
     split_runs: list[_Run] = field(default_factory=list)
     run: _Run | None = None
@@ -127,12 +131,14 @@ class _Pass:
             if isinstance(entry, UmamiSession):
                 row_key, session_key, order = hash((entry.id, entry.hostname)), hash(entry.id), entry.last_at
             else:  # an id-less row cannot be told apart from another: each one counts
-                row_key = hash((entry.session_id, entry.hostname)) if entry.session_id else object().__hash__()
+                key = (entry.session_id, entry.hostname) if entry.session_id else ("id-less", next(self.idless))
+                row_key = hash(key)
                 session_key, order = 0, None
             if track:
                 self._place(order, (page.page - 1) * page.page_size + index, page.page, row_key)
             if row_key in self.rows:
-                self.report.repeated += track  # a repair page holds rows read before by design
+                if track:  # a repair page holds rows read before by design
+                    self.report.repeated += 1
                 continue
             self.rows.add(row_key)
             self.report.rows += 1
@@ -224,17 +230,24 @@ class SessionListing:
         return page
 
     def _repair(self, state: _Pass, count: int) -> Iterator[ListedPage]:
-        """One page that holds every tie run that came up short; the whole list when ties do not explain
-        what is missing (the server shifted its pages, or served an empty one)."""
-        missing = self.report.missing
+        """Read the missing rows: first the pages that hold the tie runs that came up short, whole (as few as
+        fit in :meth:`repair_limit` rows each, usually one); then, if rows are still missing (ties did not
+        explain it: the server shifted its pages, or served an empty one), the whole list as one page."""
         short = [run for run in state.split_runs if run.deficit]
-        if short and sum(run.deficit for run in short) == missing:
-            start, end = min(run.start for run in short), max(run.end for run in short)
-            why = f"rows tie on their last event time in {len(short)} runs across page boundaries"
-        else:
-            start, end = 0, count
-            why = "the pages did not add up to the list"
+        if short and sum(run.deficit for run in short) == self.report.missing:
+            for start, end in clusters([(run.start, run.end) for run in short], self.repair_limit):
+                yield from self._repair_page(state, count, start, end, "rows tie on their last event time")
+        if self.report.missing:
+            yield from self._repair_page(state, count, 0, count, "the pages did not add up to the list")
+
+    @property
+    def repair_limit(self) -> int:
+        """The most rows one repair page of nearby tie runs may hold (never fewer than a page)."""
+        return max(self.page_size, REPAIR_PAGE_ROWS)
+
+    def _repair_page(self, state: _Pass, count: int, start: int, end: int, why: str) -> Iterator[ListedPage]:
         number, size = covering_page(start, end)
+        missing = self.report.missing
         if size > MAX_PAGE_SIZE:
             log.error("%s: %s rows missing (%s); the page that holds them would be %s rows, more than %s",
                       self.what, missing, why, size, MAX_PAGE_SIZE)
@@ -244,6 +257,20 @@ class SessionListing:
         page = self._page(number, size, count)
         self.report.repair_pages += 1
         yield state.take(page, track=False)
+
+
+def clusters(ranges: list[tuple[int, int]], limit: int) -> Iterator[tuple[int, int]]:
+    """Ranges (in order) merged while the page that holds the merged range stays within ``limit`` rows."""
+    current: tuple[int, int] | None = None
+    for start, end in sorted(ranges):
+        if current is not None and covering_page(current[0], max(current[1], end))[1] <= limit:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None:
+            yield current
+        current = (start, end)
+    if current is not None:
+        yield current
 
 
 @dataclass(frozen=True)

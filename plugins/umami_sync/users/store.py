@@ -29,7 +29,7 @@ from pymongo.collation import Collation
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from umami_sync.identities import fold, spellings
-from umami_sync.users.updates import NOT_DELETED
+from umami_sync.users.updates import NOT_DELETED, read_path
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -51,7 +51,7 @@ CASE_INSENSITIVE = Collation(locale="en", strength=2)
 SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
 OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
-_INDEX_OPTIONS_CONFLICT = (85, 86)  # same keys exist under another name / with other options
+_SAME_KEYS_OTHER_NAME = 85  # IndexOptionsConflict: an equivalent index exists under another name
 _MAY_FOLD = "[A-Z]|[^\\x00-\\x7F]"
 """Values folding could change: an ASCII capital, or anything beyond ASCII (the server filters, Python decides)."""
 
@@ -110,8 +110,8 @@ class UsersCollection:
             try:
                 self.collection.create_index([(key, 1)], name=name, collation=collation)
             except OperationFailure as exc:
-                if exc.code in _INDEX_OPTIONS_CONFLICT:
-                    log.info("index on %s already exists under another name", key)
+                if exc.code == _SAME_KEYS_OTHER_NAME:
+                    log.info("an index on %s exists under another name", key)
                 else:
                     log.warning("the server refused index %s on %s (%s: %s); look-ups on it will be slower",
                                 name, key, exc.code, (exc.details or {}).get("errmsg", exc))
@@ -151,7 +151,7 @@ class UsersCollection:
             if not self.collation:
                 found += self._unfolded_users(chunk, {user["_id"] for user in found})
             for user in found:
-                stored = user.get(self.match_field)
+                stored = read_path(user, self.match_field)
                 key = fold(stored) if isinstance(stored, str) else None
                 if key in wanted:
                     owners.setdefault(key, []).append(user)
@@ -171,8 +171,8 @@ class UsersCollection:
         unfolded: dict[str, list[Any]] = {}
         for user in self.collection.find({self.match_field: {"$regex": _MAY_FOLD}, **NOT_DELETED},
                                          {self.match_field: 1}, batch_size=10_000):
-            stored = user[self.match_field]
-            if fold(stored) != stored:
+            stored = read_path(user, self.match_field)
+            if isinstance(stored, str) and fold(stored) != stored:
                 unfolded.setdefault(fold(stored), []).append(user["_id"])
         log.info("portable matching: %d users store %s in another letter case or Unicode form",
                  sum(map(len, unfolded.values())), self.match_field)
@@ -197,16 +197,32 @@ class UsersCollection:
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def write(self, changes: Iterable[Change], *, batch_size: int, totals: WriteTotals) -> None:
-        """Send ``changes`` as unordered ``bulk_write`` batches, one batch in flight while the next is built."""
+    def write(self, changes: Iterable[Change], *, batch_size: int, totals: WriteTotals, dry_run: bool = False) -> None:
+        """Send ``changes`` as unordered ``bulk_write`` batches, one batch in flight while the next is built;
+        in a dry run only count them.
+
+        When ``changes`` fails while a batch is being built (a read behind it broke), what was built is
+        written first and then the error is raised: a task fails after writing what it could.
+        """
+        if dry_run:
+            for _ in changes:
+                totals.operations += 1
+            return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="umami-sync-writer") as writer:
             in_flight = None
-            for batch in batched(changes, batch_size):
+            batch: list[Change] = []
+            try:
+                for change in changes:
+                    batch.append(change)
+                    if len(batch) == batch_size:
+                        if in_flight is not None:
+                            in_flight.result()
+                        in_flight, batch = writer.submit(self._write_batch, batch, totals), []
+            finally:
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = writer.submit(self._write_batch, batch, totals)
-            if in_flight is not None:
-                in_flight.result()
+                if batch:
+                    self._write_batch(batch, totals)
 
     def _write_batch(self, batch: list[Change], totals: WriteTotals) -> None:
         totals.bulk_writes += 1
@@ -226,7 +242,7 @@ class UsersCollection:
 
     def _send(self, batch: list[Change], totals: WriteTotals) -> int | None:
         """One ``bulk_write``; the number of changes whose guard matched, None when the batch failed."""
-        requests = [UpdateOne({"_id": change.user_id, **NOT_DELETED, **change.expected}, {"$set": change.fields})
+        requests = [UpdateOne({"_id": change.user_id, **NOT_DELETED, **change.guard}, {"$set": change.fields})
                     for change in batch]
         try:
             result = self.collection.bulk_write(requests, ordered=False)

@@ -23,12 +23,8 @@ if TYPE_CHECKING:
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
 SESSION_FIELDS = ("session_id", "umamiSessions")
-SESSION_GUARD = ("session_id", "updatedAt")
-"""Scalars a session change is guarded by: another writer of ours moves ``updatedAt`` (arrays cannot be
-compared portably)."""
-ANALYTICS_FIELDS = ("umamiAnalytics",)
 ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}" for name in ("id", "lastAt", "firstAt", "views", "visits"))
-"""Scalars an analytics change is guarded by: the ones :func:`outranks` compares."""
+"""Scalars an analytics change is guarded by: the ones :func:`outranks` compares (every write changes one)."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +75,12 @@ class Analytics:
 
 @dataclass(frozen=True)
 class Change:
-    """One guarded ``$set`` on one user: the values read (``expected``, by dotted path; None = absent),
-    our fields' new values, and ``redo``: the same merge again on the user as it is now (after another
-    writer got there first), None when nothing is left to change."""
+    """One guarded ``$set`` on one user: ``guard``, filter conditions on scalars (by dotted path) that hold
+    while the user is as the merge read it; our fields' new values; and ``redo``: the same merge again on the
+    user as it is now (after another writer got there first), None when nothing is left to change."""
 
     user_id: Any
-    expected: dict[str, Any]
+    guard: dict[str, Any]
     fields: dict[str, Any]
     redo: Callable[[Mapping[str, Any]], Change | None] = field(compare=False, repr=False)
 
@@ -163,9 +159,21 @@ def session_change(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
     merged = merge_sessions(user, sessions, keep=keep)
     if all(merged[name] == user.get(name) for name in SESSION_FIELDS):
         return None
-    return Change(user["_id"], {path: read_path(user, path) for path in SESSION_GUARD},
-                  {**merged, "updatedAt": now},
+    return Change(user["_id"], session_guard(user), {**merged, "updatedAt": now},
                   lambda current: session_change(current, sessions, keep=keep, now=now))
+
+
+def session_guard(user: Mapping[str, Any]) -> dict[str, Any]:
+    """Conditions that hold while ``session_id`` and the list of ``umamiSessions`` ids are as read: the id at
+    each position, and nothing after the last (every change of ours changes one of them; scalar paths, as
+    every compatible server compares them)."""
+    stored = user.get("umamiSessions")
+    entries = stored if isinstance(stored, list) else []
+    guard: dict[str, Any] = {"session_id": user.get("session_id")}
+    guard.update({f"umamiSessions.{index}.id": read_path(entry, "id") if isinstance(entry, dict) else None
+                  for index, entry in enumerate(entries)})
+    guard[f"umamiSessions.{len(entries)}"] = {"$exists": False}
+    return guard
 
 
 def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: datetime) -> Change | None:

@@ -327,12 +327,29 @@ def test_a_retry_after_past_the_cap_fails_the_try_instead_of_sleeping(
     self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 1, 3600
     hook = make_hook(max_retry_wait=300)
 
-    with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login -> HTTP 429 asks to wait 3600 s, more than "
-                                              r"max_retry_wait_seconds \(300 s\); failing this try"):
+    with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login: HTTP 429; waiting 3600 s more would take "
+                                              r"this task's waiting past max_retry_wait_seconds \(300 s\); "
+                                              r"failing this try"):
         hook.list_websites()
 
     assert sleeps == []
     assert len(self_hosted.requests) == 1
+
+
+@integration
+def test_the_cap_holds_for_all_the_waiting_of_a_task(self_hosted: FakeUmami, make_sessions: SessionMaker,
+                                                     make_hook: Callable[..., UmamiHook], sleeps: list[float]) -> None:
+    """Every answer asks for 200 s: the first wait fits in 300 s, the second would not."""
+    make_sessions(3)
+    hook = make_hook(max_retry_wait=300, max_retries=5)
+    hook.list_websites()
+    self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 10, 200
+
+    with pytest.raises(UmamiRetryError, match="waiting 200 s more would take this task's waiting past"):
+        hook.session_page(OTHER_WEBSITE, WINDOW, 1, 10)
+
+    assert sleeps == [200.0]
+    assert hook.stats.waited_seconds == 200.0
 
 
 @integration
@@ -523,6 +540,41 @@ def test_a_refused_api_key_fails_at_once_and_other_4xx_too(
         assert [record.status for record in fake.requests] == [401, 404]
     assert type(caught.value) is UmamiApiError
     assert sleeps == []
+
+
+@integration
+def test_on_umami_cloud_a_website_the_key_may_not_read_is_not_a_refused_key(
+    umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook]
+) -> None:
+    with _cloud_umami(umami_pg, monkeypatch, role="user", user_id=str(uuid.uuid4())):
+        with pytest.raises(UmamiAuthError) as caught:
+            make_hook().session_page(WEBSITE, WINDOW, 1, 10)
+
+    assert not isinstance(caught.value, UmamiCredentialsError)  # the key works: the website is not the key's
+
+
+@integration
+def test_a_password_echoed_escaped_is_scrubbed_too(scripted_server: Callable[[Handler], str],
+                                                   make_hook: Callable[..., UmamiHook],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    password = 'p"a\\ss w/rd+' + uuid.uuid4().hex
+
+    def serve(method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Any:
+        from urllib.parse import quote
+
+        echoed = f"{body.decode()} {quote(password)} {password!r}"  # JSON-escaped, URL-encoded, repr-escaped
+        return 400, {}, json.dumps({"error": {"message": echoed, "code": "bad"}}).encode()
+
+    url = scripted_server(serve)
+    umami_connection(monkeypatch, url, login="admin", password=password)
+
+    with pytest.raises(UmamiApiError) as caught:
+        make_hook().list_websites()
+
+    message = caught.value.message
+    assert message.count("***") == 3
+    for form in (password, json.dumps(password)[1:-1], "p%22a", "a\\\\ss"):
+        assert form not in message
 
 
 @integration

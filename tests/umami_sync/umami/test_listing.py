@@ -225,6 +225,50 @@ def test_malformed_rows_count_as_read_and_are_handed_over() -> None:
     assert (listing.report.invalid, listing.report.missing) == (1, 0)
 
 
+def test_rows_without_an_id_are_each_counted_once() -> None:
+    rows = sessions(4, tie_groups=4)
+    anonymous = [InvalidRow(None, None, "id: Field required"), InvalidRow(None, None, "id: Field required")]
+    server = UnstableList(rows, serve=lambda page, size, entries: [anonymous[0] if e == rows[1] else
+                                                                   anonymous[1] if e == rows[2] else e
+                                                                   for e in entries])
+    listing = SessionListing(server, page_size=4, what="test list")
+
+    list(listing)
+
+    assert (listing.report.rows, listing.report.invalid, listing.report.missing) == (4, 2, 0)
+    assert listing.report.repair_pages == 0
+
+
+def test_a_one_row_shift_that_looks_like_a_tie_is_repaired_from_the_whole_list() -> None:
+    """Page 2 repeats page 1's last row (the same last-event time twice in a row, as a tie of two looks) and
+    the last row is never served: the small tie repair cannot find it, the whole list can."""
+    rows = sessions(9, tie_groups=9)
+    ordered = sorted(rows, key=lambda r: -r.last_at.timestamp())
+
+    def shifted(page: int, size: int, entries: list[UmamiSession | InvalidRow]) -> list[UmamiSession | InvalidRow]:
+        return list(ordered[(page - 1) * 3 - 1: page * 3 - 1]) if size == 3 and page > 1 else entries
+
+    server = UnstableList(rows, serve=shifted)
+    listing = SessionListing(server, page_size=3, what="test list")
+
+    assert sorted(keys(read(listing))) == sorted(keys(rows))
+    assert server.requests[-1] == (1, 9)
+    assert listing.report.repair_pages == 2
+
+
+def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size() -> None:
+    rows = sessions(2000, tie_groups=280)  # about seven rows per instant
+    server = UnstableList(rows)
+    listing = SessionListing(server, page_size=50, what="test list")
+
+    got = read(listing)
+
+    assert sorted(keys(got)) == sorted(keys(rows))
+    repairs = server.requests[math.ceil(2000 / 50):]
+    assert len(repairs) == listing.report.repair_pages >= 2
+    assert all(size <= 1000 for _, size in repairs)
+
+
 # --- activity -----------------------------------------------------------------------------------
 
 def event(when: datetime, visit: str, event_type: int = 1, hostname: str = "a.example.com") -> ActivityEvent:

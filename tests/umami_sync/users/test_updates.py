@@ -14,6 +14,7 @@ from umami_sync.users.updates import (
     outranks,
     read_path,
     session_change,
+    session_guard,
 )
 
 NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
@@ -73,11 +74,25 @@ def test_a_session_change_is_none_when_nothing_changes_and_guarded_otherwise() -
     change = session_change(user, [known("s2", 2)], keep=5, now=NOW)
     assert change is not None
     assert change.user_id == 7
-    assert change.expected == {"session_id": "s1", "updatedAt": naive(T)}
+    assert change.guard == {"session_id": "s1", "umamiSessions.0.id": "s1", "umamiSessions.1": {"$exists": False}}
     assert change.fields["session_id"] == "s2" and change.fields["updatedAt"] == NOW
-    redone = change.redo({**user, "session_id": "s9", "updatedAt": naive(NOW)})  # another writer first
-    assert redone is not None and redone.expected == {"session_id": "s9", "updatedAt": naive(NOW)}
+    redone = change.redo({**user, "session_id": "s9"})  # another writer first
+    assert redone is not None and redone.guard["session_id"] == "s9"
     assert change.redo({"_id": 7, **change.fields}) is None  # our own write landed: nothing left to do
+
+
+def test_every_change_of_the_session_list_changes_its_guard() -> None:
+    """Two changes planned from one read: once the first is written, the second's guard no longer holds."""
+    user = {"_id": 7, "umamiSessions": [stored(known("s1", 1))]}
+    first = session_change(user, [known("s2", 2)], keep=5, now=NOW)
+    second = session_change(user, [known("s0", -5)], keep=5, now=NOW)  # an older one: session_id stays s1
+    assert first is not None and second is not None
+    after_second = {**user, **second.fields}
+
+    assert after_second["session_id"] == "s1"
+    assert session_guard(after_second) != second.guard  # so a stale third change cannot match any more
+    assert session_guard({"_id": 1, "umamiSessions": "corrupt"}) == {"session_id": None,
+                                                                      "umamiSessions.0": {"$exists": False}}
 
 
 def test_later_last_event_wins_and_older_never_replaces_newer() -> None:
@@ -113,7 +128,7 @@ def test_an_analytics_change_is_guarded_by_the_figures_it_compared() -> None:
     change = analytics_change(user, analytics(last=2), now=NOW)
 
     assert change is not None
-    assert change.expected == {"umamiAnalytics.id": "s1", "umamiAnalytics.lastAt": naive(T),
+    assert change.guard == {"umamiAnalytics.id": "s1", "umamiAnalytics.lastAt": naive(T),
                                "umamiAnalytics.firstAt": naive(T - timedelta(hours=1)),
                                "umamiAnalytics.views": 3, "umamiAnalytics.visits": 2}
     assert change.fields == {"umamiAnalytics": analytics(last=2).as_document(), "updatedAt": NOW}
