@@ -62,11 +62,12 @@ class SessionSyncResult(_StageResult):
     matched_identities: int = Field(0, description="Identities that matched at least one user (not deleted).")
     unmatched_identities: int = 0
     anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
+    error: str | None = Field(None, description="Why the stage stopped early, if it did.")
 
     @property
     def succeeded(self) -> bool:
-        """True when no write failed."""
-        return self.failed == 0 and not self.errors
+        """True when the window was read and every write went through."""
+        return self.error is None and self.failed == 0 and not self.errors
 
     def summary(self) -> str:
         """One log line, the key figures first."""
@@ -88,6 +89,7 @@ class AnalyticsResult(_StageResult):
     invalid_rows: int = Field(0, description="Malformed rows, skipped.")
     sessions: int = Field(0, description="Distinct sessions read.")
     merged_sessions: int = Field(0, description="Sessions on several hostnames, read per session (activity).")
+    unread_sessions: int = Field(0, description="Listed sessions whose events could not be read: the task fails.")
     matched_sessions: int = Field(0, description="Sessions that belong to at least one user (not deleted).")
     left_to_other_tasks: int = Field(
         0, description="Users whose latest session of the run is another website's (or a later sub-window's): "
@@ -105,7 +107,7 @@ class AnalyticsResult(_StageResult):
     @property
     def succeeded(self) -> bool:
         """True when the website's window was read and written completely."""
-        return self.error is None and self.failed == 0 and self.missing_rows == 0
+        return self.error is None and self.failed == 0 and self.missing_rows == 0 and self.unread_sessions == 0
 
     def summary(self) -> str:
         """One log line, the key figures first."""

@@ -69,7 +69,8 @@ def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
     """Stage 1; fails (so Airflow retries) after writing everything else when a batch failed."""
     resolved = RunPlan.model_validate(run)
     result = sync_sessions(resolved.settings, resolved.interval)
-    failure = None if result.succeeded else f"session sync: {result.failed} changes failed: {'; '.join(result.errors)}"
+    failure = None if result.succeeded else \
+        f"session sync: {result.error or f'{result.failed} changes failed: ' + '; '.join(result.errors)}"
     _finish(context, result, failure)
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 from pydantic import BaseModel, ConfigDict
-from pymongo.errors import PyMongoError
 
 from umami_sync.connections import UmamiDatabaseHook, open_users
 from umami_sync.results import AnalyticsResult, WriteTotals
@@ -32,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from umami_sync.settings import SyncSettings
-    from umami_sync.umami.listing import ActivityFigures, ListedPage
+    from umami_sync.umami.listing import ActivityFigures, ListedPage, ListingReport
     from umami_sync.umami.models import UmamiSession
     from umami_sync.users.store import User, UsersCollection
     from umami_sync.users.updates import Change
@@ -137,19 +135,35 @@ class PageAnalytics:
     refined: set[str]
 
 
+@dataclass
+class JobState:
+    """What one job remembers while it reads its list: the rank of the analytics each user was given (so a
+    user owning several sessions gets the best, and a dry run counts what a real run writes), the sessions
+    read from their events, and the users left to another task."""
+
+    given: dict[Any, tuple[datetime, str, float, int, int]] = field(default_factory=dict)
+    merged: set[str] = field(default_factory=set)
+    left: set[Any] = field(default_factory=set)
+
+    def restart(self, result: AnalyticsResult) -> None:
+        """The list is read again from the top (its count changed): count it again, read again what it merged."""
+        self.merged.clear()
+        self.left.clear()
+        result.sessions = result.merged_sessions = result.matched_sessions = result.left_to_other_tasks = 0
+
+
 def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], ActivityFigures | None],
-                      result: AnalyticsResult) -> Iterator[PageAnalytics]:
+                      result: AnalyticsResult, state: JobState) -> Iterator[PageAnalytics]:
     """One exact :class:`Analytics` per session, page by page of the listing.
 
     A session with one row in the window is that row. A session with rows on several hostnames (in this
     page, or one came earlier) is read from its events, once: the rows cannot give its visits (one visit can
-    span hostnames). Malformed rows are counted and logged, never turned into analytics.
+    span hostnames). Malformed rows are counted and logged, never turned into analytics; a listed session
+    whose events cannot be read is counted (``unread_sessions``, the task fails).
     """
-    merged: set[str] = set()
     for page in pages:
-        if page.restarted:  # the list is read again from the top: count it again, read again what it merged
-            merged.clear()
-            result.sessions = result.merged_sessions = result.matched_sessions = 0
+        if page.restarted:
+            state.restart(result)
         for invalid in page.invalid:
             log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
         by_session: dict[str, list[UmamiSession]] = defaultdict(list)
@@ -163,14 +177,17 @@ def session_analytics(pages: Iterable[ListedPage], activity: Callable[[str], Act
             result.sessions += session_id not in seen_before
             if len(rows) == 1 and session_id not in seen_before:
                 out.analytics.append(analytics_of(rows[0], rows[0]))
-            elif session_id not in merged:  # not yet read from its events (a third hostname would be)
-                merged.add(session_id)
+            elif session_id not in state.merged:  # not yet read from its events (a third hostname would be)
+                state.merged.add(session_id)
                 result.merged_sessions += 1
                 figures = activity(session_id)
-                if figures is not None:
-                    out.analytics.append(analytics_of(rows[0], figures))
-                    if session_id in seen_before:
-                        out.refined.add(session_id)
+                if figures is None:
+                    result.unread_sessions += 1
+                    log.error("session %s is listed but has no events in the window; not written", session_id)
+                    continue
+                out.analytics.append(analytics_of(rows[0], figures))
+                if session_id in seen_before:
+                    out.refined.add(session_id)
         yield out
 
 
@@ -181,58 +198,71 @@ class Contest:
     and a dry run counts what the real run does.
 
     :param websites: the run's websites.
-    :param window_end: the end of this task's window.
-    :param last_events: the last event time, in the run's interval, of each of some sessions (Umami's
+    :param window: this task's window.
+    :param spans: the first and last event, in the run's interval, of each of some sessions (Umami's
         database answers it in one query per page).
+    :param whole: the analytics of a session over the run's whole interval (read from its events), for a
+        session that was active in an earlier sub-window too.
     """
 
     websites: tuple[str, ...]
-    window_end: datetime
-    last_events: Callable[[list[str]], dict[str, datetime]]
+    window: DataInterval
+    spans: Callable[[list[str]], dict[str, tuple[datetime, datetime]]]
+    whole: Callable[[Analytics], Analytics | None]
 
-    def rivals(self, user: User) -> list[str]:
-        """The sessions ``user`` is known by on the run's websites."""
-        return [entry["id"] for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)
-                and entry.get("websiteId") in self.websites and isinstance(entry.get("id"), str)]
+    def rivals(self, user: User) -> set[str]:
+        """The sessions ``user`` is known by on the run's websites (or on a website not recorded)."""
+        entries = [entry for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)]
+        known = {entry.get("id") for entry in entries if entry.get("websiteId") in (*self.websites, None)}
+        known.add(user.get("session_id"))
+        return {session for session in known if isinstance(session, str)}
 
-    def lost(self, chosen: dict[Any, tuple[Analytics, User]]) -> set[Any]:
-        """The users of ``chosen`` whose analytics another task writes: another session's last event is later
-        (or as late, with a larger id), or the same session is active again in a later sub-window."""
-        last = self.last_events(sorted({s for _, user in chosen.values() for s in self.rivals(user)}))
-        return {user_id for user_id, (item, user) in chosen.items()
-                if any(_beats(session, last.get(session), item, self.window_end) for session in self.rivals(user))}
+    def decide(self, chosen: dict[Any, tuple[Analytics, User]]) -> tuple[set[Any], dict[Any, Analytics]]:
+        """The users of ``chosen`` that another task writes (another session's last event is later, or as
+        late with a larger id; or the same session is active again in a later sub-window), and the winners
+        whose session began in an earlier sub-window, with their figures over the run's whole interval."""
+        spans = self.spans(sorted({session for _, user in chosen.values() for session in self.rivals(user)}))
+        lost: set[Any] = set()
+        widened: dict[Any, Analytics] = {}
+        for user_id, (item, user) in chosen.items():
+            if any(self._beats(session, spans.get(session), item) for session in self.rivals(user)):
+                lost.add(user_id)
+            elif item.id in spans and spans[item.id][0] < self.window.start:
+                whole = self.whole(item)
+                if whole is not None:
+                    widened[user_id] = whole
+        return lost, widened
+
+    def _beats(self, session: str, span: tuple[datetime, datetime] | None, item: Analytics) -> bool:
+        if span is None:
+            return False
+        if session == item.id:
+            return span[1] >= self.window.end
+        return (span[1], session) > (item.last_at, item.id)
 
 
-def _beats(session: str, last: datetime | None, item: Analytics, window_end: datetime) -> bool:
-    if last is None:
-        return False
-    if session == item.id:
-        return last >= window_end
-    return (last, session) > (item.last_at, item.id)
-
-
-def plan_analytics_changes(page: PageAnalytics, owners: dict[str, list[User]], best: dict[Any, Analytics], *,
+def plan_analytics_changes(page: PageAnalytics, owners: dict[str, list[User]], state: JobState, *,
                            now: datetime, result: AnalyticsResult, contest: Contest) -> Iterator[Change]:
     """One guarded change per user whose analytics one of the page's improves, unless ``contest`` gives the
-    user to another task of the run.
-
-    ``best`` remembers the analytics each user was given earlier in this job, so a user owning several
-    sessions gets the best one, and a dry run counts what a real run would write.
-    """
+    user to another task of the run."""
     result.matched_sessions += sum(1 for item in page.analytics if owners.get(item.id) and item.id not in page.refined)
     chosen: dict[Any, tuple[Analytics, User]] = {}
     for item in page.analytics:
         for user in owners.get(item.id, ()):
             user_id = user["_id"]
-            earlier = chosen.get(user_id, (best.get(user_id), user))[0]
-            if earlier is None or item.rank > earlier.rank:
+            earlier = chosen[user_id][0].rank if user_id in chosen else state.given.get(user_id)
+            if earlier is None or item.rank > earlier:
                 chosen[user_id] = (item, user)
-    lost = contest.lost(chosen)
-    result.left_to_other_tasks += len(lost)
+    lost, widened = contest.decide(chosen)
+    state.left.update(lost)
+    result.left_to_other_tasks = len(state.left)
     for user_id, (item, user) in chosen.items():
-        change = None if user_id in lost else analytics_change(user, item, now=now)
+        if user_id in lost:
+            continue
+        final = widened.get(user_id, item)
+        change = analytics_change(user, final, now=now)
         if change is not None:
-            best[user_id] = item
+            state.given[user_id] = final.rank
             yield change
 
 
@@ -254,47 +284,54 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
                        now: datetime | None = None, hook: UmamiHook | None = None) -> AnalyticsResult:
     """Read one website's sessions for the job's window and enrich their users.
 
-    ``interval`` is the run's interval (for a dry run, stage 1's would-be writes are planned on it).
-    Errors of the API or of MongoDB end the job early; they are recorded in the result (``error``), never
-    raised, so the caller can hand the figures on before failing the task.
+    ``interval`` is the run's interval (for a dry run, stage 1's would-be writes are planned on it). Any error
+    ends the job early, after writing what it decided; it is recorded in the result (``error``), never raised,
+    so the caller can hand the figures on before failing the task.
     """
     hook = hook or make_hook(settings)
-    window = ApiWindow.of(job.interval)
-    what = f"website {f'{job.website_name} ({job.website_id})' if job.website_name else job.website_id}, {job.interval}"
+    name = f"{job.website_name} ({job.website_id})" if job.website_name else job.website_id
+    what = f"website {name}, {job.interval}"
     result = AnalyticsResult(website_id=job.website_id, website_name=job.website_name, window_start=job.window_start,
                              window_end=job.window_end, dry_run=settings.dry_run)
+    window = ApiWindow.of(job.interval)
     listing = SessionListing(lambda page, size: hook.session_page(job.website_id, window, page, size),
                              page_size=settings.page_size, what=what)
     totals = WriteTotals()
-    moment = now or datetime.now(UTC)
+    websites = job.run_websites or (job.website_id,)
+    database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=settings.umami_db_conn_id), websites=websites)
+    run_interval = analytics_interval(interval or job.interval, days_back=settings.analytics_days_back)
+
+    def activity(session_id: str, part: ApiWindow = window) -> ActivityFigures | None:
+        return read_activity(lambda span: hook.session_activity(job.website_id, session_id, span), part,
+                             what=f"session {session_id} of {what}")
+
+    def whole(item: Analytics) -> Analytics | None:
+        figures = activity(item.id, ApiWindow.of(run_interval))
+        return replace(item, first_at=figures.first_at, last_at=figures.last_at, visits=figures.visits,
+                       views=figures.views) if figures else None
+
+    def spans(sessions: list[str]) -> dict[str, tuple[datetime, datetime]]:
+        contested = len(websites) > 1 or job.parts > 1  # with one website and one window nobody competes
+        return database.event_spans(sessions, run_interval) if contested else {}
+
     try:
         users = open_users(settings)
         overlay = would_be_owners(settings, interval or job.interval, job.website_id, users) \
             if settings.dry_run else None
-        best: dict[Any, Analytics] = {}
-        websites = job.run_websites or (job.website_id,)
-        database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=settings.umami_db_conn_id), websites=websites)
-        run_interval = analytics_interval(interval or job.interval, days_back=settings.analytics_days_back)
-        contest = Contest(websites, job.window_end, lambda sessions: database.last_events(sessions, run_interval)
-                          if len(websites) > 1 or job.parts > 1 else {})
-
-        def activity(session_id: str) -> ActivityFigures | None:
-            return read_activity(lambda part: hook.session_activity(job.website_id, session_id, part), window,
-                                 what=f"session {session_id} of {what}")
-
-        changes = (change for page in session_analytics(listing, activity, result)
+        state, contest = JobState(), Contest(websites, job.interval, spans, whole)
+        changes = (change for page in session_analytics(listing, activity, result, state)
                    for change in plan_analytics_changes(page, _owners(users, [a.id for a in page.analytics], overlay),
-                                                        best, now=moment, result=result, contest=contest))
+                                                        state, now=now or datetime.now(UTC), result=result,
+                                                        contest=contest))
         users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
-        report = listing.report
-        if report.missing:
-            result.error = (f"{report.missing} of {report.count} rows of Umami's session list could not be read "
-                            f"for {what} after {hook.stats.list_pages} list pages ({report.repair_pages} to repair); "
-                            f"{'nothing was written (dry run)' if settings.dry_run else 'the rest was written'}")
+        result.error = _incomplete(listing.report, result, hook.stats.list_pages, what, dry_run=settings.dry_run)
     except UmamiCredentialsError as exc:
         result.error, result.retryable = str(exc), False
-    except (UmamiError, PyMongoError, psycopg.Error, OSError) as exc:  # psycopg: a dry run's stage-1 plan
+    except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
+        log.exception("analytics sync %s failed", job.label)
         result.error = f"{type(exc).__name__}: {exc}"[:500]
+    finally:
+        database.close()
     result.record(totals)
     report, stats = listing.report, hook.stats
     result.list_rows, result.rows_read, result.missing_rows = report.count, report.rows, report.missing
@@ -304,3 +341,15 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         stats.activity_calls, stats.requests, stats.retries, stats.logins)
     log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
     return result
+
+
+def _incomplete(report: ListingReport, result: AnalyticsResult, list_pages: int, what: str, *,
+                dry_run: bool) -> str | None:
+    """Why the job cannot say it read everything, if it cannot."""
+    done = "nothing was written (dry run)" if dry_run else "the rest was written"
+    if report.missing:
+        return (f"{report.missing} of {report.count} rows of Umami's session list could not be read for {what} "
+                f"after {list_pages} list pages ({report.repair_pages} to repair); {done}")
+    if result.unread_sessions:
+        return f"{result.unread_sessions} listed sessions of {what} had no events to read; {done}"
+    return None

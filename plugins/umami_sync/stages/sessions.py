@@ -103,26 +103,33 @@ def _window(settings: SyncSettings, interval: DataInterval) -> DataInterval:
 
 
 def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: datetime | None = None) -> SessionSyncResult:
-    """Read the identities of ``interval`` from Umami's database and record them on the matching users."""
+    """Read the identities of ``interval`` from Umami's database and record them on the matching users.
+
+    Any error ends the stage early, after writing what it decided; it is recorded in the result (``error``),
+    never raised, so the caller can hand the figures on before failing the task.
+    """
     window = _window(settings, interval)
     result = SessionSyncResult(window_start=window.start, window_end=window.end, dry_run=settings.dry_run)
-    database = _database(settings, settings.website_ids)
-    users = open_users(settings)
-    if settings.ensure_indexes and not settings.dry_run:
-        created = users.ensure_indexes()
-        if created:
-            log.info("created indexes %s", ", ".join(created))
-
-    result.anonymous_sessions = database.count_anonymous(window, settings.identity_data_key)
-    keep, moment = settings.known_session_ids, now or datetime.now(UTC)
-    changes = (change
-               for chunk, owners in _owned_groups(database.identity_rows(window, settings.identity_data_key),
-                                                  users, settings, result)
-               for change in plan_session_changes(chunk, owners, keep=keep, now=moment, result=result))
     totals = WriteTotals()
-    users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
+    try:
+        database = _database(settings, settings.website_ids)
+        users = open_users(settings)
+        if settings.ensure_indexes and not settings.dry_run:
+            created = users.ensure_indexes()
+            if created:
+                log.info("created indexes %s", ", ".join(created))
+        result.anonymous_sessions = database.count_anonymous(window, settings.identity_data_key)
+        keep, moment = settings.known_session_ids, now or datetime.now(UTC)
+        changes = (change
+                   for chunk, owners in _owned_groups(database.identity_rows(window, settings.identity_data_key),
+                                                      users, settings, result)
+                   for change in plan_session_changes(chunk, owners, keep=keep, now=moment, result=result))
+        users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
+    except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
+        log.exception("session sync %s failed", window)
+        result.error = f"{type(exc).__name__}: {exc}"[:500]
     result.record(totals)
-    log.info("session sync %s..%s: %s", window.start.isoformat(), window.end.isoformat(), result.summary())
+    log.info("session sync %s: %s%s", window, result.summary(), f" error={result.error}" if result.error else "")
     return result
 
 

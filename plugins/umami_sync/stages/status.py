@@ -5,13 +5,14 @@ The document is ``{_id: "global"}`` in the ``systemconfigs`` collection; everyth
 figures that depend on the data (not on how often a run was retried), so re-running an interval
 leaves the document byte-identical. Times are the ends of the synced data intervals, and ``$max``
 keeps a back-fill of an older interval from moving them back; a website's figures are replaced only
-together with the day they belong to (``lastDaySynced``), so a back-fill never mixes two days.
+together with the days they belong to (``firstDaySynced`` .. ``lastDaySynced``, one day for a daily run),
+so a back-fill never mixes two days.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +109,8 @@ PREFIX = "umamiSync"
 
 def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
     """The ``update_one`` calls (filter, update) that record ``report``; the first one upserts the document."""
-    end, day = report.interval.end, report.interval.start.date().isoformat()
+    end = report.interval.end
+    first_day, day = report.interval.start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
     document = {"_id": STATUS_ID}
     run: dict[str, Any] = {
         "runId": report.run_id,
@@ -128,17 +130,17 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
         latest[f"{PREFIX}.lastAnalyticsSync"] = end
     if report.status is RunStatus.SUCCESS:
         latest[f"{PREFIX}.lastSuccessfulSync"] = end
-    first: dict[str, Any] = {"$set": {f"{PREFIX}.lastRun": run}, "$setOnInsert": {"createdAt": now}}
+    run_update: dict[str, Any] = {"$set": {f"{PREFIX}.lastRun": run}, "$setOnInsert": {"createdAt": now}}
     if latest:
-        first["$max"] = latest
-    updates: list[Update] = [(document, first)]
+        run_update["$max"] = latest
+    updates: list[Update] = [(document, run_update)]
     for website_id, outcome in sorted(report.websites.items()):
         path = f"{PREFIX}.websiteSyncStatus.{website_id}"
         if outcome.succeeded:
             updates.append((document, {"$set": {f"{path}.errorCount": 0}, "$unset": {f"{path}.lastError": ""}}))
             same_day_or_later = {**document, f"{path}.lastDaySynced": {"$not": {"$gt": day}}}
             updates.append((same_day_or_later, {"$set": {
-                f"{path}.lastSync": end, f"{path}.lastDaySynced": day,
+                f"{path}.lastSync": end, f"{path}.lastDaySynced": day, f"{path}.firstDaySynced": first_day,
                 f"{path}.sessionsProcessed": outcome.figures.get("sessions", 0)}}))
         else:
             updates.append((document, {"$inc": {f"{path}.errorCount": 1}, "$set": {
@@ -152,6 +154,8 @@ def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
     figures: dict[str, Any] = {name: getattr(result, name) for name in SESSION_FIGURES}
     figures["windowStart"], figures["windowEnd"] = result.window_start, result.window_end
     figures["status"] = "success" if result.succeeded else "failed"
+    if result.error:
+        figures["error"] = result.error
     return figures
 
 
@@ -166,6 +170,6 @@ def describe_failures(report: RunReport) -> str:
     """One line naming every stage and website that failed, for the task's error."""
     parts = list(report.problems)
     if report.sessions is not None and not report.sessions.succeeded:
-        parts.append(f"session sync: {report.sessions.failed} changes failed")
+        parts.append(f"session sync: {report.sessions.error or f'{report.sessions.failed} changes failed'}")
     parts += [f"website {wid}: {o.errors[-1]}" for wid, o in sorted(report.websites.items()) if o.errors]
     return f"run {report.status}: " + "; ".join(parts)

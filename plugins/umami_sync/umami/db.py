@@ -12,7 +12,7 @@ from contextlib import closing
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from pydantic import BaseModel, ConfigDict
@@ -55,6 +55,7 @@ class UmamiDatabase:
         self.hook = hook
         self.websites = list(websites) or None
         self.fetch_size = fetch_size
+        self._conn: Any = None
 
     def count_anonymous(self, window: DataInterval, data_key: str) -> int:
         """Sessions created in ``window`` with neither a distinct_id nor an identity key in session_data."""
@@ -86,14 +87,25 @@ class UmamiDatabase:
                     cursor.close()
                     conn.commit()  # ends the read-only transaction the named cursor lived in
 
-    def last_events(self, sessions: Sequence[str], interval: DataInterval) -> dict[str, datetime]:
-        """The last event time in ``interval`` of each of ``sessions`` that has one (on these websites)."""
+    def event_spans(self, sessions: Sequence[str], interval: DataInterval) -> dict[str, tuple[datetime, datetime]]:
+        """The first and last event time in ``interval`` of each of ``sessions`` that has one (on these
+        websites), through one connection kept for the next call (see :meth:`close`)."""
         if not sessions:
             return {}
-        with closing(self.hook.get_conn()) as conn, conn.cursor() as cursor, self._answer(conn):
-            cursor.execute(query("last_events"), {"sessions": list(sessions), "websites": self.websites,
+        if self._conn is None:
+            self._conn = self.hook.get_conn()
+            self._conn.autocommit = True
+        with self._conn.cursor() as cursor, self._answer(self._conn):
+            cursor.execute(query("event_spans"), {"sessions": list(sessions), "websites": self.websites,
                                                   "start": interval.start, "end": interval.end})
-            return dict(cursor.fetchall())
+            return {session_id: (first, last) for session_id, first, last in cursor.fetchall()}
+
+    def close(self) -> None:
+        """Close the connection :meth:`event_spans` keeps."""
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
 
     def _answer(self, conn: object) -> AbstractContextManager[None]:
         return answer_within(conn, self.hook.answer_timeout,

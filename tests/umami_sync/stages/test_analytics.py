@@ -385,20 +385,68 @@ def test_the_contest_gives_a_user_to_the_task_with_the_latest_session() -> None:
     def item(session: str, hour: int) -> Analytics:
         return Analytics(session, WEBSITE, None, None, None, None, None, None, None, None, at(hour - 1), at(hour), 1, 1)
 
-    def known(*sessions: tuple[str, str]) -> dict[str, Any]:
+    def known(*sessions: tuple[str, str | None]) -> dict[str, Any]:
         return {"_id": sessions[0][0], "umamiSessions": [{"id": s, "websiteId": w} for s, w in sessions]}
 
-    last = {"a": at(10), "b": at(12), "c": at(10), "z": at(23)}
-    contest = Contest((WEBSITE, OTHER_WEBSITE), at(18), lambda sessions: {s: last[s] for s in sessions if s in last})
+    span = {"a": (at(9), at(10)), "b": (at(11), at(12)), "c": (at(9), at(10)), "z": (at(13), at(23)),
+            "w": (at(3), at(16)), "legacy": (at(1), at(13))}
+    widened: list[str] = []
+
+    def whole(analytics: Analytics) -> Analytics:
+        widened.append(analytics.id)
+        return analytics
+
+    contest = Contest((WEBSITE, OTHER_WEBSITE), DataInterval(at(8), at(18)),
+                      lambda sessions: {s: span[s] for s in sessions if s in span}, whole)
     chosen = {
         1: (item("a", 10), known(("a", WEBSITE), ("b", OTHER_WEBSITE))),  # b ends later on the other website
         2: (item("b", 12), known(("b", OTHER_WEBSITE), ("a", WEBSITE))),  # b is the latest: this task writes
         3: (item("c", 10), known(("c", WEBSITE), ("a", OTHER_WEBSITE))),  # as late: the larger id ("c") wins
         4: (item("z", 17), known(("z", WEBSITE))),  # the same session again after this window: a later task's
         5: (item("a", 10), known(("a", WEBSITE), ("b", "not-in-this-run"))),
+        6: (item("a", 10), known(("a", WEBSITE), ("legacy", None))),  # a session of the original tool counts
+        7: (item("w", 16), known(("w", WEBSITE))),  # began before this window: written with its whole figures
     }
 
-    assert contest.lost(chosen) == {1, 4}
+    lost, whole_figures = contest.decide(chosen)
+
+    assert lost == {1, 4, 6}
+    assert (set(whole_figures), widened) == ({7}, ["w"])
+
+
+def test_a_session_active_in_two_sub_windows_is_written_once_with_the_whole_days_figures(
+        sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database, umami_db: str,
+        mongo_collation: str) -> None:
+    session = visitor(rows, connections, "sub@example.com", hours=(3, 8, 15, 20))
+    identify()
+    settings = SyncSettings(**FAST, mongo_collation=mongo_collation, sub_windows=2)
+    jobs = plan_analytics_jobs(settings, DAY)
+
+    results = [sync_analytics_job(settings, part, interval=DAY, now=RUN_AT) for part in jobs[::-1]]
+
+    assert [(r.window_start, r.modified, r.left_to_other_tasks) for r in results] == [
+        (at(12), 1, 0), (at(0), 0, 1)]
+    assert written(connections)[session] == truth(umami_db, WEBSITE, DAY)[session]  # 4 views, 09:00.. whole day
+
+
+def test_a_listed_session_whose_events_cannot_be_read_fails_the_task(sync: Sync, identify: Callable[[], None],
+                                                                    rows: UmamiRows, connections: Database,
+                                                                    umami_db: str, umami_server: FakeUmami) -> None:
+    session = visitor(rows, connections, "gone@example.com", hours=(9,))
+    rows.conn.execute("UPDATE website_event SET hostname = 'a.example.com' WHERE session_id = %s", (session,))
+    rows.event(session, at(10))  # probe.example.com: two rows, so its events are read
+    identify()
+
+    def delete_events(page: int) -> None:
+        rows.conn.execute("DELETE FROM website_event WHERE session_id = %s", (session,))
+
+    umami_server.faults.on_session_page = delete_events
+
+    result = sync()
+
+    assert (result.unread_sessions, result.succeeded) == (1, False)
+    assert result.error is not None and "1 listed sessions of website" in result.error
+    assert "umamiAnalytics" not in user(connections, "gone@example.com")
 
 
 # --- planning ------------------------------------------------------------------------------------

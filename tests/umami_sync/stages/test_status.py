@@ -76,7 +76,8 @@ def test_status_document_records_the_run_and_keeps_other_fields(connections: Dat
     assert sync["lastSessionSync"] == datetime(2026, 11, 28)
     assert "lastAnalyticsSync" not in sync and "lastSuccessfulSync" not in sync
     assert sync["websiteSyncStatus"][A] == {"lastSync": datetime(2026, 11, 28), "lastDaySynced": "2026-11-27",
-                                            "sessionsProcessed": 10, "errorCount": 0}
+                                            "firstDaySynced": "2026-11-27", "sessionsProcessed": 10,
+                                            "errorCount": 0}
     assert sync["websiteSyncStatus"][B] == {"errorCount": 1, "lastError": "UmamiApiError: 500",
                                             "lastErrorAt": NOW.replace(tzinfo=None)}
     run = sync["lastRun"]
@@ -126,3 +127,16 @@ def test_each_websites_figures_belong_to_the_day_they_name(connections: Database
     write_status(SyncSettings(), report(website(A, later, sessions=5), interval=later, run_id="next"), now=NOW)
     assert (status(connections)["websiteSyncStatus"][A]["lastDaySynced"],
             status(connections)["websiteSyncStatus"][A]["sessionsProcessed"]) == ("2026-11-28", 5)
+
+
+@pytest.mark.integration
+def test_a_run_of_several_days_names_them_and_a_backfill_inside_them_moves_nothing_back(
+        connections: Database) -> None:
+    week = DataInterval(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC))
+    write_status(SyncSettings(), report(website(A, week, sessions=700), interval=week, run_id="week"), now=NOW)
+    day = DataInterval(datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
+    write_status(SyncSettings(), report(website(A, day, sessions=90), interval=day, run_id="day"), now=NOW)
+
+    site = status(connections)["websiteSyncStatus"][A]
+    assert (site["firstDaySynced"], site["lastDaySynced"], site["sessionsProcessed"], site["lastSync"]) == (
+        "2026-11-01", "2026-11-07", 700, datetime(2026, 11, 8))

@@ -546,9 +546,9 @@ def test_a_refused_api_key_fails_at_once_and_other_4xx_too(
 def test_on_umami_cloud_a_website_the_key_may_not_read_is_not_a_refused_key(
     umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook]
 ) -> None:
-    with _cloud_umami(umami_pg, monkeypatch, role="user", user_id=str(uuid.uuid4())):
-        with pytest.raises(UmamiAuthError) as caught:
-            make_hook().session_page(WEBSITE, WINDOW, 1, 10)
+    with _cloud_umami(umami_pg, monkeypatch, role="user", user_id=str(uuid.uuid4())), \
+            pytest.raises(UmamiAuthError) as caught:
+        make_hook().session_page(WEBSITE, WINDOW, 1, 10)
 
     assert not isinstance(caught.value, UmamiCredentialsError)  # the key works: the website is not the key's
 

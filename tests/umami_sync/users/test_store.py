@@ -150,6 +150,22 @@ def test_a_concurrent_write_is_never_lost_and_our_fields_still_end_right(
     assert (totals.operations, totals.modified, totals.conflicts, totals.failed) == (1, 1, 1, 0)
 
 
+def test_the_applications_own_writes_are_no_conflict(users_db: Database, mongo_collation: str) -> None:
+    collection = users_db["users"]
+    user_id = add_user(collection, "ned@example.com")
+    users = store(users_db, mongo_collation)
+    change = session_change(users.users_by_identity(["ned@example.com"])["ned@example.com"][0],
+                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
+    assert change is not None
+    collection.update_one({"_id": user_id}, {"$set": {"plan": "pro", "updatedAt": datetime(2026, 11, 27, 23)}})
+
+    totals = _write(users, [change])
+
+    ned = collection.find_one({"_id": user_id})
+    assert ned is not None and (ned["plan"], ned["session_id"]) == ("pro", "s1")
+    assert (totals.modified, totals.conflicts) == (1, 0)
+
+
 def test_a_user_deleted_meanwhile_is_left_alone(users_db: Database, mongo_collation: str) -> None:
     collection = users_db["users"]
     user_id = add_user(collection, "lou@example.com")
@@ -175,8 +191,8 @@ def test_a_user_that_keeps_changing_is_reported_not_forced(users_db: Database, m
     rounds = []
 
     def busy(self: Collection[Any], requests: Any, **options: Any) -> Any:
-        rounds.append(1)  # another writer gets there first, every time
-        collection.update_one({"_id": user_id}, {"$set": {"updatedAt": datetime(2026, 11, 27, len(rounds))}})
+        rounds.append(1)  # another sync gets there first, every time
+        collection.update_one({"_id": user_id}, {"$set": {"session_id": f"other-{len(rounds)}"}})
         return real(self, requests, **options)
 
     monkeypatch.setattr(Collection, "bulk_write", busy)
