@@ -9,7 +9,7 @@ data interval (a UTC day) per run.
 | `plan_run` | resolves the settings (Variable `umami_sync_settings`, trigger form) and the interval |
 | `session_sync` | identified sessions in Umami's database (`umami_db`) -> `session_id` on users (`users_mongo`) |
 | `plan_analytics` | the websites (setting `website_ids`, or discovered through `umami_api`) and sub-windows |
-| `analytics_sync` | one mapped task per website: its sessions from Umami's API -> `umamiAnalytics` on users |
+| `analytics_sync` | one mapped task per website (and sub-window): its sessions -> `umamiAnalytics` on users |
 | `record_status` | runs whatever happened; records the run in `systemconfigs`; fails the run if a stage failed |
 
 Re-running an interval is safe: updates are guarded (newer data is never replaced by older), users are

@@ -281,8 +281,6 @@ class ActivityFigures:
     last_at: datetime
     views: int
     visits: int
-    events: int
-    calls: int
 
 
 def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: ApiWindow,
@@ -296,17 +294,15 @@ def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: Api
     seen: set[str] = set()
     visits: set[str] = set()
     first = last = None
-    views = events = calls = 0
+    views = 0
     end = window.end_ms
     while True:
         batch = fetch(ApiWindow(window.start_ms, end))
-        calls += 1
         fresh = [event for event in batch if event.event_id not in seen]
         for event in fresh:
             seen.add(event.event_id)
             visits.add(event.visit_id)
             views += event.event_type == 1
-            events += event.event_type == 2
             first = event.created_at if first is None else min(first, event.created_at)
             last = event.created_at if last is None else max(last, event.created_at)
         if len(batch) < ACTIVITY_LIMIT:
@@ -317,4 +313,4 @@ def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: Api
         end = min(to_epoch_ms(batch[-1].created_at) + 1, window.end_ms)
     if first is None or last is None:
         return None
-    return ActivityFigures(first, last, views, len(visits), events, calls)
+    return ActivityFigures(first, last, views, len(visits))

@@ -300,7 +300,7 @@ def test_activity_gives_exact_figures_across_hostnames() -> None:
 
     assert figures is not None
     assert (figures.first_at, figures.last_at) == (at, at + timedelta(minutes=30))
-    assert (figures.views, figures.visits, figures.events, figures.calls) == (2, 2, 1, 1)
+    assert (figures.views, figures.visits, len(served.windows)) == (2, 2, 1)
 
 
 def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary() -> None:
@@ -315,7 +315,7 @@ def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary(
     assert figures is not None
     assert (figures.views, figures.visits) == (1234, 7)
     assert (figures.first_at, figures.last_at) == (start, start + timedelta(seconds=123))
-    assert figures.calls == len(served.windows) == 3
+    assert len(served.windows) == 3
     assert all(window.start_ms == WINDOW.start_ms for window in served.windows)
 
 
