@@ -226,8 +226,8 @@ def _bounded(call: Callable[[], _Answer], seconds: float) -> _Answer:
     """Run ``call`` in a helper thread and give up after ``seconds`` in all.
 
     requests' timeout bounds each socket read, not the exchange: a server that sends one byte per read
-    never trips it. Waiting on the thread bounds the whole exchange; a cut-off thread ends on its own
-    socket timeout (its session is dropped, see ``UmamiHook._exchange``).
+    never trips it. Waiting on the thread bounds the whole exchange (``UmamiHook._exchange`` then shuts the
+    cut-off exchange's socket and drops its session).
     """
     outcome: Future[_Answer] = Future()
 
