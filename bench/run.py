@@ -2,7 +2,7 @@
 the original tool's approach, in one table and one JSON file.
 
     python bench/run.py [--sessions N --identified N --websites N --users N --mongo-uri URI
-                         --scales 1,4 --out bench/results.json --smoke]
+                         --scales 1,4 --tie-sessions N --tie-page-size N --out bench/results.json --smoke]
 
 See ``bench/README.md`` for what each figure means. Every measured step runs in a fresh child process
 (``bench/worker.py``), whose peak RSS is read with ``wait4``; the servers (PostgreSQL, the MongoDB wire
@@ -34,13 +34,16 @@ from datetime import UTC, date, datetime  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 from urllib.parse import parse_qsl, urlsplit  # noqa: E402
 
+import psycopg  # noqa: E402
+from bson import ObjectId  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 
 from local_stack.mongo import LocalMongo  # noqa: E402
 from local_stack.postgres import LocalPostgres, load_umami_schema  # noqa: E402
-from local_stack.traffic import FAKE_UMAMI_USER_ID, generate_traffic, seed_users  # noqa: E402
+from local_stack.traffic import FAKE_UMAMI_USER_ID, TieDay, generate_traffic, seed_users  # noqa: E402
 from local_stack.umami_api import FakeUmami  # noqa: E402
 from umami_sync.settings import SyncSettings  # noqa: E402
+from umami_sync.users.store import UsersCollection  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,7 +55,13 @@ if TYPE_CHECKING:
 DAY = date(2026, 11, 26)
 DATABASE = "umami_bench"
 USERNAME, PASSWORD = "admin", "umami"
-SMOKE = {"websites": 1, "sessions": 300, "identified": 100, "users": 500, "scales": "1", "baseline_budget": 5.0}
+PATHS = ("on", "off")
+"""The two write paths (``mongo_collation``): identities matched through a collation, or portably."""
+OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics")
+SMOKE = {"websites": 1, "sessions": 300, "identified": 100, "users": 500, "scales": "1", "baseline_budget": 5.0,
+         "tie_sessions": 300, "tie_page_size": 20}
+DEFAULTS = {"websites": 3, "sessions": 200_000, "identified": 60_000, "users": 100_000, "scales": "1,4",
+            "baseline_budget": 60.0, "tie_sessions": 3_000, "tie_page_size": 50}
 Figures = dict[str, Any]
 
 
@@ -104,37 +113,84 @@ def shown_uri(uri: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
-class Worker:
-    """Runs ``bench/worker.py`` tasks in fresh processes and reads their peak RSS with ``wait4``."""
+class WorkerServer:
+    """The fork server of ``bench/worker.py``: it imports the product once, then forks a fresh child per
+    step; the step's peak RSS is the child's ``ru_maxrss`` (from ``wait4``)."""
 
-    def __init__(self, folder: Path, env: dict[str, str], common: Figures) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(str(path) for path in (ROOT, ROOT / "plugins", ROOT / "include",
+                                                                  ROOT / "dags")),
+            "AIRFLOW_HOME": str(folder / "airflow"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        }
+        self.log_path = folder / "worker-server.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.worker", "--serve"], cwd=ROOT, env=self.env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
+
+    def _reply(self) -> Figures:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            tail = self.log_path.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"the bench worker server stopped (exit code {self.process.returncode}):\n{tail}")
+        reply: Figures = json.loads(line)
+        return reply
+
+    def fork(self, config: Path, log: Path, env: dict[str, str]) -> tuple[int, float]:
+        """Run one step in a fresh child; its exit code and peak RSS (MB)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps({"config": str(config), "log": str(log), "env": env}) + "\n")
+        self.process.stdin.flush()
+        pid = self._reply()["pid"]
+        try:
+            done = self._reply()
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            raise
+        return done["exit_code"], done["ru_maxrss_kb"] / 1024
+
+    def close(self) -> None:
+        """Let the server end (stdin closed); kill it if it does not."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+class Worker:
+    """Runs ``bench/worker.py`` tasks of one day, each in a fresh child of the fork server."""
+
+    runs = 0  # steps run so far by any worker (numbers the files of each step)
+
+    def __init__(self, server: WorkerServer, env: dict[str, str], common: Figures) -> None:
+        self.server = server
+        self.folder = server.folder
         self.env = env
         self.common = common
-        self.runs = 0
 
     def run(self, task: str, **config: Any) -> Figures:
         """Run ``task`` with the common config plus ``config``; return its figures and ``rss_peak_mb``."""
-        self.runs += 1
-        out = self.folder / f"{self.runs:02d}-{task}.out.json"
-        config_path = self.folder / f"{self.runs:02d}-{task}.json"
+        Worker.runs += 1
+        stem = self.folder / f"{Worker.runs:02d}-{task}"
+        out, config_path, log_path = (stem.with_suffix(suffix) for suffix in (".out.json", ".json", ".log"))
         config_path.write_text(json.dumps({**self.common, **config, "task": task, "out": str(out)}, default=str))
-        log_path = self.folder / f"{self.runs:02d}-{task}.log"
-        with log_path.open("wb") as output:
-            process = subprocess.Popen([sys.executable, "-m", "bench.worker", str(config_path)], cwd=ROOT,
-                                       env=self.env, stdout=output, stderr=subprocess.STDOUT)
-            try:
-                _, status, usage = os.wait4(process.pid, 0)
-            except BaseException:
-                process.kill()
-                process.wait()
-                raise
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            tail = log_path.read_text(errors="replace")[-4000:]
-            raise RuntimeError(f"bench worker {task!r} failed with exit code {process.returncode}:\n{tail}")
+        exit_code, rss_peak_mb = self.server.fork(config_path, log_path, self.env)
+        if exit_code != 0:
+            tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
+            raise RuntimeError(f"bench worker {task!r} failed with exit code {exit_code}:\n{tail}")
         figures: Figures = json.loads(out.read_text())
-        figures["rss_peak_mb"] = usage.ru_maxrss / 1024
+        figures["rss_peak_mb"] = rss_peak_mb
         return figures
 
 
@@ -148,18 +204,33 @@ def copy_indexes(source: Database[Figures], target: Database[Figures], source_na
         target[target_name].create_index(list(info["key"]), name=name, **options)
 
 
-def per_website_requests(umami: FakeUmami, website_ids: Sequence[str]) -> tuple[dict[str, int], int, int]:
-    """Requests the Umami double answered per website, requests not about one website, and non-2xx answers."""
-    per_site = dict.fromkeys(website_ids, 0)
+def request_split(umami: FakeUmami, website_ids: Sequence[str]) -> Figures:
+    """What the Umami double answered: per website its list pages and per-session (activity) reads, the
+    requests about no one website (logins, website discovery), and the non-2xx answers."""
+    per_site = {website: {"list_pages": 0, "session_reads": 0, "other": 0} for website in website_ids}
     other = failed = 0
     for record in umami.requests:
-        site = next((website for website in website_ids if website in record.path), None)
+        failed += record.status >= 300
+        site = next((website for website in website_ids if f"/websites/{website}" in record.path), None)
         if site is None:
             other += 1
-        else:
-            per_site[site] += 1
-        failed += record.status >= 300
-    return per_site, other, failed
+            continue
+        path = record.path.rstrip("/")
+        kind = "list_pages" if path.endswith("/sessions") else "session_reads" if path.endswith("/activity") \
+            else "other"
+        per_site[site][kind] += 1
+    return {"per_website": per_site, "other": other, "non_2xx": failed}
+
+
+def complete(figures: Figures, what: str) -> Figures:
+    """``figures`` of a product run, which must have read and written everything: a stage that stopped on
+    an error makes every figure after it meaningless, so the bench stops there, saying why."""
+    results = figures["results"] if "results" in figures else [figures["result"]]
+    errors = [f"{result.get('website_name') or 'stage 1'}: {result['error']}" for result in results
+              if result.get("error")]
+    if errors:
+        raise RuntimeError(f"{what} stopped on an error, the bench cannot go on: " + "; ".join(errors))
+    return figures
 
 
 def ratio(numerator: float, denominator: float) -> float | None:
@@ -167,19 +238,55 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
-class Bench:
-    """One benchmark run over one or more scales."""
+def analytics_changes(figures: Figures) -> int:
+    """Changes sent by every job of one stage-2 run."""
+    return sum(result["changes"] for result in figures["results"])
 
-    def __init__(self, args: argparse.Namespace, mongo_uri: str, folder: Path) -> None:
+
+def session_truth(dsn: str, website_id: str, start: datetime, end: datetime) -> dict[str, tuple[Any, ...]]:
+    """Each session's (firstAt, lastAt, views, visits) in ``[start, end)`` from Umami's own events (naive
+    UTC, as pymongo reads dates back)."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select session_id::text, min(created_at), max(created_at), sum((event_type = 1)::int),"
+            " count(distinct visit_id) from website_event where website_id = %s and created_at >= %s"
+            " and created_at < %s group by session_id", (website_id, start, end)).fetchall()
+    return {row[0]: (row[1].astimezone(UTC).replace(tzinfo=None), row[2].astimezone(UTC).replace(tzinfo=None),
+                     row[3], row[4]) for row in rows}
+
+
+def list_shape(dsn: str, website_id: str, start: datetime, end: datetime) -> Figures:
+    """What Umami's list of the window holds: rows (one per session and hostname), sessions on several
+    hostnames, and rows whose last-event time ties with another row's (the ones offset paging can lose)."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "with listed as (select session_id, hostname, max(created_at) as last_at from website_event"
+            " where website_id = %s and created_at >= %s and created_at < %s group by session_id, hostname),"
+            " ties as (select last_at, count(*) as n from listed group by last_at)"
+            " select (select count(*) from listed),"
+            " (select count(*) from (select session_id from listed group by session_id having count(*) > 1) t),"
+            " (select coalesce(sum(n), 0) from ties where n > 1), (select count(*) from ties where n > 1),"
+            " (select coalesce(max(n), 0) from ties)", (website_id, start, end)).fetchone()
+    assert row is not None
+    return {"list_rows": row[0], "multi_hostname_sessions": row[1], "tied_rows": int(row[2]),
+            "tie_groups": row[3], "largest_tie": row[4]}
+
+
+class Bench:
+    """One benchmark run over one or more scales, then the tie-heavy day."""
+
+    def __init__(self, args: argparse.Namespace, mongo_uri: str, folder: Path, server: WorkerServer) -> None:
         self.args = args
         self.mongo_uri = mongo_uri
         self.folder = folder
+        self.server = server
         self.client: MongoClient[Figures] = MongoClient(mongo_uri)
         self.db = self.client[DATABASE]
         self.settings: Figures = {key: value for key, value in
                                   (("page_size", args.page_size), ("batch_size", args.batch_size))
                                   if value is not None}
         self.page_size = SyncSettings(**self.settings).page_size
+        self.match_field = SyncSettings(**self.settings).user_match_field
 
     def seed(self, collection: str, traffic: TrafficSummary, sizes: Sizes) -> UsersSummary:
         """A fresh users collection, identical for every run of one scale."""
@@ -188,7 +295,8 @@ class Bench:
                           total=sizes.users, seed=traffic.seed, day=traffic.day)
 
     def scale(self, scale: int, sizes: Sizes, *, full: bool) -> Figures:
-        """Generate the data of one scale and measure it; ``full`` adds the limits and the baseline."""
+        """Generate the data of one scale and measure it; ``full`` adds the limits, both write paths and the
+        baseline."""
         figures: Figures = {"scale": scale, "sizes": asdict(sizes)}
         with LocalPostgres() as postgres:
             load_umami_schema(postgres.dsn)
@@ -213,29 +321,30 @@ class Bench:
                 figures["users"] = asdict(self.seed("users", traffic, sizes))
                 if full:
                     copy_indexes(self.db, self.db, "users_record", "users")
-                log("stage 1 (session sync)")
+                figures["auto_path"] = "on" if UsersCollection(
+                    self.db["users"], match_field=self.match_field, collation=None).collation_works() else "off"
+                log(f"stage 1 (session sync; mongo_collation auto: {figures['auto_path']} on this server)")
                 umami.reset()
-                figures["sessions"] = worker.run("sessions", settings={**self.settings, "users_collection": "users"})
+                figures["sessions"] = complete(worker.run(
+                    "sessions", settings={**self.settings, "users_collection": "users"}), "stage 1")
                 figures["sessions"]["http_requests"] = len(umami.requests)
                 log("stage 2 (analytics sync, all websites)")
                 umami.reset()
-                figures["analytics"] = worker.run("analytics", settings={**self.settings, "users_collection": "users"})
-                per_site, other, failed = per_website_requests(umami, traffic.website_ids)
-                figures["analytics"]["http"] = {"per_website": per_site, "other": other, "non_2xx": failed,
+                figures["analytics"] = complete(worker.run(
+                    "analytics", settings={**self.settings, "users_collection": "users"}), "stage 2")
+                figures["analytics"]["http"] = {**request_split(umami, traffic.website_ids),
                                                 "page_size": self.page_size}
                 if full:
                     figures["limits"] = self.limits(worker, umami, traffic, sizes)
+                    figures["paths"] = self.paths(worker, traffic, sizes, figures)
                     figures["baseline"] = self.baseline(worker, traffic, sizes)
+                    self.db.drop_collection("users_record")
+                self.db.drop_collection("users")
         return figures
 
     def worker(self, dsn: str, umami_url: str, traffic: TrafficSummary) -> Worker:
-        """A worker launcher whose children see this scale's servers."""
+        """A worker launcher whose children see this day's servers."""
         env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(path) for path in (ROOT, ROOT / "plugins", ROOT / "include",
-                                                                  ROOT / "dags")),
-            "AIRFLOW_HOME": str(self.folder / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW_CONN_UMAMI_DB": postgres_connection(dsn),
             "AIRFLOW_CONN_UMAMI_API": api_connection(umami_url),
             "AIRFLOW_CONN_USERS_MONGO": mongo_connection(self.mongo_uri, DATABASE),
@@ -243,7 +352,7 @@ class Bench:
         common = {"dsn": dsn, "mongo_uri": self.mongo_uri, "database": DATABASE, "umami_url": umami_url,
                   "username": USERNAME, "password": PASSWORD, "website_ids": list(traffic.website_ids),
                   "start": traffic.start.isoformat(), "end": traffic.end.isoformat()}
-        return Worker(self.folder, env, common)
+        return Worker(self.server, env, common)
 
     def limits(self, worker: Worker, umami: FakeUmami, traffic: TrafficSummary, sizes: Sizes) -> Figures:
         """Bare read, bare writes of the recorded operations, and bare API paging."""
@@ -258,10 +367,54 @@ class Bench:
         log("limit: bare bulk_write of stage 2's operations")
         limits["analytics_write"] = worker.run("bare_write", collection="users_bare",
                                                ops=str(self.folder / "analytics.ops.bson"))
+        self.db.drop_collection("users_bare")
         log("limit: bare API paging")
         umami.reset()
         limits["http"] = worker.run("bare_http", page_size=self.page_size)
         return limits
+
+    def paths(self, worker: Worker, traffic: TrafficSummary, sizes: Sizes, main: Figures) -> Figures:
+        """Both write paths, each on a fresh copy of the users with the indexes its look-ups need: stage 1,
+        its re-run, stage 2, its re-run; then whether both paths left the users the same.
+
+        The path ``auto`` chose on this server already ran: its first runs are the stage runs above (on the
+        fresh ``users``), only its re-runs run here. The other path runs all four on a fresh copy.
+        """
+        paths: Figures = {"auto": main["auto_path"]}
+        for path in PATHS:
+            reused = path == main["auto_path"]
+            collection = "users" if reused else f"users_{path}"
+            if not reused:
+                self.seed(collection, traffic, sizes)
+                UsersCollection(self.db[collection], match_field=self.match_field,
+                                collation=path == "on").ensure_indexes()
+            settings = {**self.settings, "users_collection": collection, "mongo_collation": path}
+            runs: Figures = {"collection": collection, "first_runs_are_the_stage_runs": reused}
+            for stage in ("sessions", "analytics"):
+                if reused:
+                    runs[f"{stage}_first"] = main[stage]
+                else:
+                    log(f"write path collation {path}: {stage}, first run")
+                    runs[f"{stage}_first"] = complete(worker.run(stage, settings=settings), f"{stage}, {path}")
+                log(f"write path collation {path}: {stage}, re-run")
+                runs[f"{stage}_rerun"] = complete(worker.run(stage, settings=settings), f"{stage} re-run, {path}")
+            paths[path] = runs
+        differing, compared = self.compare_users(*(paths[path]["collection"] for path in PATHS))
+        paths["compared_users"], paths["differing_users"] = compared, differing
+        for path in PATHS:
+            if paths[path]["collection"] != "users":
+                self.db.drop_collection(paths[path]["collection"])
+        return paths
+
+    def compare_users(self, first: str, second: str) -> tuple[int, int]:
+        """(users whose synced fields differ, users compared) between two collections seeded alike."""
+        projection = dict.fromkeys(OUR_FIELDS, 1)
+        other = {user["_id"]: user for user in self.db[second].find({}, projection)}
+        differing = compared = 0
+        for user in self.db[first].find({}, projection):
+            compared += 1
+            differing += other.pop(user["_id"], None) != user
+        return differing + len(other), compared
 
     def baseline(self, worker: Worker, traffic: TrafficSummary, sizes: Sizes) -> Figures:
         """The original tool's approach on the same data, sampled within the budget when slow."""
@@ -271,32 +424,97 @@ class Bench:
         sessions = worker.run("baseline_sessions", collection="users_baseline", budget_seconds=budget)
         log(f"baseline: original analytics sync (budget {budget:.0f} s)")
         analytics = worker.run("baseline_analytics", collection="users_baseline", budget_seconds=budget)
+        self.db.drop_collection("users_baseline")
         return {"sessions": sessions, "analytics": analytics}
 
+    def ties(self) -> Figures:
+        """The tie-heavy day: one website whose hits are on whole seconds, sessions ending in groups on the
+        same second, some on two hostnames; one user per session (knowing its id). Stage 2 at a small page
+        size, then every user's ``umamiAnalytics`` checked against Umami's own events."""
+        sessions, page_size = self.args.tie_sessions, self.args.tie_page_size
+        figures: Figures = {"sessions": sessions, "page_size": page_size, "ties": asdict(TieDay())}
+        with LocalPostgres() as postgres:
+            load_umami_schema(postgres.dsn)
+            log(f"tie-heavy day: generating {sessions:,} sessions (whole seconds, tie groups, two hostnames)")
+            traffic = generate_traffic(postgres.dsn, day=DAY, websites=1, sessions=sessions, identified=0,
+                                       user_id=FAKE_UMAMI_USER_ID, ties=TieDay())
+            (website_id,) = traffic.website_ids
+            truth = session_truth(postgres.dsn, website_id, traffic.start, traffic.end)
+            figures["list"] = list_shape(postgres.dsn, website_id, traffic.start, traffic.end)
+            figures["expected"] = len(truth)
+            users = self.db["users_ties"]
+            self.db.drop_collection("users_ties")
+            users.insert_many([
+                {"_id": ObjectId(), "email": f"tie{n}@example.com", "name": f"Tie {n}", "isDeleted": False,
+                 "createdAt": datetime(2026, 1, 1), "updatedAt": datetime(2026, 1, 1), "session_id": session_id}
+                for n, session_id in enumerate(sorted(truth))])
+            UsersCollection(users, match_field="email", collation=False).ensure_indexes()
+            with FakeUmami(postgres.dsn, username=USERNAME, password=PASSWORD,
+                           user_id=FAKE_UMAMI_USER_ID) as umami:
+                worker = self.worker(postgres.dsn, umami.url, traffic)
+                log(f"tie-heavy day: stage 2 at page size {page_size}")
+                figures["analytics"] = worker.run("analytics", settings={
+                    **self.settings, "page_size": page_size, "users_collection": "users_ties"})
+                figures["analytics"]["http"] = {**request_split(umami, traffic.website_ids), "page_size": page_size}
+            figures["check"] = self.check_ties(truth)
+            self.db.drop_collection("users_ties")
+        return figures
 
-def summarise(scales: list[Figures]) -> Figures:
+    def check_ties(self, truth: dict[str, tuple[Any, ...]]) -> Figures:
+        """Every user of the tie day against the truth of its session: written, and exact."""
+        written = exact = 0
+        wrong: list[Figures] = []
+        for user in self.db["users_ties"].find({}, {"session_id": 1, "umamiAnalytics": 1}):
+            analytics = user.get("umamiAnalytics")
+            if not analytics:
+                continue
+            written += 1
+            got = (analytics.get("firstAt"), analytics.get("lastAt"), analytics.get("views"), analytics.get("visits"))
+            if analytics.get("id") == user["session_id"] and got == truth.get(user["session_id"]):
+                exact += 1
+            elif len(wrong) < 5:
+                wrong.append({"session_id": user["session_id"], "written": got,
+                              "truth": truth.get(user["session_id"])})
+        return {"expected": len(truth), "written": written, "exact": exact, "wrong": wrong}
+
+
+def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
     """Derived figures (rates, ratios, memory growth) and the targets, from the raw figures of each scale."""
     main = scales[0]
     sessions, analytics = main["sessions"], main["analytics"]
     session_result = sessions["result"]
-    analytics_results = analytics["results"]
+    results = analytics["results"]
+    sessions_read = sum(result["sessions"] for result in results)
     summary: Figures = {
         "sessions": {
             "seconds": sessions["seconds"],
-            "rows": session_result["read"],
-            "rows_per_second": ratio(session_result["read"], sessions["seconds"]),
+            "rows": session_result["rows_read"],
+            "rows_per_second": ratio(session_result["rows_read"], sessions["seconds"]),
+            "changes": session_result["changes"],
             "bulk_writes": session_result["bulk_writes"],
             "http_requests": sessions["http_requests"],
             "rss_peak_mb": sessions["rss_peak_mb"],
+            "lookup_seconds": _probe(sessions, "lookup_by_identity"),
+            "unfolded_scan_seconds": _probe(sessions, "unfolded_scan"),
+            "bulk_write_seconds": _probe(sessions, "bulk_write"),
         },
         "analytics": {
             "seconds": analytics["seconds"],
-            "rows": sum(result["sessions"] for result in analytics_results),
-            "rows_per_second": ratio(sum(result["sessions"] for result in analytics_results), analytics["seconds"]),
-            "bulk_writes": sum(result["bulk_writes"] for result in analytics_results),
-            "http_requests": sum(analytics["http"]["per_website"].values()) + analytics["http"]["other"],
-            "retries": sum(result["retries"] for result in analytics_results),
+            "rows": sessions_read,
+            "rows_per_second": ratio(sessions_read, analytics["seconds"]),
+            "changes": analytics_changes(analytics),
+            "bulk_writes": sum(result["bulk_writes"] for result in results),
+            "http_requests": sum(sum(site.values()) for site in analytics["http"]["per_website"].values())
+            + analytics["http"]["other"],
+            "list_pages": sum(result["list_pages"] for result in results),
+            "repair_pages": sum(result["repair_pages"] for result in results),
+            "session_reads": sum(result["session_reads"] for result in results),
+            "logins": sum(result["logins"] for result in results),
+            "left_to_other_tasks": sum(result.get("left_to_other_tasks", 0) for result in results),
+            "retries": sum(result["retries"] for result in results),
             "rss_peak_mb": analytics["rss_peak_mb"],
+            "websites": [_website(result, analytics["http"]["page_size"]) for result in results],
+            **_time_split(analytics),
         },
     }
     targets: list[Figures] = []
@@ -306,7 +524,13 @@ def summarise(scales: list[Figures]) -> Figures:
         targets.append(_target("stage 1 <= 1.3x (bare read + bare write)", limit["sessions"]["ratio_to_sum"], 1.3))
         targets.append(_target("stage 1 <= 1.1x the slower of read / write (aim)",
                                limit["sessions"]["ratio_to_slower"], 1.1))
-    targets.extend(_request_targets(main))
+    targets.extend(_request_targets(summary["analytics"]["websites"], main["analytics"]))
+    if "paths" in main:
+        summary["paths"] = _paths(main["paths"])
+        targets.extend(_path_targets(summary["paths"]))
+    if ties is not None:
+        summary["ties"] = _ties(ties)
+        targets.extend(_tie_targets(summary["ties"]))
     if "baseline" in main:
         summary["baseline"] = _baseline(main)
         speedup = summary["baseline"]["speedup"]
@@ -326,37 +550,133 @@ def _target(name: str, value: float | None, limit: float) -> Figures:
     return {"name": name, "value": value, "limit": limit, "met": value is not None and value <= limit}
 
 
+def _website(result: Figures, page_size: int) -> Figures:
+    """One stage-2 job's requests, split, and what it may send: ceil(list rows / page size) + session reads + 2."""
+    return {"website_id": result["website_id"], "website_name": result["website_name"],
+            "list_rows": result["list_rows"], "sessions": result["sessions"], "list_pages": result["list_pages"],
+            "repair_pages": result["repair_pages"], "session_reads": result["session_reads"],
+            "logins": result["logins"], "requests": result["requests"], "retries": result["retries"],
+            "allowed": math.ceil(result["list_rows"] / page_size) + result["session_reads"] + 2,
+            "page_size": page_size, "complete": result["error"] is None and result["missing_rows"] == 0}
+
+
+def _probe(figures: Figures, label: str) -> float:
+    """Seconds a step spent in one probed method (``worker.stage_probes``)."""
+    seconds: float = figures["probes"][label]["seconds"]
+    return seconds
+
+
+def _time_split(figures: Figures) -> Figures:
+    """Where a stage-2 run's wall time went (see ``worker.stage_probes``): the main thread pages the list,
+    reads sessions, looks owners up and asks PostgreSQL for sessions' first and last events; the rest of its
+    time is planning and waiting for the writer."""
+    parts = {"list_page_seconds": _probe(figures, "list_pages"),
+             "session_read_seconds": _probe(figures, "session_reads"),
+             "lookup_seconds": _probe(figures, "lookup_by_session"),
+             "span_query_seconds": _probe(figures, "session_spans")}
+    return {**parts, "bulk_write_seconds": _probe(figures, "bulk_write"),
+            "rest_seconds": figures["seconds"] - sum(parts.values())}
+
+
 def _limit_ratios(main: Figures) -> Figures:
     limits = main["limits"]
     read, write = limits["read"]["seconds"], limits["sessions_write"]["seconds"]
     http, analytics_write = limits["http"]["seconds"], limits["analytics_write"]["seconds"]
     stage1, stage2 = main["sessions"]["seconds"], main["analytics"]["seconds"]
+    lookup = _probe(main["analytics"], "lookup_by_session")
+    excess = stage2 - max(http, analytics_write)
+    # The owner look-ups of a re-run (which writes nothing) are the look-ups alone: a server that serves one
+    # command at a time (SecantusDB) must do them on top of the bare write, whatever the sync overlaps.
+    reruns = main["paths"][main["auto_path"]]
+    lookup1 = _probe(reruns["sessions_rerun"], "lookup_by_identity")
+    lookup2 = _probe(reruns["analytics_rerun"], "lookup_by_session")
     return {
         "sessions": {"read_seconds": read, "write_seconds": write, "ratio_to_sum": ratio(stage1, read + write),
-                     "ratio_to_slower": ratio(stage1, max(read, write))},
+                     "ratio_to_slower": ratio(stage1, max(read, write)), "lookup_alone_seconds": lookup1,
+                     "ratio_to_server_work": ratio(stage1, write + lookup1)},
         "analytics": {"read_seconds": http, "write_seconds": analytics_write,
                       "ratio_to_sum": ratio(stage2, http + analytics_write),
-                      "ratio_to_slower": ratio(stage2, max(http, analytics_write))},
+                      "ratio_to_slower": ratio(stage2, max(http, analytics_write)),
+                      "slower": "bare API paging" if http >= analytics_write else "bare bulk_write",
+                      "excess_seconds": excess, "lookup_seconds": lookup,
+                      "lookup_share_of_excess": ratio(lookup, excess), "lookup_alone_seconds": lookup2,
+                      "ratio_to_server_work": ratio(stage2, analytics_write + lookup2)},
     }
 
 
-def _request_targets(main: Figures) -> list[Figures]:
-    """Per website (its job's own requests, login included): <= ceil(sessions / page size) + 2; no retries.
+def _request_targets(websites: list[Figures], analytics: Figures) -> list[Figures]:
+    """Per website (its job's own requests, login included): <= ceil(list rows / page size) + session reads
+    + 2; every job complete; no retries.
 
     Website discovery (a login and the website list) belongs to planning, not to one website: it is
     reported apart, in ``http.other`` minus the jobs' logins.
     """
-    http = main["analytics"]["http"]
     targets = []
-    for result in main["analytics"]["results"]:
-        allowed = math.ceil(result["sessions"] / http["page_size"]) + 2
-        targets.append({"name": f"stage 2 requests, website {result['website_id'][:8]} "
-                                f"<= ceil({result['sessions']:,} / {http['page_size']:,}) + 2",
-                        "value": result["requests"], "limit": allowed, "met": result["requests"] <= allowed})
-    retries = sum(result["retries"] for result in main["analytics"]["results"])
+    for site in websites:
+        targets.append({"name": f"stage 2 requests, website {site['website_id'][:8]} <= ceil({site['list_rows']:,} / "
+                                f"{site['page_size']:,}) + {site['session_reads']:,} session reads + 2",
+                        "value": site["requests"], "limit": site["allowed"],
+                        "met": site["requests"] <= site["allowed"]})
+    incomplete = sum(not site["complete"] for site in websites)
+    targets.append({"name": "stage 2: every website's job complete (no missing rows, no error)",
+                    "value": incomplete, "limit": 0, "met": incomplete == 0})
+    retries = sum(site["retries"] for site in websites)
+    non_2xx = analytics["http"]["non_2xx"]
     targets.append({"name": "stage 2 retries (and non-2xx answers) on a healthy server == 0",
-                    "value": retries + http["non_2xx"], "limit": 0, "met": retries + http["non_2xx"] == 0})
+                    "value": retries + non_2xx, "limit": 0, "met": retries + non_2xx == 0})
     return targets
+
+
+def _paths(paths: Figures) -> Figures:
+    summary: Figures = {"auto": paths["auto"]}
+    for path in PATHS:
+        runs = paths[path]
+        summary[path] = {"first_runs_are_the_stage_runs": runs["first_runs_are_the_stage_runs"]}
+        for stage in ("sessions", "analytics"):
+            for run in ("first", "rerun"):
+                figures = runs[f"{stage}_{run}"]
+                summary[path][f"{stage}_{run}"] = {
+                    "changes": figures["result"]["changes"] if stage == "sessions" else analytics_changes(figures),
+                    "seconds": figures["seconds"],
+                    "lookup_seconds": _probe(figures, "lookup_by_identity" if stage == "sessions"
+                                             else "lookup_by_session")}
+    summary["differing_users"], summary["compared_users"] = paths["differing_users"], paths["compared_users"]
+    return summary
+
+
+def _path_targets(paths: Figures) -> list[Figures]:
+    rerun = sum(paths[path][f"{stage}_rerun"]["changes"] for path in PATHS for stage in ("sessions", "analytics"))
+    return [
+        {"name": "re-run sends 0 changes (collation on and off, both stages)", "value": rerun, "limit": 0,
+         "met": rerun == 0},
+        {"name": f"collation on and off leave the same users ({paths['compared_users']:,} compared)",
+         "value": paths["differing_users"], "limit": 0, "met": paths["differing_users"] == 0},
+    ]
+
+
+def _ties(ties: Figures) -> Figures:
+    (result,) = ties["analytics"]["results"]
+    site = _website(result, ties["page_size"])
+    return {**ties["list"], "page_size": ties["page_size"], "sessions": ties["sessions"],
+            "expected": ties["check"]["expected"], "written": ties["check"]["written"],
+            "exact": ties["check"]["exact"], "wrong": ties["check"]["wrong"],
+            "read_sessions": result["sessions"], "merged_sessions": result["merged_sessions"],
+            "matched_sessions": result["matched_sessions"], "rows_read": result["rows_read"],
+            "missing_rows": result["missing_rows"], "repeated_rows": result["repeated_rows"],
+            "error": result["error"], "seconds": ties["analytics"]["seconds"],
+            **{key: site[key] for key in ("list_rows", "list_pages", "repair_pages", "session_reads", "logins",
+                                          "requests", "allowed", "complete")}}
+
+
+def _tie_targets(ties: Figures) -> list[Figures]:
+    exact = ties["exact"] == ties["written"] == ties["expected"] and ties["complete"]
+    return [
+        {"name": f"tie-heavy day: every session exact ({ties['expected']:,} sessions, page size {ties['page_size']})",
+         "value": ties["exact"], "limit": ties["expected"], "met": exact},
+        {"name": f"tie-heavy day requests <= ceil({ties['list_rows']:,} / {ties['page_size']}) + "
+                 f"{ties['session_reads']:,} session reads + 2",
+         "value": ties["requests"], "limit": ties["allowed"], "met": ties["requests"] <= ties["allowed"]},
+    ]
 
 
 def _baseline(main: Figures) -> Figures:
@@ -386,8 +706,13 @@ def _number(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
+def _run(figures: Figures) -> str:
+    """``changes / seconds`` of one run."""
+    return f"{figures['changes']:,} / {figures['seconds']:,.2f} s"
+
+
 def table(report: Figures) -> str:
-    """The one table: stage 1 and stage 2 side by side, then the targets."""
+    """The one table: stage 1 and stage 2 side by side, both write paths, the tie-heavy day, the targets."""
     summary, meta = report["summary"], report["meta"]
     main = report["scales"][0]
     s1, s2 = summary["sessions"], summary["analytics"]
@@ -396,8 +721,24 @@ def table(report: Figures) -> str:
         ("wall time (s)", _number(s1["seconds"], 2), _number(s2["seconds"], 2)),
         ("rows per second", _number(s1["rows_per_second"], 0), _number(s2["rows_per_second"], 0)),
         ("rows (identity rows / sessions)", f"{s1['rows']:,}", f"{s2['rows']:,}"),
+        ("changes sent", f"{s1['changes']:,}", f"{s2['changes']:,}"),
         ("bulk_write calls", f"{s1['bulk_writes']:,}", f"{s2['bulk_writes']:,}"),
         ("HTTP requests (retries)", f"{s1['http_requests']:,}", f"{s2['http_requests']:,} ({s2['retries']})"),
+        ("  list pages (repair) + session reads", "-",
+         f"{s2['list_pages']:,} ({s2['repair_pages']}) + {s2['session_reads']:,}"),
+    ]
+    for site in s2["websites"]:
+        rows.append((f"    {site['website_name'] or site['website_id'][:8]} ({site['website_id'][:8]})", "-",
+                     f"{site['list_pages']:,} ({site['repair_pages']}) + {site['session_reads']:,}"))
+    rows += [
+        ("users left to another website's task", "-", f"{s2['left_to_other_tasks']:,}"),
+        ("owner look-up (s) [by identity | by session]", _number(s1["lookup_seconds"], 2),
+         _number(s2["lookup_seconds"], 2)),
+        ("session spans query in PostgreSQL (s)", "-", _number(s2["span_query_seconds"], 2)),
+        ("API list pages + session reads (s)", "-",
+         f"{_number(s2['list_page_seconds'], 2)} + {_number(s2['session_read_seconds'], 2)}"),
+        ("bulk_write calls, writer thread (s)", _number(s1["bulk_write_seconds"], 2),
+         _number(s2["bulk_write_seconds"], 2)),
         ("peak RSS of the worker (MB)", _number(s1["rss_peak_mb"]), _number(s2["rss_peak_mb"])),
     ]
     if "limits" in summary:
@@ -410,6 +751,11 @@ def table(report: Figures) -> str:
             ("sync / (read + write)", _number(l1["ratio_to_sum"], 2, "x"), _number(l2["ratio_to_sum"], 2, "x")),
             ("sync / slower of the two", _number(l1["ratio_to_slower"], 2, "x"),
              _number(l2["ratio_to_slower"], 2, "x")),
+            ("stage 2 beyond its slower limit (s)", "-", _number(l2["excess_seconds"], 2)),
+            ("owner look-ups alone, in a re-run (s)", _number(l1["lookup_alone_seconds"], 2),
+             _number(l2["lookup_alone_seconds"], 2)),
+            ("sync / (bare write + look-ups alone)", _number(l1["ratio_to_server_work"], 2, "x"),
+             _number(l2["ratio_to_server_work"], 2, "x")),
         ]
     if "baseline" in summary:
         base = summary["baseline"]
@@ -426,18 +772,34 @@ def table(report: Figures) -> str:
                  for key in memory["sessions"] if key != "growth_mb"]
         rows.append(("peak RSS growth (MB)", _number(memory["sessions"]["growth_mb"], 1),
                      _number(memory["analytics"]["growth_mb"], 1)))
-    width = max(len(row[0]) for row in rows) + 2
+    path_rows: list[tuple[str, str, str]] = []
+    if "paths" in summary:
+        paths = summary["paths"]
+        for path in PATHS:
+            for run, label in (("first", "first run"), ("rerun", "re-run")):
+                note = " (= the runs above)" if run == "first" and paths[path]["first_runs_are_the_stage_runs"] else ""
+                path_rows.append((f"collation {path}: {label}{note}", _run(paths[path][f"sessions_{run}"]),
+                                  _run(paths[path][f"analytics_{run}"])))
+    width = max(len(row[0]) for row in rows + path_rows) + 2
     lines = [
         f"umami-mongo-sync bench: {sizes['websites']} website(s), {sizes['sessions']:,} sessions "
         f"({sizes['identified']:,} identified), {sizes['users']:,} users; MongoDB: {meta['mongo']}",
-        f"{'':<{width}}{'stage 1: sessions':>22}{'stage 2: analytics':>22}",
     ]
+    lines.append(f"{'':<{width}}{'stage 1: sessions':>22}{'stage 2: analytics':>22}")
     lines += [f"{label:<{width}}{first:>22}{second:>22}" for label, first, second in rows]
     if "baseline" in summary:
         base = summary["baseline"]
         lines.append(f"{'end to end speedup vs original':<{width}}{_number(base['speedup'], 1, 'x'):>44}")
         if base["extrapolated"]:
             lines.append("* timed on a measured sample and extrapolated: " + "; ".join(base["notes"]))
+    if path_rows:
+        lines.append(f"write paths (mongo_collation; auto chose {summary['paths']['auto']} here), each on a fresh "
+                     "copy of the users: changes sent / wall time")
+        lines += [f"{label:<{width}}{first:>22}{second:>22}" for label, first, second in path_rows]
+    if "ties" in summary:
+        lines += _tie_lines(summary["ties"], width)
+    if "limits" in summary:
+        lines.append(_stage2_note(summary))
     lines.append("targets:")
     for target in summary["targets"]:
         value = target["value"]
@@ -445,6 +807,39 @@ def table(report: Figures) -> str:
         lines.append(f"  [{'met' if target['met'] else 'MISSED'}] {target['name']}: {shown} "
                      f"(limit {target['limit']})")
     return "\n".join(lines)
+
+
+def _tie_lines(ties: Figures, width: int) -> list[str]:
+    rows = [
+        ("sessions expected / written / exact", f"{ties['expected']:,} / {ties['written']:,} / {ties['exact']:,}"),
+        ("list rows read / missing / repeated", f"{ties['rows_read']:,} / {ties['missing_rows']:,} / "
+                                                f"{ties['repeated_rows']:,}"),
+        ("requests: list pages (repair) + session reads + logins",
+         f"{ties['list_pages']:,} ({ties['repair_pages']}) + {ties['session_reads']:,} + {ties['logins']} "
+         f"= {ties['requests']:,}"),
+        ("wall time (s)", _number(ties["seconds"], 2)),
+    ]
+    label_width = max(width, *(len(label) + 2 for label, _ in rows))
+    return [f"tie-heavy day: 1 website, {ties['sessions']:,} sessions ({ties['multi_hostname_sessions']:,} on two "
+            f"hostnames), {ties['list_rows']:,} list rows ({ties['tied_rows']:,} tie on their last second, in "
+            f"{ties['tie_groups']:,} groups of up to {ties['largest_tie']}); stage 2 at page size {ties['page_size']}"
+            ] + [f"{label:<{label_width}}{value:>{44 + width - label_width}}" for label, value in rows]
+
+
+def _stage2_note(summary: Figures) -> str:
+    """Where stage 2's time goes beyond its slower limit, from the probes of the measured run."""
+    limit, s2 = summary["limits"]["analytics"], summary["analytics"]
+    share = limit["lookup_share_of_excess"]
+    slower = max(limit["read_seconds"], limit["write_seconds"])
+    return (f"stage 2: {_number(s2['seconds'], 1)} s = {limit['slower']} {_number(slower, 1)} s + "
+            f"{_number(limit['excess_seconds'], 1)} s. Main thread: list pages {_number(s2['list_page_seconds'], 1)}"
+            f" s, session reads {_number(s2['session_read_seconds'], 1)} s, owner look-up "
+            f"{_number(s2['lookup_seconds'], 1)} s ({_number(None if share is None else share * 100, 0)}% of the "
+            f"excess), session spans query {_number(s2['span_query_seconds'], 1)} s, the rest (planning, waiting for "
+            f"the writer) {_number(s2['rest_seconds'], 1)} s. Writer thread: bulk_write "
+            f"{_number(s2['bulk_write_seconds'], 1)} s. The look-ups alone (a re-run, no writes) take "
+            f"{_number(limit['lookup_alone_seconds'], 1)} s: a server that serves one command at a time does them "
+            f"on top of the writes, so stage 2 is {_number(limit['ratio_to_server_work'], 2, 'x')} the server's work.")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -460,14 +855,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--page-size", type=int, help="the sync's page_size (default: the product default)")
     parser.add_argument("--batch-size", type=int, help="the sync's batch_size (default: the product default)")
     parser.add_argument("--baseline-budget", type=float, help="seconds per baseline stage before extrapolating")
+    parser.add_argument("--tie-sessions", type=int, help="sessions of the tie-heavy day (0: skip it)")
+    parser.add_argument("--tie-page-size", type=int, help="the sync's page_size on the tie-heavy day")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one scale: checks the bench runs")
     args = parser.parse_args(argv)
-    defaults = {"websites": 3, "sessions": 200_000, "identified": 60_000, "users": 100_000, "scales": "1,4",
-                "baseline_budget": 60.0}
-    for key, value in (SMOKE if args.smoke else defaults).items():
+    for key, value in (SMOKE if args.smoke else DEFAULTS).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    for key, value in defaults.items():
+    for key, value in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
@@ -482,9 +877,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         mongo_uri = args.mongo_uri or stack.enter_context(LocalMongo()).uri
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="umami-bench-")))
-        bench = Bench(args, mongo_uri, folder)
+        server = WorkerServer(folder)
+        stack.callback(server.close)
+        bench = Bench(args, mongo_uri, folder, server)
         stack.callback(bench.client.close)
         measured = [bench.scale(scale, base.times(scale), full=index == 0) for index, scale in enumerate(scales)]
+        ties = bench.ties() if args.tie_sessions > 0 else None
         bench.client.drop_database(DATABASE)
     report: Figures = {
         "meta": {"generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(),
@@ -493,7 +891,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "settings": bench.settings, "baseline_budget_seconds": args.baseline_budget},
         "scales": measured,
     }
-    report["summary"] = summarise(measured)
+    if ties is not None:
+        report["ties"] = ties
+    report["summary"] = summarise(measured, ties)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.out.with_name(args.out.name + ".tmp")
     temporary.write_text(json.dumps(report, indent=2, default=str))

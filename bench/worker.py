@@ -1,16 +1,28 @@
 """One step of the benchmark, run by ``bench/run.py`` in a fresh process so that its peak memory is its own.
 
-``python -m bench.worker CONFIG.json``: the config names the task and where to write its figures (JSON).
-Only the task's own work is timed, not the interpreter start or the imports. The product tasks read their
-connections from ``AIRFLOW_CONN_*`` variables that the harness sets.
+``python -m bench.worker --serve``: the fork server the bench uses. It imports the product and the bench
+once, then reads one request per line on stdin (a config file, a log file, the connection variables of
+the day) and forks a fresh child for it; the child runs the task, writes its figures (JSON) where the
+config says, and exits; the server answers with the child's pid, then its exit code and peak RSS
+(``ru_maxrss`` from ``wait4``: the interpreter and the imports are included, as in any fresh process).
+A step thus costs no interpreter start and no import time (Airflow alone takes seconds to import).
+
+``python -m bench.worker CONFIG.json``: the same task in this very process (for a look at one step).
+
+Only the task's own work is timed. The product tasks read their connections from ``AIRFLOW_CONN_*``
+variables that the harness sets.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import resource
 import sys
+import threading
 import time
+import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +71,61 @@ def _timed(figures: Figures, run: Callable[[], Figures]) -> Figures:
     return figures
 
 
+class Probes:
+    """Wall time spent inside chosen methods of the product, in this process only: the methods are wrapped
+    on their classes here (the product's code is not changed). Calls from any thread are summed."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, owner: type, name: str, label: str) -> None:
+        """Time every call of ``owner.name`` under ``label``."""
+        self.seconds[label], self.calls[label] = 0.0, 0
+        original: Callable[..., Any] = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                with self._lock:
+                    self.seconds[label] += elapsed
+                    self.calls[label] += 1
+
+        setattr(owner, name, timed)
+
+    def as_dict(self) -> Figures:
+        """``{label: {"seconds", "calls"}}``."""
+        return {label: {"seconds": self.seconds[label], "calls": self.calls[label]} for label in self.seconds}
+
+
+def stage_probes() -> Probes:
+    """Where a stage's time goes: the owner look-ups (stage 1: by identity, its one scan of non-folded users
+    included; stage 2: by session), stage 2's query of sessions' first and last events in Umami's PostgreSQL
+    (which task writes a user active on several websites or sub-windows), the Umami list pages and
+    per-session reads (HTTP, parsing included), and the ``bulk_write`` calls (on the writer thread,
+    overlapping the rest)."""
+    from pymongo.collection import Collection
+
+    from umami_sync.umami.api import UmamiHook
+    from umami_sync.umami.db import UmamiDatabase
+    from umami_sync.users.store import UsersCollection
+
+    probes = Probes()
+    probes.wrap(UsersCollection, "users_by_identity", "lookup_by_identity")
+    probes.wrap(UsersCollection, "_scan_unfolded", "unfolded_scan")
+    probes.wrap(UsersCollection, "users_by_session", "lookup_by_session")
+    probes.wrap(UmamiDatabase, "event_spans", "session_spans")
+    probes.wrap(Collection, "bulk_write", "bulk_write")
+    probes.wrap(UmamiHook, "session_page", "list_pages")
+    probes.wrap(UmamiHook, "session_activity", "session_reads")
+    return probes
+
+
 def run_sessions(config: Config) -> Figures:
     """Stage 1 of the product, as its Airflow task runs it."""
     from umami_sync.settings import SyncSettings
@@ -67,7 +134,10 @@ def run_sessions(config: Config) -> Figures:
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
-    return _timed({}, lambda: {"result": sync_sessions(settings, interval).model_dump(mode="json")})
+    probes = stage_probes()
+    figures = _timed({}, lambda: {"result": sync_sessions(settings, interval).model_dump(mode="json")})
+    figures["probes"] = probes.as_dict()
+    return figures
 
 
 def run_analytics(config: Config) -> Figures:
@@ -78,12 +148,16 @@ def run_analytics(config: Config) -> Figures:
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
+    probes = stage_probes()
 
     def run() -> Figures:
         jobs = plan_analytics_jobs(settings, interval)
-        return {"results": [sync_analytics_job(settings, job).model_dump(mode="json") for job in jobs]}
+        return {"results": [sync_analytics_job(settings, job, interval=interval).model_dump(mode="json")
+                            for job in jobs]}
 
-    return _timed({}, run)
+    figures = _timed({}, run)
+    figures["probes"] = probes.as_dict()
+    return figures
 
 
 def record_operations(config: Config) -> Figures:
@@ -105,7 +179,8 @@ def record_operations(config: Config) -> Figures:
         figures["sessions"] = sync_sessions(settings, interval).model_dump(mode="json")
         figures["sessions_commands"], recorder.sink, recorder.commands = recorder.commands, analytics_sink, 0
         jobs = plan_analytics_jobs(settings, interval)
-        figures["analytics"] = [sync_analytics_job(settings, job).model_dump(mode="json") for job in jobs]
+        figures["analytics"] = [sync_analytics_job(settings, job, interval=interval).model_dump(mode="json")
+                                for job in jobs]
         figures["analytics_commands"] = recorder.commands
     return figures
 
@@ -119,7 +194,8 @@ def bare_read(config: Config) -> Figures:
     settings = SyncSettings(**config["settings"])
     window = session_window(DataInterval(*_interval(config)),
                             overlap=timedelta(minutes=settings.session_overlap_minutes))
-    params = {"start": window.start, "end": window.end, "data_key": settings.identity_data_key}
+    params = {"start": window.start, "end": window.end, "data_key": settings.identity_data_key,
+              "websites": list(settings.website_ids) or None}
     text = query("identities")
     return _timed({}, lambda: bare.read_rows(config["dsn"], text, params).as_dict())
 
@@ -161,7 +237,13 @@ def baseline_analytics(config: Config) -> Figures:
             budget_seconds=config["budget_seconds"]).as_dict())
 
 
+def noop(config: Config) -> Figures:
+    """An empty step: what a child costs before any work (its pid tells the children apart)."""
+    return _timed({}, lambda: {"pid": os.getpid()})
+
+
 TASKS: dict[str, Callable[[Config], Figures]] = {
+    "noop": noop,
     "sessions": run_sessions,
     "analytics": run_analytics,
     "record": record_operations,
@@ -174,12 +256,68 @@ TASKS: dict[str, Callable[[Config], Figures]] = {
 
 
 def main(argv: list[str]) -> int:
-    """Run the task of the config file ``argv[1]`` and write its figures where the config says."""
+    """Run the task of the config file ``argv[1]`` and write its figures where the config says; with
+    ``--serve``, be the fork server."""
+    if argv[1:2] == ["--serve"]:
+        return serve()
     config: Config = json.loads(Path(argv[1]).read_text())
     figures = TASKS[config["task"]](config)
     figures["rss_peak_self_mb"] = rss_mb()
     Path(config["out"]).write_text(json.dumps(figures, default=str))
     return 0
+
+
+def preload() -> None:
+    """Import what every task needs, once, before any child is forked (no connection is opened here)."""
+    import pymongo.monitoring  # noqa: F401
+
+    import umami_sync.stages.analytics
+    import umami_sync.stages.sessions
+    import umami_sync.umami.db  # noqa: F401
+
+
+def _answer(message: Figures) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def serve() -> int:
+    """The fork server: one fresh child per request line, until stdin closes."""
+    preload()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request: Config = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        _answer({"pid": pid})
+        _, status, usage = os.wait4(pid, 0)
+        _answer({"exit_code": os.waitstatus_to_exitcode(status), "ru_maxrss_kb": usage.ru_maxrss})
+    return 0
+
+
+def _child(request: Config) -> None:
+    """In the forked child: output to the task's log, the day's connections, the task; never returns."""
+    code = 1
+    try:
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.environ.update(request["env"])
+        code = main([sys.argv[0], request["config"]])
+    except BaseException:  # reported in the task's log; the exit code says it failed
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@ way Umami 3.1 writes them (as seen on a real 3.1.0 server; samples in ``tests/fi
 Every session has page views (``event_type`` 1), some have custom events (``event_type`` 2); a session's
 ``created_at`` is its first event time. Rows go in through COPY, streamed, so memory stays small.
 
+With ``ties`` (a :class:`TieDay`), the chosen websites get hits the way a tracker that sends Umami's
+``timestamp`` field makes them: whole seconds, and sessions whose last event falls on the same second in
+groups; some of their sessions have hits on two hostnames of the website (``www.`` + apex), so Umami's
+list has two rows for them. Without it, the output is what it always was.
+
 :func:`seed_users` fills a users collection shaped like a typical application's. Both sides draw the
 e-mails from :func:`identity_email`, a pure function of (seed, index), so they line up.
 """
@@ -20,6 +25,7 @@ e-mails from :func:`identity_email`, a pure function of (seed, index), so they l
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import uuid
 from dataclasses import dataclass
@@ -67,6 +73,8 @@ _SESSION_DATA_COLUMNS = ("session_data_id", "website_id", "session_id", "data_ke
 _EVENT_COLUMNS = ("event_id", "website_id", "session_id", "visit_id", "created_at", "url_path", "url_query",
                   "page_title", "referrer_domain", "utm_source", "event_type", "event_name", "hostname")
 _NULL = r"\N"
+_TIE_MARGIN = 4 * 3600
+"""Seconds after midnight a tie group's last second is drawn from: longer than any session's span."""
 _FLUSH_CHARS = 1 << 20
 _USER_BATCH = 5_000
 
@@ -128,6 +136,26 @@ class TrafficSummary:
     def identity_emails(self) -> Iterator[str]:
         """Canonical e-mails of every identified person, once each."""
         return identity_emails(self.seed, self.persons)
+
+
+@dataclass(frozen=True)
+class TieDay:
+    """Hits as a tracker that sends Umami's ``timestamp`` field makes them, on some websites of the day.
+
+    :param websites: positions (0 = the first) of the websites concerned.
+    :param group: the largest number of sessions whose last event falls on one second; each group has
+        1 .. ``group`` sessions (drawn), every event of a session is on a whole second.
+    :param two_hostnames: the share of sessions (of two events or more) with hits on both the apex and
+        the ``www.`` hostname of their website; one visit may span both.
+    """
+
+    websites: tuple[int, ...] = (0,)
+    group: int = 12
+    two_hostnames: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.group < 1 or not 0.0 <= self.two_hostnames <= 1.0:
+            raise ValueError("group must be >= 1 and two_hostnames between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -206,7 +234,7 @@ class _DayWriter:
     """Writes one session after another; owns the random stream so the output is a function of the seed."""
 
     def __init__(self, rng: random.Random, day_start: float, websites: list[tuple[str, str]],
-                 sessions: _Writer, session_data: _Writer, events: _Writer) -> None:
+                 sessions: _Writer, session_data: _Writer, events: _Writer, ties: TieDay | None = None) -> None:
         self.rng = rng
         self.day_start = day_start
         self.websites = websites
@@ -214,12 +242,20 @@ class _DayWriter:
         self.session_data = session_data
         self.events = events
         self.counts = _Counts()
+        self.ties = ties
+        self._groups: dict[int, tuple[int, int]] = {}  # website -> (sessions left in its group, the second)
 
     def session(self, website: int, identity: str | None, by_email: bool) -> None:
         """One session with its events, and its identify rows when ``identity`` is set."""
         rng = self.rng
         website_id, hostname = self.websites[website]
         times = self._event_times()
+        ties = self.ties if self.ties is not None and website in self.ties.websites else None
+        hostnames: tuple[str, ...] = (hostname,)
+        if ties is not None:
+            times = self._tied(website, times, ties)
+            if len(times) > 1 and rng.random() < ties.two_hostnames:
+                hostnames = (hostname, f"www.{hostname}") if rng.random() < 0.5 else (f"www.{hostname}", hostname)
         first = times[0][0]
         sent = _as_sent(identity, rng) if identity else None
         if sent is not None and not by_email:
@@ -231,7 +267,7 @@ class _DayWriter:
         client = rng.choice(_CLIENTS)
         place = rng.choice(_PLACES)
         self.sessions.row((session_id, website_id, *client, *place, _stamp(first), distinct_id))
-        self._events(website_id, hostname, session_id, times)
+        self._events(website_id, hostnames, session_id, times, whole_seconds=ties is not None)
         if sent is None:
             return
         if by_email:
@@ -262,19 +298,36 @@ class _DayWriter:
                 moment += rng.uniform(2.0, 55.0)
         return times
 
-    def _events(self, website_id: str, hostname: str, session_id: str, times: list[tuple[float, int]]) -> None:
+    def _tied(self, website: int, times: list[tuple[float, int]], ties: TieDay) -> list[tuple[float, int]]:
+        """``times`` on whole seconds, moved so that the last one is the second of the website's current
+        tie group (a new group of 1 .. ``group`` sessions when the last one is full)."""
+        left, second = self._groups.get(website, (0, 0))
+        if left == 0:
+            left = self.rng.randint(1, ties.group)
+            second = self.rng.randrange(int(self.day_start) + _TIE_MARGIN, int(self.day_start) + DAY_SECONDS)
+        self._groups[website] = (left - 1, second)
+        last = times[-1][0]
+        return [(float(second - math.ceil(last - moment)), visit) for moment, visit in times]
+
+    def _events(self, website_id: str, hostnames: tuple[str, ...], session_id: str, times: list[tuple[float, int]],
+                *, whole_seconds: bool = False) -> None:
+        """The events at ``times``; with two ``hostnames``, the first events are on one and the rest on the
+        other (the switch drawn), so a visit may span both."""
         rng = self.rng
         visit_ids = [str(uuid.uuid5(uuid.UUID(session_id), f"visit:{visit}")) for visit in range(times[-1][1] + 1)]
         referrer = rng.choice(_REFERRERS) if rng.random() < 0.4 else None
         source = "newsletter" if referrer is None and rng.random() < 0.1 else None
+        switch = rng.randint(1, len(times) - 1) if len(hostnames) > 1 else len(times)
+        after = 0.0 if whole_seconds else 0.4  # a custom event follows its page view
         for position, (moment, visit) in enumerate(times):
+            hostname = hostnames[position >= switch]
             path, title = rng.choice(_PAGES)
             landing = position == 0
             self.events.row((_uuid4(rng), website_id, session_id, visit_ids[visit], _stamp(moment), path, "", title,
                              referrer if landing else None, source if landing else None, 1, None, hostname))
             self.counts.page_views += 1
             if rng.random() < 0.12:
-                self.events.row((_uuid4(rng), website_id, session_id, visit_ids[visit], _stamp(moment + 0.4),
+                self.events.row((_uuid4(rng), website_id, session_id, visit_ids[visit], _stamp(moment + after),
                                  path, "", None, None, None, 2, rng.choice(_CUSTOM_EVENTS), hostname))
                 self.counts.custom_events += 1
 
@@ -319,8 +372,9 @@ def _plan(rng: random.Random, sessions: int, identified: int, websites: int) -> 
 
 def generate_traffic(dsn: str, *, day: date, websites: int = 3, sessions: int = 200_000,
                      identified: int = 60_000, seed: int = DEFAULT_SEED,
-                     user_id: str = FAKE_UMAMI_USER_ID) -> TrafficSummary:
-    """Write one day of Umami traffic into the (empty, schema-loaded) database at ``dsn``."""
+                     user_id: str = FAKE_UMAMI_USER_ID, ties: TieDay | None = None) -> TrafficSummary:
+    """Write one day of Umami traffic into the (empty, schema-loaded) database at ``dsn``; ``ties`` gives
+    some websites whole-second hits in tie groups and sessions on two hostnames (see :class:`TieDay`)."""
     if not 1 <= websites <= len(_WEBSITES):
         raise ValueError(f"websites must be between 1 and {len(_WEBSITES)}")
     if not 0 <= identified <= sessions:
@@ -336,7 +390,7 @@ def generate_traffic(dsn: str, *, day: date, websites: int = 3, sessions: int = 
         for website_id, name, domain in site_rows:
             copy.write(_line((website_id, name, domain, user_id, user_id, created, created, "f")))
     counts = _copy_day(dsn, rng, day_start.timestamp(), [(row[0], row[2]) for row in site_rows],
-                       sessions, identified, seed)
+                       sessions, identified, seed, ties)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in ("website", "session", "session_data", "website_event"):
             conn.execute(f"ANALYZE {table}")
@@ -348,14 +402,14 @@ def generate_traffic(dsn: str, *, day: date, websites: int = 3, sessions: int = 
 
 
 def _copy_day(dsn: str, rng: random.Random, day_start: float, websites: list[tuple[str, str]],
-              sessions: int, identified: int, seed: int) -> _Counts:
+              sessions: int, identified: int, seed: int, ties: TieDay | None = None) -> _Counts:
     """Stream the three tables through three concurrent COPYs (one connection each)."""
     with psycopg.connect(dsn) as c_sessions, psycopg.connect(dsn) as c_data, psycopg.connect(dsn) as c_events, \
             c_sessions.cursor().copy(_copy_statement("session", _SESSION_COLUMNS)) as sessions_copy, \
             c_data.cursor().copy(_copy_statement("session_data", _SESSION_DATA_COLUMNS)) as data_copy, \
             c_events.cursor().copy(_copy_statement("website_event", _EVENT_COLUMNS)) as events_copy:
         writers = (_Writer(sessions_copy), _Writer(data_copy), _Writer(events_copy))
-        day_writer = _DayWriter(rng, day_start, websites, *writers)
+        day_writer = _DayWriter(rng, day_start, websites, *writers, ties=ties)
         for website, person, by_email in _plan(rng, sessions, identified, len(websites)):
             day_writer.session(website, identity_email(seed, person) if person >= 0 else None, by_email)
         for writer in writers:
