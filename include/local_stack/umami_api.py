@@ -393,6 +393,14 @@ class _QueryParams:
         if self.properties:
             raise _QueryError([], self.properties)
 
+    def refusal(self) -> _Reply | None:
+        """Umami's 400 answer when any parameter failed, else None."""
+        try:
+            self.check()
+        except _QueryError as issue:
+            return _bad_request(issue)
+        return None
+
 
 def _zod_type(value: Any) -> str:
     if value is None:
@@ -733,10 +741,8 @@ class FakeUmami:
         params = _QueryParams(query)
         page = params.number("page", integer=True, positive=True)
         page_size = params.number("pageSize", integer=True, positive=True)
-        try:
-            params.check()
-        except _QueryError as issue:
-            return _bad_request(issue)
+        if (refused := params.refusal()) is not None:
+            return refused
         if not authorized:
             return _unauthorized()
         search = query.get("search") or None
@@ -843,10 +849,8 @@ class FakeUmami:
         params = _QueryParams(query)
         start_at = params.number("startAt", integer=True, required=True)
         end_at = params.number("endAt", integer=True, required=True)
-        try:
-            params.check()
-        except _QueryError as issue:
-            return _bad_request(issue)
+        if (refused := params.refusal()) is not None:
+            return refused
         assert start_at is not None and end_at is not None
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()

@@ -96,6 +96,14 @@ def receive(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def assert_passes_again(proxy: TcpProxy, payload: bytes) -> None:
+    """Switched back to PASS, a new connection echoes ``payload``."""
+    proxy.set_mode(Mode.PASS)
+    with connect(proxy) as sock:
+        sock.sendall(payload)
+        assert receive(sock, len(payload)) == payload
+
+
 def assert_quiet(sock: socket.socket) -> None:
     """Nothing arrives on ``sock`` for QUIET seconds, and it is not closed either."""
     sock.settimeout(QUIET)
@@ -151,10 +159,7 @@ def test_reset_resets_open_and_new_connections(proxy: TcpProxy) -> None:
         assert time.monotonic() - started < 1
     with pytest.raises(ConnectionResetError), connect(proxy) as sock:  # from connect() or from recv()
         sock.recv(1)
-    proxy.set_mode(Mode.PASS)
-    with connect(proxy) as sock:
-        sock.sendall(b"back")
-        assert receive(sock, 4) == b"back"
+    assert_passes_again(proxy, b"back")
     assert proxy.accepted == 3
 
 
@@ -176,10 +181,7 @@ def test_refuse_closes_the_listener_and_listens_again(proxy: TcpProxy) -> None:
             connect(proxy)
         open_before.sendall(b"still")  # open connections keep working
         assert receive(open_before, 5) == b"still"
-        proxy.set_mode(Mode.PASS)
-        with connect(proxy) as sock:
-            sock.sendall(b"again")
-            assert receive(sock, 5) == b"again"
+        assert_passes_again(proxy, b"again")
     assert proxy.accepted == 2
 
 
@@ -189,10 +191,7 @@ def test_refuse_before_start_listens_only_when_switched_back(echo: EchoServer) -
     with proxy:
         with pytest.raises(ConnectionRefusedError):
             connect(proxy)
-        proxy.set_mode(Mode.PASS)
-        with connect(proxy) as sock:
-            sock.sendall(b"up")
-            assert receive(sock, 2) == b"up"
+        assert_passes_again(proxy, b"up")
 
 
 def test_stall_after_lets_exactly_n_bytes_through(proxy: TcpProxy) -> None:

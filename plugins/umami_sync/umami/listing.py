@@ -40,8 +40,9 @@ ACTIVITY_LIMIT = 500
 """Events Umami returns per activity call, at most."""
 MAX_PAGE_SIZE = 100_000
 """The largest page a repair asks for (Umami has no maximum; this bounds one answer's size)."""
-REPAIR_PAGE_ROWS = 1000
-"""Nearby tie runs are repaired together while their page holds at most this many rows (or ``page_size``)."""
+REPAIR_PAGE_ROWS = 20_000
+"""Tie runs are repaired together while their page holds at most this many rows (or ``page_size``): a list
+of up to this many rows needs one repair request at most (the request budget), and one answer stays bounded."""
 
 
 class UmamiPagingError(UmamiError):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from umami_sync.umami import listing as listing_module
 from umami_sync.umami.api import SessionPage
 from umami_sync.umami.listing import (
     ACTIVITY_LIMIT,
@@ -256,8 +257,21 @@ def test_a_one_row_shift_that_looks_like_a_tie_is_repaired_from_the_whole_list()
     assert listing.report.repair_pages == 2
 
 
-def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size() -> None:
+def test_short_tie_runs_all_over_a_list_are_repaired_with_one_request() -> None:
     rows = sessions(2000, tie_groups=280)  # about seven rows per instant
+    server = UnstableList(rows)
+    listing = SessionListing(server, page_size=50, what="test list")
+
+    got = read(listing)
+
+    assert sorted(keys(got)) == sorted(keys(rows))
+    assert listing.report.repair_pages == 1
+    assert len(server.requests) == math.ceil(2000 / 50) + 1
+
+
+def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listing_module, "REPAIR_PAGE_ROWS", 500)
+    rows = sessions(2000, tie_groups=280)
     server = UnstableList(rows)
     listing = SessionListing(server, page_size=50, what="test list")
 
@@ -266,7 +280,7 @@ def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size() -> Non
     assert sorted(keys(got)) == sorted(keys(rows))
     repairs = server.requests[math.ceil(2000 / 50):]
     assert len(repairs) == listing.report.repair_pages >= 2
-    assert all(size <= 1000 for _, size in repairs)
+    assert all(size <= 500 for _, size in repairs)
 
 
 # --- activity -----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from umami_sync.users.updates import KnownSession, session_change
 if TYPE_CHECKING:
     from pymongo.database import Database
 
+    from umami_sync.users.updates import Change
+
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
@@ -121,6 +123,14 @@ def test_users_by_session_read_our_fields_as_they_are(users_db: Database, mongo_
     assert found["s2"][0]["umamiAnalytics"] == {"id": "s2"}
 
 
+def _planned(users: UsersCollection, email: str) -> Change:
+    """The session change stage 1 would send for ``email``'s user as it is now: session ``s1`` of ``w1``."""
+    change = session_change(users.users_by_identity([email])[email][0], [KnownSession("s1", "w1", SEEN)],
+                            keep=5, now=NOW)
+    assert change is not None
+    return change
+
+
 def _write(users: UsersCollection, changes: list[Any]) -> WriteTotals:
     totals = WriteTotals()
     users.write(changes, batch_size=10, totals=totals)
@@ -154,9 +164,7 @@ def test_the_applications_own_writes_are_no_conflict(users_db: Database, mongo_c
     collection = users_db["users"]
     user_id = add_user(collection, "ned@example.com")
     users = store(users_db, mongo_collation)
-    change = session_change(users.users_by_identity(["ned@example.com"])["ned@example.com"][0],
-                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
-    assert change is not None
+    change = _planned(users, "ned@example.com")
     collection.update_one({"_id": user_id}, {"$set": {"plan": "pro", "updatedAt": datetime(2026, 11, 27, 23)}})
 
     totals = _write(users, [change])
@@ -170,8 +178,7 @@ def test_a_user_deleted_meanwhile_is_left_alone(users_db: Database, mongo_collat
     collection = users_db["users"]
     user_id = add_user(collection, "lou@example.com")
     users = store(users_db, mongo_collation)
-    change = session_change(users.users_by_identity(["lou@example.com"])["lou@example.com"][0],
-                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
+    change = _planned(users, "lou@example.com")
     collection.update_one({"_id": user_id}, {"$set": {"isDeleted": True}})
 
     totals = _write(users, [change])
@@ -185,8 +192,7 @@ def test_a_user_that_keeps_changing_is_reported_not_forced(users_db: Database, m
     collection = users_db["users"]
     user_id = add_user(collection, "max@example.com")
     users = store(users_db, mongo_collation)
-    change = session_change(users.users_by_identity(["max@example.com"])["max@example.com"][0],
-                            [KnownSession("s1", "w1", SEEN)], keep=5, now=NOW)
+    change = _planned(users, "max@example.com")
     real = Collection.bulk_write
     rounds = []
 
