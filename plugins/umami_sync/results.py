@@ -46,6 +46,11 @@ class _StageResult(BaseModel):
     conflicts: int = 0
     bulk_writes: int = 0
     errors: list[str] = Field(default_factory=list)
+    error: str | None = Field(None, description="Why the stage (or task) stopped early or failed, if it did.")
+
+    def stopped_by(self, exc: BaseException) -> None:
+        """Record ``exc`` as the reason the stage stopped early."""
+        self.error = f"{type(exc).__name__}: {exc}"[:500]
 
     def record(self, totals: WriteTotals) -> None:
         """Take the figures of the writes."""
@@ -62,7 +67,6 @@ class SessionSyncResult(_StageResult):
     matched_identities: int = Field(0, description="Identities that matched at least one user (not deleted).")
     unmatched_identities: int = 0
     anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
-    error: str | None = Field(None, description="Why the stage stopped early, if it did.")
 
     @property
     def succeeded(self) -> bool:
@@ -101,7 +105,6 @@ class AnalyticsResult(_StageResult):
     requests: int = Field(0, description="All requests of the task (logins and retries included).")
     retries: int = 0
     logins: int = 0
-    error: str | None = Field(None, description="Why the task failed, if it did.")
     retryable: bool = Field(True, description="False when retrying cannot help (refused credentials).")
 
     @property

@@ -221,11 +221,12 @@ class Contest:
         """The users of ``chosen`` that another task writes (another session's last event is later, or as
         late with a larger id; or the same session is active again in a later sub-window), and the winners
         whose session began in an earlier sub-window, with their figures over the run's whole interval."""
-        spans = self.spans(sorted({session for _, user in chosen.values() for session in self.rivals(user)}))
+        rivals = {user_id: self.rivals(user) for user_id, (_, user) in chosen.items()}
+        spans = self.spans(sorted(set().union(*rivals.values())))
         lost: set[Any] = set()
         widened: dict[Any, Analytics] = {}
-        for user_id, (item, user) in chosen.items():
-            if any(self._beats(session, spans.get(session), item) for session in self.rivals(user)):
+        for user_id, (item, _) in chosen.items():
+            if any(self._beats(session, spans.get(session), item) for session in rivals[user_id]):
                 lost.add(user_id)
             elif item.id in spans and spans[item.id][0] < self.window.start:
                 whole = self.whole(item)
@@ -310,8 +311,9 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         return replace(item, first_at=figures.first_at, last_at=figures.last_at, visits=figures.visits,
                        views=figures.views) if figures else None
 
+    contested = len(websites) > 1 or job.parts > 1  # with one website and one window nobody competes
+
     def spans(sessions: list[str]) -> dict[str, tuple[datetime, datetime]]:
-        contested = len(websites) > 1 or job.parts > 1  # with one website and one window nobody competes
         return database.event_spans(sessions, run_interval) if contested else {}
 
     try:
@@ -329,7 +331,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         result.error, result.retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("analytics sync %s failed", job.label)
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
+        result.stopped_by(exc)
     finally:
         database.close()
     result.record(totals)

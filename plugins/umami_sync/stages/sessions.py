@@ -127,7 +127,7 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
         users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("session sync %s failed", window)
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
+        result.stopped_by(exc)
     result.record(totals)
     log.info("session sync %s: %s%s", window, result.summary(), f" error={result.error}" if result.error else "")
     return result

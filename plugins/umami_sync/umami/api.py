@@ -452,7 +452,7 @@ class UmamiHook(HttpHook):
         credentials = self._credentials
         for secret in (credentials.password, credentials.api_key,
                        self._token.get_secret_value() if self._token else None):
-            for form in _spellings(secret):
+            for form in _echoed_forms(secret):
                 text = text.replace(form, "***")
         text = _TOKEN_LIKE.sub("***", _BEARER.sub("Bearer ***", text))
         return text[:_MAX_MESSAGE_CHARS]
@@ -528,12 +528,11 @@ class UmamiHook(HttpHook):
         self.stats.retries += 1
         self.stats.waited_seconds += state.upcoming_sleep
         failure = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
         self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
-                         method, path, failure, state.attempt_number, self.max_retries, delay)
+                         method, path, failure, state.attempt_number, self.max_retries, state.upcoming_sleep)
 
 
-def _spellings(secret: str | None) -> list[str]:
+def _echoed_forms(secret: str | None) -> list[str]:
     """The forms a secret takes when a server echoes it: as is, escaped in JSON or a repr, URL-encoded."""
     if not secret:
         return []
