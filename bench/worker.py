@@ -129,8 +129,8 @@ def stage_probes() -> Probes:
 def run_sessions(config: Config) -> Figures:
     """Stage 1 of the product, as its Airflow task runs it."""
     from umami_sync.settings import SyncSettings
-    from umami_sync.stages.sessions import sync_sessions
     from umami_sync.windows import DataInterval
+    from umami_sync.wiring import sync_sessions
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
@@ -143,8 +143,8 @@ def run_sessions(config: Config) -> Figures:
 def run_analytics(config: Config) -> Figures:
     """Stage 2 of the product: plan the jobs (website discovery included) and run them one after another."""
     from umami_sync.settings import SyncSettings
-    from umami_sync.stages.analytics import plan_analytics_jobs, sync_analytics_job
     from umami_sync.windows import DataInterval
+    from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
@@ -165,9 +165,8 @@ def record_operations(config: Config) -> Figures:
     from pymongo import monitoring
 
     from umami_sync.settings import SyncSettings
-    from umami_sync.stages.analytics import plan_analytics_jobs, sync_analytics_job
-    from umami_sync.stages.sessions import sync_sessions
     from umami_sync.windows import DataInterval
+    from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))

@@ -88,7 +88,7 @@ def umami_mongo_sync() -> None:
     def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
         from umami_sync import tasks
 
-        return tasks.plan_analytics(run)
+        return tasks.plan_analytics(run, get_current_context())
 
     @task(map_index_template="{{ website_label }}", max_active_tis_per_dagrun=4)
     def analytics_sync(run: dict[str, Any], job: dict[str, Any]) -> None:
@@ -103,9 +103,12 @@ def umami_mongo_sync() -> None:
         return tasks.record_status(run, get_current_context(), alias=ENRICHED_USERS_EVENTS, asset=ENRICHED_USERS)
 
     run = plan_run()
+    sessions = session_sync(run)
     jobs = plan_analytics(run)
-    session_sync(run) >> jobs
-    analytics_sync.partial(run=run).expand(job=jobs) >> record_status(run)
+    status = record_status(run)
+    sessions >> jobs
+    # record_status reads the result of every task upstream of it
+    [sessions, jobs, analytics_sync.partial(run=run).expand(job=jobs)] >> status
 
 
 umami_mongo_sync()

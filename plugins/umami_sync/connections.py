@@ -17,15 +17,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.mongo.hooks.mongo import MongoHook
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-from umami_sync.users.store import UsersCollection
-
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from pymongo import MongoClient
-    from pymongo.collection import Collection
-
-    from umami_sync.settings import SyncSettings
 
 POSTGRES_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10,  # seconds to connect
@@ -131,16 +126,3 @@ class UsersMongoHook(MongoHook):
             self.extras.update({name: value for name, value in MONGO_DEFAULTS.items() if name.lower() not in given})
         client: MongoClient[Any] = super().get_conn()
         return client
-
-
-def mongo_collection(settings: SyncSettings, name: str) -> Collection[dict[str, Any]]:
-    """The collection ``name`` in the database of the ``mongo_conn_id`` connection."""
-    collection: Collection[dict[str, Any]] = UsersMongoHook(mongo_conn_id=settings.mongo_conn_id).get_collection(name)
-    return collection
-
-
-def open_users(settings: SyncSettings) -> UsersCollection:
-    """The users collection as ``settings`` describe it (``mongo_collation``: on, off, or probed)."""
-    collation = {"on": True, "off": False}.get(settings.mongo_collation)
-    return UsersCollection(mongo_collection(settings, settings.users_collection),
-                           match_field=settings.user_match_field, collation=collation)

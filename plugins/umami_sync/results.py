@@ -3,19 +3,29 @@
 Names say what is counted: ``rows`` are rows of a source (a database row, a line of Umami's list),
 ``identities`` are distinct people as Umami knows them, ``sessions`` are Umami sessions, ``users`` are user
 documents, ``changes`` are writes the sync sends (in a dry run: would send).
+
+A result is built once, when its stage ends, from the figures its parts kept (the reads, the pure cores, the
+writes); its ``stage`` tells the status stage what it holds. ``RECORDED`` names the figures the status
+document keeps: those that depend on the data only, not on how often a try was repeated.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_REPORTED_ERRORS = 10
 
 
+def stop_reason(exc: BaseException) -> str:
+    """What a result records of the error that stopped its stage: the type and message, capped."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 class WriteTotals(BaseModel):
-    """What a stream of guarded writes did to the users collection."""
+    """What a stream of guarded writes did to the users collection (kept by the writer while it writes)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,11 +41,16 @@ class WriteTotals(BaseModel):
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(message)
 
+    def result_fields(self) -> dict[str, Any]:
+        """The figures of a stage result that come from the writes."""
+        return {"changes": self.operations, "modified": self.modified, "failed": self.failed,
+                "conflicts": self.conflicts, "bulk_writes": self.bulk_writes, "errors": list(self.errors)}
+
 
 class _StageResult(BaseModel):
     """What both stages report about their writes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_start: datetime
     window_end: datetime
@@ -48,25 +63,26 @@ class _StageResult(BaseModel):
     errors: list[str] = Field(default_factory=list)
     error: str | None = Field(None, description="Why the stage (or task) stopped early or failed, if it did.")
 
-    def stopped_by(self, exc: BaseException) -> None:
-        """Record ``exc`` as the reason the stage stopped early."""
-        self.error = f"{type(exc).__name__}: {exc}"[:500]
+    RECORDED: ClassVar[tuple[str, ...]] = ("failed",)
 
-    def record(self, totals: WriteTotals) -> None:
-        """Take the figures of the writes."""
-        self.changes, self.modified, self.failed = totals.operations, totals.modified, totals.failed
-        self.conflicts, self.bulk_writes, self.errors = totals.conflicts, totals.bulk_writes, totals.errors
+    def recorded_figures(self) -> dict[str, int]:
+        """The figures the status document keeps, by name."""
+        return {name: getattr(self, name) for name in self.RECORDED}
 
 
 class SessionSyncResult(_StageResult):
     """Figures of stage 1: identities from Umami's PostgreSQL onto users."""
 
+    stage: Literal["sessions"] = "sessions"
     rows_read: int = Field(0, description="Identity rows read (session distinct ids and session_data values).")
     invalid_rows: int = Field(0, description="Rows whose identity is empty or malformed.")
     identities: int = Field(0, description="Distinct valid identities (people) among the rows.")
     matched_identities: int = Field(0, description="Identities that matched at least one user (not deleted).")
     unmatched_identities: int = 0
     anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
+
+    RECORDED = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
+                "anonymous_sessions", "failed")
 
     @property
     def succeeded(self) -> bool:
@@ -84,6 +100,7 @@ class SessionSyncResult(_StageResult):
 class AnalyticsResult(_StageResult):
     """Figures of one stage 2 task: one website and one window of the Umami API."""
 
+    stage: Literal["analytics"] = "analytics"
     website_id: str
     website_name: str | None = None
     list_rows: int = Field(0, description="Rows Umami's session list says it holds (one per session and hostname).")
@@ -107,6 +124,9 @@ class AnalyticsResult(_StageResult):
     logins: int = 0
     retryable: bool = Field(True, description="False when retrying cannot help (refused credentials).")
 
+    RECORDED = ("list_rows", "rows_read", "missing_rows", "repeated_rows", "invalid_rows", "sessions",
+                "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed")
+
     @property
     def succeeded(self) -> bool:
         """True when the website's window was read and written completely."""
@@ -120,3 +140,17 @@ class AnalyticsResult(_StageResult):
                 f" list_pages={self.list_pages} (repair {self.repair_pages}) session_reads={self.session_reads}"
                 f" retries={self.retries} | rows: listed={self.list_rows} read={self.rows_read}"
                 f" repeated={self.repeated_rows} invalid={self.invalid_rows}")
+
+
+class PlanResult(BaseModel):
+    """What ``plan_analytics`` decided: the websites whose tasks the status expects (one per sub-window), or why
+    it could not plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["plan"] = "plan"
+    website_ids: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+StageResult = SessionSyncResult | AnalyticsResult | PlanResult

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from umami_sync.windows import analytics_interval, session_window
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from umami_sync.windows import DataInterval
 
 SETTINGS_VARIABLE = "umami_sync_settings"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -123,6 +128,18 @@ class SyncSettings(BaseModel):
         if self.identity_pattern is None and self.user_match_field == "email":
             object.__setattr__(self, "identity_pattern", EMAIL_PATTERN)
         return self
+
+    def session_window(self, interval: DataInterval) -> DataInterval:
+        """The window stage 1 reads for a run's ``interval`` (widened by the overlap and the look-back)."""
+        return session_window(
+            interval,
+            overlap=timedelta(minutes=self.session_overlap_minutes),
+            at_least=timedelta(hours=self.session_window_hours) if self.session_window_hours else None,
+        )
+
+    def analytics_interval(self, interval: DataInterval) -> DataInterval:
+        """The interval stage 2 reads for a run's ``interval`` (at least ``analytics_days_back`` days)."""
+        return analytics_interval(interval, days_back=self.analytics_days_back)
 
 
 LEGACY_ENVIRONMENT = {

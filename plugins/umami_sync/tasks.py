@@ -1,7 +1,9 @@
-"""The bodies of the DAG's tasks: Airflow context in, stage calls, figures out through XCom.
+"""The bodies of the DAG's tasks: Airflow context in, stage calls (through :mod:`umami_sync.wiring`), figures
+out through XCom.
 
-Each stage task stores its figures once, under the XCom key ``result``, before it decides whether to fail
-(so the status task sees them for failed tasks too), and returns nothing.
+Each stage task stores its result once, under the XCom key ``result``, before it decides whether to fail
+(so the status task sees it for failed tasks too). The status task reads the results of the tasks upstream of
+it, each telling by its ``stage`` what it holds; no task id is looked up by name.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from pydantic import TypeAdapter
 
-from umami_sync.results import AnalyticsResult, SessionSyncResult
+from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics import AnalyticsJob, UnknownWebsiteError, plan_analytics_jobs, sync_analytics_job
-from umami_sync.stages.sessions import sync_sessions
-from umami_sync.stages.status import RunStatus, describe_failures, summarise, write_status
+from umami_sync.stages.analytics.jobs import AnalyticsJob, UnknownWebsiteError
+from umami_sync.stages.status import RunStatus, describe_failures, summarise
 from umami_sync.umami.api import UmamiCredentialsError, UmamiError
+from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,9 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESULT_KEY = "result"
-SESSION_TASK = "session_sync"
-PLAN_TASK = "plan_analytics"
-ANALYTICS_TASK = "analytics_sync"
+_STAGE_RESULT: TypeAdapter[StageResult] = TypeAdapter(StageResult)
 
 
 def plan(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,8 +59,7 @@ def _conf(context: Mapping[str, Any]) -> dict[str, Any]:
     return dict(conf) if isinstance(conf, dict) else {}
 
 
-def _finish(context: Mapping[str, Any], result: SessionSyncResult | AnalyticsResult, failure: str | None, *,
-            retryable: bool = True) -> None:
+def _finish(context: Mapping[str, Any], result: StageResult, failure: str | None, *, retryable: bool = True) -> None:
     context["ti"].xcom_push(key=RESULT_KEY, value=result.model_dump(mode="json"))
     if failure:
         raise (AirflowException if retryable else AirflowFailException)(failure)
@@ -74,16 +74,20 @@ def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
     _finish(context, result, failure)
 
 
-def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
+def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The mapped jobs of stage 2; a configured website id Umami does not show, or refused credentials,
     fail the run at once."""
     resolved = RunPlan.model_validate(run)
+    jobs: list[AnalyticsJob] = []
+    failure, retryable = None, True
     try:
         jobs = plan_analytics_jobs(resolved.settings, resolved.interval)
     except (UnknownWebsiteError, UmamiCredentialsError) as exc:
-        raise AirflowFailException(str(exc)) from None
+        failure, retryable = str(exc), False
     except UmamiError as exc:
-        raise AirflowException(f"the websites could not be listed: {exc}") from None
+        failure = f"the websites could not be listed: {exc}"
+    plan = PlanResult(website_ids=[job.website_id for job in jobs], error=failure)
+    _finish(context, plan, failure, retryable=retryable)
     return [job.model_dump(mode="json") for job in jobs]
 
 
@@ -96,6 +100,13 @@ def analytics_sync(run: dict[str, Any], job: dict[str, Any], context: Mapping[st
     _finish(context, result, failure, retryable=result.retryable)
 
 
+def upstream_results(context: Mapping[str, Any]) -> list[StageResult]:
+    """The results the tasks upstream of the running one stored (every map index of a mapped task)."""
+    upstream = sorted(context["task"].upstream_task_ids)
+    stored = context["ti"].xcom_pull(task_ids=upstream, key=RESULT_KEY) if upstream else []
+    return [_STAGE_RESULT.validate_python(value) for value in stored or [] if value]
+
+
 def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, alias: AssetAlias,
                   asset: Asset) -> dict[str, Any]:
     """Stage 3: write the SystemConfig status, emit ``asset`` when users changed, then fail the run (without
@@ -103,16 +114,14 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
     if run is None:
         raise AirflowFailException("the run was never planned (see plan_run); nothing to record")
     resolved = RunPlan.model_validate(run)
-    ti = context["ti"]
-    session_figures = ti.xcom_pull(task_ids=SESSION_TASK, key=RESULT_KEY)
-    analytics_figures = [f for f in ti.xcom_pull(task_ids=[ANALYTICS_TASK], key=RESULT_KEY) or [] if f]
-    jobs = ti.xcom_pull(task_ids=PLAN_TASK)
-    sessions = SessionSyncResult.model_validate(session_figures) if session_figures else None
-    analytics = [AnalyticsResult.model_validate(figures) for figures in analytics_figures]
+    results = upstream_results(context)
+    sessions = next((r for r in results if isinstance(r, SessionSyncResult)), None)
+    plan = next((r for r in results if isinstance(r, PlanResult)), None)
+    analytics = [r for r in results if isinstance(r, AnalyticsResult)]
     report = summarise(
         str(context["run_id"]), resolved.interval, sessions, analytics,
-        expected_websites=[job["website_id"] for job in jobs] if jobs is not None else None,
-        problems=None if jobs is not None else ["analytics could not be planned (see plan_analytics)"],
+        expected_websites=plan.website_ids if plan else None,
+        problems=None if plan and not plan.error else ["analytics could not be planned (see plan_analytics)"],
     )
     modified = {"sessions": sessions.modified if sessions else 0, "analytics": sum(a.modified for a in analytics)}
     changes = {"sessions": sessions.changes if sessions else 0, "analytics": sum(a.changes for a in analytics)}

@@ -16,8 +16,8 @@ from local_stack.tcp_proxy import Mode, TcpProxy
 from tests.factories import UmamiRows, add_user, at
 from umami_sync.connections import MONGO_DEFAULTS, UmamiDatabaseHook, UsersMongoHook
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.sessions import sync_sessions
 from umami_sync.windows import DataInterval
+from umami_sync.wiring import sync_sessions
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,22 +12,19 @@ so a back-fill never mixes two days.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from umami_sync.connections import mongo_collection
-
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from pymongo.collection import Collection
+
     from umami_sync.results import AnalyticsResult, SessionSyncResult
-    from umami_sync.settings import SyncSettings
     from umami_sync.windows import DataInterval
 
 STATUS_ID = "global"
-SESSION_FIGURES = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
-                   "anonymous_sessions", "failed")
-ANALYTICS_FIGURES = ("list_rows", "rows_read", "missing_rows", "repeated_rows", "invalid_rows", "sessions",
-                     "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed")
 
 
 class RunStatus(StrEnum):
@@ -89,8 +86,8 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     websites: dict[str, WebsiteOutcome] = {}
     for result in analytics:
         outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
-        for name in ANALYTICS_FIGURES:
-            outcome.figures[name] = outcome.figures.get(name, 0) + getattr(result, name)
+        for name, value in result.recorded_figures().items():
+            outcome.figures[name] = outcome.figures.get(name, 0) + value
         if result.error:
             outcome.errors.append(result.error)
         elif result.failed:
@@ -151,7 +148,7 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
 def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
     if result is None:
         return None
-    figures: dict[str, Any] = {name: getattr(result, name) for name in SESSION_FIGURES}
+    figures: dict[str, Any] = dict(result.recorded_figures())
     figures["windowStart"], figures["windowEnd"] = result.window_start, result.window_end
     figures["status"] = "success" if result.succeeded else "failed"
     if result.error:
@@ -159,10 +156,9 @@ def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
     return figures
 
 
-def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> None:
-    """Record ``report`` in the SystemConfig document (created when missing)."""
-    collection = mongo_collection(settings, settings.status_collection)
-    for index, (where, update) in enumerate(build_status_updates(report, now=now or datetime.now(UTC))):
+def write_status(collection: Collection[dict[str, Any]], report: RunReport, *, now: datetime) -> None:
+    """Record ``report`` in the SystemConfig document of ``collection`` (created when missing)."""
+    for index, (where, update) in enumerate(build_status_updates(report, now=now)):
         collection.update_one(where, update, upsert=index == 0)
 
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
 SESSION_FIELDS = ("session_id", "umamiSessions")
+Rank = tuple[datetime, str, float, int, int]
+"""What :func:`outranks` compares of two analytics (see :attr:`Analytics.rank`)."""
 ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}" for name in ("id", "lastAt", "firstAt", "views", "visits"))
 """Scalars an analytics change is guarded by: the ones :func:`outranks` compares (every write changes one)."""
 
@@ -60,7 +62,7 @@ class Analytics:
     views: int
 
     @property
-    def rank(self) -> tuple[datetime, str, float, int, int]:
+    def rank(self) -> Rank:
         """What :func:`outranks` compares."""
         return self.last_at, self.id, -self.first_at.timestamp(), self.views, self.visits
 
@@ -131,7 +133,7 @@ def merge_sessions(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
     return {"session_id": merged[0]["id"] if merged else legacy, "umamiSessions": merged}
 
 
-def _rank(analytics: Mapping[str, Any]) -> tuple[datetime, str, float, int, int] | None:
+def _rank(analytics: Mapping[str, Any]) -> Rank | None:
     """What :func:`outranks` compares; None for a missing or malformed ``umamiAnalytics``."""
     last, first = _utc(analytics.get("lastAt")), _utc(analytics.get("firstAt"))
     views, visits = analytics.get("views"), analytics.get("visits")

@@ -14,8 +14,8 @@ from pymongo.errors import BulkWriteError
 from tests.conftest import documents
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.sessions import sync_sessions
 from umami_sync.windows import DataInterval
+from umami_sync.wiring import sync_sessions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

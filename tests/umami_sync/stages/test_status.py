@@ -9,8 +9,9 @@ import pytest
 
 from umami_sync.results import AnalyticsResult, SessionSyncResult
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.status import RunStatus, describe_failures, summarise, write_status
+from umami_sync.stages.status import RunStatus, describe_failures, summarise
 from umami_sync.windows import DataInterval
+from umami_sync.wiring import write_status
 
 if TYPE_CHECKING:
     from pymongo.database import Database

@@ -1,5 +1,6 @@
-"""Stage 2 against the local Umami API (real HTTP through HttpHook), PostgreSQL and MongoDB, every test on both
-write paths (``mongo_collation``). The figures written are checked against Umami's own events in the database."""
+"""Stage 2 end to end against the local Umami API (real HTTP through HttpHook), PostgreSQL and MongoDB, every test
+on both write paths (``mongo_collation``). The figures written are checked against Umami's own events in the
+database."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from local_stack.postgres import run_sql_file
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
+from tests.umami_sync.stages.analytics.support import DAY, FAST, RUN_AT, job, truth, user, visitor, written
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.analytics import AnalyticsJob, UnknownWebsiteError, plan_analytics_jobs, sync_analytics_job
-from umami_sync.stages.sessions import sync_sessions
 from umami_sync.windows import DataInterval
+from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from pymongo.database import Database
@@ -32,79 +33,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-DAY = DataInterval(at(0), at(0, day=28))
-RUN_AT = datetime(2026, 11, 28, 1, tzinfo=UTC)
-FAST = {"http_max_retries": 3, "http_timeout_seconds": 5}
 LISTING_WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
 LISTING_DAY = DataInterval(datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 11, tzinfo=UTC))
 TWO_HOSTNAMES = "382d62a3-22a9-5e7e-a654-b0a3ef7e83d2"
-
-
-@pytest.fixture
-def rows(umami_server: FakeUmami, umami_db: str) -> Iterator[UmamiRows]:
-    umami = UmamiRows(umami_db)
-    umami.website()
-    yield umami
-    umami.close()
-
-
-def job(interval: DataInterval = DAY, website_id: str = WEBSITE) -> AnalyticsJob:
-    return AnalyticsJob(website_id=website_id, window_start=interval.start, window_end=interval.end)
-
-
-@pytest.fixture
-def sync(mongo_collation: str) -> Sync:
-    """One analytics job with ``overrides`` as settings, on the test's write path."""
-
-    def run(interval: DataInterval = DAY, website_id: str = WEBSITE, **overrides: Any) -> AnalyticsResult:
-        now = overrides.pop("now", RUN_AT)
-        settings = SyncSettings(**{**FAST, "mongo_collation": mongo_collation, **overrides})
-        return sync_analytics_job(settings, job(interval, website_id), interval=interval, now=now)
-
-    return run
-
-
-def user(db: Database, email: str) -> dict[str, Any]:
-    found = db["users"].find_one({"email": email})
-    assert found is not None
-    return found
-
-
-def visitor(rows: UmamiRows, db: Database, email: str, *, hours: tuple[int, ...] = (9,), day: int = 27,
-            **user_fields: Any) -> str:
-    """A user, their identified session and its page views."""
-    add_user(db["users"], email, **user_fields)
-    session = rows.session(at(hours[0], day=day), distinct_id=email)
-    for hour in hours:
-        rows.event(session, at(hour, day=day))
-    return session
-
-
-@pytest.fixture
-def identify(mongo_collation: str) -> Callable[[], None]:
-    """Stage 1 over the last 30 days, on the test's write path: users learn their session ids."""
-
-    def run() -> None:
-        sync_sessions(SyncSettings(session_window_hours=24 * 30, mongo_collation=mongo_collation), DAY, now=RUN_AT)
-
-    return run
-
-
-def truth(dsn: str, website_id: str, interval: DataInterval) -> dict[str, tuple[Any, ...]]:
-    """Each session's (firstAt, lastAt, views, visits) in ``interval``, from Umami's events themselves."""
-    with psycopg.connect(dsn) as conn:
-        found = conn.execute(
-            "select session_id::text, min(created_at), max(created_at), sum((event_type = 1)::int),"
-            " count(distinct visit_id) from website_event where website_id = %s and created_at >= %s"
-            " and created_at < %s group by session_id", (website_id, interval.start, interval.end)).fetchall()
-    return {row[0]: (row[1].replace(tzinfo=None), row[2].replace(tzinfo=None), row[3], row[4]) for row in found}
-
-
-def written(db: Database) -> dict[str, tuple[Any, ...]]:
-    """What the users hold, as (firstAt, lastAt, views, visits) per session."""
-    return {a["id"]: (a["firstAt"], a["lastAt"], a["views"], a["visits"])
-            for a in (u.get("umamiAnalytics") for u in db["users"].find()) if a}
-
 
 # --- the real fixture rows --------------------------------------------------------------------------
 
@@ -378,42 +309,6 @@ def test_a_user_active_on_two_websites_is_written_once_by_the_later_ones_task_in
     assert ends[0] == ends[1] and ends[0]["id"] == late
 
 
-def test_the_contest_gives_a_user_to_the_task_with_the_latest_session() -> None:
-    from umami_sync.stages.analytics import Contest
-    from umami_sync.users.updates import Analytics
-
-    def item(session: str, hour: int) -> Analytics:
-        return Analytics(session, WEBSITE, None, None, None, None, None, None, None, None, at(hour - 1), at(hour), 1, 1)
-
-    def known(*sessions: tuple[str, str | None]) -> dict[str, Any]:
-        return {"_id": sessions[0][0], "umamiSessions": [{"id": s, "websiteId": w} for s, w in sessions]}
-
-    span = {"a": (at(9), at(10)), "b": (at(11), at(12)), "c": (at(9), at(10)), "z": (at(13), at(23)),
-            "w": (at(3), at(16)), "legacy": (at(1), at(13))}
-    widened: list[str] = []
-
-    def whole(analytics: Analytics) -> Analytics:
-        widened.append(analytics.id)
-        return analytics
-
-    contest = Contest((WEBSITE, OTHER_WEBSITE), DataInterval(at(8), at(18)),
-                      lambda sessions: {s: span[s] for s in sessions if s in span}, whole)
-    chosen = {
-        1: (item("a", 10), known(("a", WEBSITE), ("b", OTHER_WEBSITE))),  # b ends later on the other website
-        2: (item("b", 12), known(("b", OTHER_WEBSITE), ("a", WEBSITE))),  # b is the latest: this task writes
-        3: (item("c", 10), known(("c", WEBSITE), ("a", OTHER_WEBSITE))),  # as late: the larger id ("c") wins
-        4: (item("z", 17), known(("z", WEBSITE))),  # the same session again after this window: a later task's
-        5: (item("a", 10), known(("a", WEBSITE), ("b", "not-in-this-run"))),
-        6: (item("a", 10), known(("a", WEBSITE), ("legacy", None))),  # a session of the original tool counts
-        7: (item("w", 16), known(("w", WEBSITE))),  # began before this window: written with its whole figures
-    }
-
-    lost, whole_figures = contest.decide(chosen)
-
-    assert lost == {1, 4, 6}
-    assert (set(whole_figures), widened) == ({7}, ["w"])
-
-
 def test_a_session_active_in_two_sub_windows_is_written_once_with_the_whole_days_figures(
         sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database, umami_db: str,
         mongo_collation: str) -> None:
@@ -447,59 +342,6 @@ def test_a_listed_session_whose_events_cannot_be_read_fails_the_task(sync: Sync,
     assert (result.unread_sessions, result.succeeded) == (1, False)
     assert result.error is not None and "1 listed sessions of website" in result.error
     assert "umamiAnalytics" not in user(connections, "gone@example.com")
-
-
-# --- planning ------------------------------------------------------------------------------------
-
-def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None:
-    rows.website(OTHER_WEBSITE, "Other Site")
-    rows.website("9d7c4f52-94e4-4a36-9fd8-6b0e2f6f3b77", "Gone Site", deleted=True)
-
-    jobs = plan_analytics_jobs(SyncSettings(sub_windows=2), DAY)
-
-    assert sorted({(j.website_id, j.website_name) for j in jobs}) == [
-        (WEBSITE, "Probe Site"), (OTHER_WEBSITE, "Other Site")]
-    assert len(jobs) == 4
-    assert {j.label for j in jobs if j.website_id == WEBSITE} == {"Probe Site · 2026-11-27 1/2",
-                                                                  "Probe Site · 2026-11-27 2/2"}
-    assert [(j.window_start, j.window_end) for j in jobs if j.website_id == WEBSITE] == [
-        (at(0), at(12)), (at(12), at(0, day=28))]
-
-
-def test_configured_websites_are_checked_and_named(rows: UmamiRows, umami_server: FakeUmami) -> None:
-    rows.website(OTHER_WEBSITE, "Other Site")
-    umami_server.reset()
-
-    jobs = plan_analytics_jobs(SyncSettings(website_ids=(OTHER_WEBSITE,), analytics_days_back=2), DAY)
-
-    assert [(j.website_id, j.label, j.window_start) for j in jobs] == [
-        (OTHER_WEBSITE, "Other Site · 2026-11-26..2026-11-27", at(0, day=26))]
-    assert [record.path for record in umami_server.requests if record.method == "GET"] == [
-        f"/api/websites/{OTHER_WEBSITE}"]
-
-
-def test_a_configured_id_that_no_website_has_fails_the_plan_naming_it(rows: UmamiRows,
-                                                                       umami_server: FakeUmami) -> None:
-    ghost = str(uuid.uuid4())
-    gone = rows.website(str(uuid.uuid4()), "Gone Site", deleted=True)
-
-    for missing in (ghost, gone):
-        with pytest.raises(UnknownWebsiteError, match=rf"website {missing}: Umami has no such website"):
-            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE, missing)), DAY)
-
-
-def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connections: Database,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from local_stack.umami_api import FakeUmami
-
-    rows = UmamiRows(umami_db)
-    rows.website(WEBSITE, user_id=str(uuid.uuid4()))  # someone else's
-    rows.close()
-    with FakeUmami(umami_db, role="user") as fake:
-        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
-            {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
-        with pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it"):
-            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
 
 
 # --- dry run -------------------------------------------------------------------------------------

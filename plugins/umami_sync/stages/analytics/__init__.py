@@ -1,0 +1,7 @@
+"""Stage 2, analytics sync: each website's sessions from Umami's API become ``umamiAnalytics`` on users.
+
+- :mod:`.jobs`: the mapped tasks (website x sub-window) and how they are planned;
+- :mod:`.figures`: the pure rules that turn list rows into one exact figure per session;
+- :mod:`.contest`: which task of a run writes a user active on several websites, and a page's changes;
+- :mod:`.runner`: one task, end to end (reads, changes, writes, its result).
+"""

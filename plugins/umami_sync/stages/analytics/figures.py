@@ -1,0 +1,82 @@
+"""The figure rules of stage 2 (pure): which rows of Umami's session list give a session's exact analytics, and
+which sessions must be read from their events instead.
+
+A session with one row in the window is that row. A session with rows on several hostnames (in one page, or
+one came in an earlier page) is read from its events, once: the rows cannot give its visits (one visit can
+span hostnames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from umami_sync.users.updates import Analytics
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Set
+
+    from umami_sync.umami.listing import ActivityFigures, ListedPage
+    from umami_sync.umami.models import UmamiSession
+
+
+def analytics_of(row: UmamiSession, figures: UmamiSession | ActivityFigures) -> Analytics:
+    """A session's analytics: the attributes of one of its rows, the figures of that row (a session with one
+    hostname in the window) or of its events."""
+    return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
+                     row.region, row.city, figures.first_at, figures.last_at, figures.visits, figures.views)
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    """What one page of the listing gives.
+
+    :param exact: the analytics of sessions whose one row is exact.
+    :param to_read: the first row of each session to read from its events (not read before in this pass).
+    :param earlier: of those, the sessions whose first row came in an earlier page (already handed on).
+    :param new_sessions: sessions this page shows for the first time in this pass.
+    """
+
+    exact: list[Analytics]
+    to_read: list[UmamiSession]
+    earlier: frozenset[str]
+    new_sessions: int
+
+
+def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
+    """Sort the rows of ``page``: exact analytics, and sessions to read from their events (``merged``: the
+    sessions of this pass already read so)."""
+    rows_of: dict[str, list[UmamiSession]] = {}
+    earlier: set[str] = set()
+    for listed in page.rows:
+        session_id = listed.session.id
+        if listed.another_row_before and session_id not in rows_of:  # its first row came in an earlier page
+            earlier.add(session_id)
+        rows_of.setdefault(session_id, []).append(listed.session)
+    exact, to_read = [], []
+    for session_id, rows in rows_of.items():
+        if len(rows) == 1 and session_id not in earlier:
+            exact.append(analytics_of(rows[0], rows[0]))
+        elif session_id not in merged:  # not yet read from its events (a third hostname would be)
+            to_read.append(rows[0])
+    return PagePlan(exact, to_read, frozenset(earlier & {row.id for row in to_read}),
+                    len(rows_of) - len(earlier))
+
+
+@dataclass(frozen=True)
+class PageAnalytics:
+    """The analytics of one page: ``refined`` are sessions whose earlier row (another hostname) was handed on
+    before and is now replaced by the whole session; ``unread`` are sessions listed without events to read."""
+
+    analytics: list[Analytics]
+    refined: frozenset[str]
+    unread: list[str]
+
+
+def page_analytics(plan: PagePlan, read: Mapping[str, ActivityFigures | None]) -> PageAnalytics:
+    """The page's analytics once the sessions of ``plan.to_read`` were read (``read``: their figures, None for
+    a session with no events in the window)."""
+    from_events = [analytics_of(row, figures) for row in plan.to_read if (figures := read.get(row.id)) is not None]
+    unread = [row.id for row in plan.to_read if read.get(row.id) is None]
+    refined = frozenset(item.id for item in from_events if item.id in plan.earlier)
+    return PageAnalytics(plan.exact + from_events, refined, unread)

@@ -1,0 +1,99 @@
+"""The mapped tasks of stage 2: which websites, and which sub-windows of the run's interval, each task reads."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.windows import DataInterval
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from umami_sync.settings import SyncSettings
+    from umami_sync.umami.api import UmamiHook
+
+
+class AnalyticsJob(BaseModel):
+    """One mapped task of stage 2: a website and one sub-window of the run's interval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    website_id: str
+    website_name: str | None = None
+    window_start: datetime
+    window_end: datetime
+    part: int = 1
+    parts: int = 1
+    run_websites: tuple[str, ...] = ()
+    """Every website of the run: a user active on several is written by the task of the latest session."""
+
+    @property
+    def label(self) -> str:
+        """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
+        name = self.website_name or self.website_id
+        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
+        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+        part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
+        return f"{name} · {days}{part}"
+
+    @property
+    def named(self) -> str:
+        """The website as error messages name it: its name and id, or its id."""
+        return f"{self.website_name} ({self.website_id})" if self.website_name else self.website_id
+
+    @property
+    def interval(self) -> DataInterval:
+        """The half-open interval this job reads."""
+        return DataInterval(self.window_start, self.window_end)
+
+    @property
+    def websites(self) -> tuple[str, ...]:
+        """The websites of the run (this job's alone when it was planned without them)."""
+        return self.run_websites or (self.website_id,)
+
+    @property
+    def contested(self) -> bool:
+        """Whether another task of the run may hold a user's later session (another website or sub-window)."""
+        return len(self.websites) > 1 or self.parts > 1
+
+
+class UnknownWebsiteError(UmamiError):
+    """A configured website id that no website the connection's user can see has."""
+
+
+def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tuple[str, str]]:
+    """(id, name) of each configured website, checked against the API: an id no website has, or one the
+    connection's user may not view, raises :class:`UnknownWebsiteError` naming it."""
+    websites = []
+    for website_id in website_ids:
+        try:
+            website = api.get_website(website_id)
+        except UmamiAuthError as exc:
+            if isinstance(exc, UmamiCredentialsError):
+                raise
+            raise UnknownWebsiteError(f"website {website_id}: the connection's user may not view it "
+                                      f"({exc.message})") from None
+        if website is None:
+            raise UnknownWebsiteError(f"website {website_id}: Umami has no such website (or it was deleted)")
+        websites.append((website.id, website.name))
+    return websites
+
+
+def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) -> list[AnalyticsJob]:
+    """The jobs of one run: every website (configured and checked, or discovered) x sub-window."""
+    if settings.website_ids:
+        websites = configured_websites(api, settings.website_ids)
+    else:
+        websites = [(site.id, site.name) for site in api.list_websites(include_teams=settings.include_team_websites)]
+    parts = settings.analytics_interval(interval).split(settings.sub_windows)
+    ids = tuple(website_id for website_id, _ in websites)
+    return [
+        AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
+                     part=number, parts=len(parts), run_websites=ids)
+        for website_id, name in websites
+        for number, part in enumerate(parts, start=1)
+    ]

@@ -1,0 +1,187 @@
+"""The runner of one stage-2 task: read a website's session list for the task's window, turn it into analytics
+(:mod:`.figures`), find the sessions' users (:mod:`umami_sync.owners`), decide the changes (:mod:`.contest`)
+and write them; then build the task's result once from what each part counted.
+
+A window whose list could not be read completely fails the task, after writing what was read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from umami_sync.identities import IdentityRule
+from umami_sync.owners import dry_run_overlay, session_owners
+from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
+from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
+from umami_sync.stages.analytics.figures import page_analytics, plan_page
+from umami_sync.umami.api import UmamiCredentialsError
+from umami_sync.umami.listing import SessionListing, read_activity
+from umami_sync.windows import ApiWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from datetime import datetime
+
+    from umami_sync.owners import Owners
+    from umami_sync.settings import SyncSettings
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
+    from umami_sync.umami.api import UmamiHook
+    from umami_sync.umami.db import UmamiDatabase
+    from umami_sync.umami.listing import ActivityFigures, ListedPage, ListingReport
+    from umami_sync.users.store import UsersCollection
+    from umami_sync.users.updates import Analytics, Change, Rank
+    from umami_sync.windows import DataInterval
+
+log = logging.getLogger(__name__)
+
+
+class SessionFigures(Protocol):
+    """A session's exact figures in a job's window, from its events."""
+
+    def figures(self, session_id: str) -> ActivityFigures | None:
+        """None when the session has no events in the window."""
+
+
+class SessionEvents:
+    """Reads of single sessions' events for one job: their figures in its window (:class:`SessionFigures`), or
+    over the run's interval (the contest's :class:`~.contest.WholeSessions`)."""
+
+    def __init__(self, api: UmamiHook, job: AnalyticsJob, run_interval: DataInterval, *, what: str) -> None:
+        self.api = api
+        self.job = job
+        self.what = what
+        self.window = ApiWindow.of(job.interval)
+        self.run_window = ApiWindow.of(run_interval)
+
+    def figures(self, session_id: str, window: ApiWindow | None = None) -> ActivityFigures | None:
+        """The session's figures in ``window`` (the job's by default); None when it has no events there."""
+        return read_activity(lambda span: self.api.session_activity(self.job.website_id, session_id, span),
+                             window or self.window, what=f"session {session_id} of {self.what}")
+
+    def whole(self, analytics: Analytics) -> Analytics | None:
+        """``analytics`` with its session's figures over the run's interval."""
+        figures = self.figures(analytics.id, self.run_window)
+        return replace(analytics, first_at=figures.first_at, last_at=figures.last_at, visits=figures.visits,
+                       views=figures.views) if figures else None
+
+
+@dataclass(frozen=True)
+class DatabaseSpans:
+    """The contest's :class:`~.contest.SessionSpans` from Umami's database; none when nobody competes (one
+    website and one window)."""
+
+    database: UmamiDatabase
+    interval: DataInterval
+    contested: bool
+
+    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+        """First and last event of each of ``sessions`` in the run's interval."""
+        return self.database.event_spans(sessions, self.interval) if self.contested else {}
+
+
+@dataclass
+class JobProgress:
+    """What one job found in the current pass over its listing (a listing that starts again begins a new pass),
+    and the rank of the analytics it gave each user (kept across passes)."""
+
+    given: dict[Any, Rank] = field(default_factory=dict)
+    merged: set[str] = field(default_factory=set)
+    left: set[Any] = field(default_factory=set)
+    sessions: int = 0
+    merged_sessions: int = 0
+    unread_sessions: int = 0
+    matched_sessions: int = 0
+
+    def new_pass(self) -> None:
+        """The list is read again from the top: count it again, read again what it merged."""
+        self.merged.clear()
+        self.left.clear()
+        self.sessions = self.merged_sessions = self.unread_sessions = self.matched_sessions = 0
+
+    def figures(self) -> dict[str, int]:
+        """The result's figures of this job's sessions."""
+        return {"sessions": self.sessions, "merged_sessions": self.merged_sessions,
+                "unread_sessions": self.unread_sessions, "matched_sessions": self.matched_sessions,
+                "left_to_other_tasks": len(self.left)}
+
+
+def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owners_of: Callable[[list[str]], Owners],
+                      contest: Contest, progress: JobProgress, *, now: datetime) -> Iterator[Change]:
+    """The changes of a listing, page by page, ``progress`` keeping the figures."""
+    for page in pages:
+        if page.restarted:
+            progress.new_pass()
+        for invalid in page.invalid:
+            log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
+        plan = plan_page(page, progress.merged)
+        progress.merged.update(row.id for row in plan.to_read)
+        found = page_analytics(plan, {row.id: events.figures(row.id) for row in plan.to_read})
+        for session_id in found.unread:
+            log.error("session %s is listed but has no events in the window; not written", session_id)
+        decided = plan_analytics_changes(found, owners_of([item.id for item in found.analytics]), progress.given,
+                                         now=now, contest=contest)
+        progress.given.update(decided.given)
+        progress.left.update(decided.lost)
+        progress.sessions += plan.new_sessions
+        progress.merged_sessions += len(plan.to_read)
+        progress.unread_sessions += len(found.unread)
+        progress.matched_sessions += decided.matched_sessions
+        yield from decided.changes
+
+
+def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval, api: UmamiHook,
+                       database: UmamiDatabase, users: UsersCollection, now: datetime) -> AnalyticsResult:
+    """Read one website's sessions for the job's window and enrich their users.
+
+    ``interval`` is the run's interval (the contest reads rivals over its analytics interval; a dry run plans
+    stage 1's writes on it). Any error ends the job early, after writing what it decided; it is recorded in the
+    result (``error``), never raised, so the caller can hand the figures on before failing the task.
+    """
+    what = f"website {job.named}, {job.interval}"
+    window = ApiWindow.of(job.interval)
+    listing = SessionListing(lambda page, size: api.session_page(job.website_id, window, page, size),
+                             page_size=settings.page_size, what=what)
+    run_interval = settings.analytics_interval(interval)
+    events = SessionEvents(api, job, run_interval, what=what)
+    contest = Contest(job.websites, job.interval, DatabaseSpans(database, run_interval, job.contested), events)
+    progress, totals = JobProgress(), WriteTotals()
+    error, retryable = None, True
+    try:
+        planned = dry_run_overlay(
+            database.identity_rows(settings.session_window(interval), settings.identity_data_key),
+            IdentityRule.from_pattern(settings.identity_pattern), users, job.website_id,
+            keep=settings.known_session_ids) if settings.dry_run else None
+        changes = analytics_changes(listing, events, lambda ids: session_owners(users, ids, planned), contest,
+                                    progress, now=now)
+        users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
+        error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
+                            dry_run=settings.dry_run)
+    except UmamiCredentialsError as exc:
+        error, retryable = str(exc), False
+    except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
+        log.exception("analytics sync %s failed", job.label)
+        error = stop_reason(exc)
+    report, stats = listing.report, api.stats
+    result = AnalyticsResult(
+        website_id=job.website_id, website_name=job.website_name, window_start=job.window_start,
+        window_end=job.window_end, dry_run=settings.dry_run, list_rows=report.count, rows_read=report.rows,
+        missing_rows=report.missing, repeated_rows=report.repeated, invalid_rows=report.invalid,
+        restarts=report.restarts, repair_pages=report.repair_pages, list_pages=stats.list_pages,
+        session_reads=stats.activity_calls, requests=stats.requests, retries=stats.retries, logins=stats.logins,
+        error=error, retryable=retryable, **progress.figures(), **totals.result_fields())
+    log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
+    return result
+
+
+def _incomplete(report: ListingReport, unread_sessions: int, list_pages: int, what: str, *,
+                dry_run: bool) -> str | None:
+    """Why the job cannot say it read everything, if it cannot."""
+    done = "nothing was written (dry run)" if dry_run else "the rest was written"
+    if report.missing:
+        return (f"{report.missing} of {report.count} rows of Umami's session list could not be read for {what} "
+                f"after {list_pages} list pages ({report.repair_pages} to repair); {done}")
+    if unread_sessions:
+        return f"{unread_sessions} listed sessions of {what} had no events to read; {done}"
+    return None

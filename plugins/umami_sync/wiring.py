@@ -1,0 +1,120 @@
+"""The one place that builds hooks and collections from the settings, and runs each stage with them.
+
+Every stage takes the parts it reads and writes through (so its logic can be run with other parts); the
+functions below are what a task (or a test, or the benchmark) calls: they build the parts one task needs,
+run the stage, and close what they opened. A part that cannot be built (a missing connection, say) is
+recorded in the stage's result like any other error.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from umami_sync.connections import UmamiDatabaseHook, UsersMongoHook
+from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
+from umami_sync.stages import sessions, status
+from umami_sync.stages.analytics import jobs, runner
+from umami_sync.umami.api import UmamiHook
+from umami_sync.umami.db import UmamiDatabase
+from umami_sync.users.store import UsersCollection
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pymongo.collection import Collection
+
+    from umami_sync.settings import SyncSettings
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
+    from umami_sync.stages.status import RunReport
+    from umami_sync.windows import DataInterval
+
+
+class Wiring:
+    """The hooks and collections of one task, each built once from ``settings`` (one MongoDB client)."""
+
+    def __init__(self, settings: SyncSettings) -> None:
+        self.settings = settings
+        self._databases: list[UmamiDatabase] = []
+
+    @cached_property
+    def umami_api(self) -> UmamiHook:
+        """The Umami API hook (connection ``umami_api_conn_id``), with the timeouts, retries and rate limit."""
+        settings = self.settings
+        return UmamiHook(settings.umami_api_conn_id, timeout=settings.http_timeout_seconds,
+                         max_retries=settings.http_max_retries, max_retry_wait=settings.max_retry_wait_seconds,
+                         rate_limit_calls=settings.rate_limit_calls,
+                         rate_limit_period=settings.rate_limit_period_seconds)
+
+    def umami_database(self, websites: Sequence[str] = ()) -> UmamiDatabase:
+        """Umami's PostgreSQL (connection ``umami_db_conn_id``), read for ``websites`` (empty: every one)."""
+        database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=self.settings.umami_db_conn_id),
+                                 websites=websites)
+        self._databases.append(database)
+        return database
+
+    @cached_property
+    def mongo(self) -> UsersMongoHook:
+        """The application's MongoDB (connection ``mongo_conn_id``); its client is built once."""
+        return UsersMongoHook(mongo_conn_id=self.settings.mongo_conn_id)
+
+    def collection(self, name: str) -> Collection[dict[str, Any]]:
+        """A collection of the connection's database."""
+        collection: Collection[dict[str, Any]] = self.mongo.get_collection(name)
+        return collection
+
+    @cached_property
+    def users(self) -> UsersCollection:
+        """The users collection (``mongo_collation``: on, off, or probed on first use)."""
+        collation = {"on": True, "off": False}.get(self.settings.mongo_collation)
+        return UsersCollection(self.collection(self.settings.users_collection),
+                               match_field=self.settings.user_match_field, collation=collation)
+
+    def close(self) -> None:
+        """Close the database connections kept open between reads."""
+        for database in self._databases:
+            database.close()
+
+
+def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: datetime | None = None) -> SessionSyncResult:
+    """Stage 1 for a run's ``interval`` (its session window read from Umami's database)."""
+    window = settings.session_window(interval)
+    wiring = Wiring(settings)
+    try:
+        database, users = wiring.umami_database(settings.website_ids), wiring.users
+    except Exception as exc:  # recorded like any failure of the stage
+        return SessionSyncResult(window_start=window.start, window_end=window.end, dry_run=settings.dry_run,
+                                 error=stop_reason(exc))
+    try:
+        return sessions.sync_sessions(settings, window, database=database, users=users, now=now or datetime.now(UTC))
+    finally:
+        wiring.close()
+
+
+def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval) -> list[AnalyticsJob]:
+    """Stage 2's mapped jobs for a run's ``interval``."""
+    return jobs.plan_jobs(settings, interval, Wiring(settings).umami_api)
+
+
+def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval | None = None,
+                       now: datetime | None = None) -> AnalyticsResult:
+    """One stage-2 task; ``interval`` is the run's (the job's own when it is not given)."""
+    wiring = Wiring(settings)
+    try:
+        api, database, users = wiring.umami_api, wiring.umami_database(job.websites), wiring.users
+    except Exception as exc:  # recorded like any failure of the task
+        return AnalyticsResult(website_id=job.website_id, website_name=job.website_name,
+                               window_start=job.window_start, window_end=job.window_end, dry_run=settings.dry_run,
+                               error=stop_reason(exc))
+    try:
+        return runner.sync_analytics_job(settings, job, interval=interval or job.interval, api=api,
+                                         database=database, users=users, now=now or datetime.now(UTC))
+    finally:
+        wiring.close()
+
+
+def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> None:
+    """Stage 3: record ``report`` in the status collection."""
+    status.write_status(Wiring(settings).collection(settings.status_collection), report,
+                        now=now or datetime.now(UTC))

@@ -1,0 +1,70 @@
+"""The figure rules of stage 2: which rows are exact and which sessions are read from their events (pure)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.factories import WEBSITE, at
+from umami_sync.stages.analytics.figures import page_analytics, plan_page
+from umami_sync.umami.listing import ActivityFigures, ListedPage, ListedRow
+from umami_sync.umami.models import InvalidRow, UmamiSession
+
+ONE, TWO, THREE = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
+
+
+def row(session: str, hostname: str, hour: int, *, views: int = 1) -> UmamiSession:
+    return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, browser="chrome", first_at=at(hour),
+                        last_at=at(hour), visits=1, views=views, events=views, created_at=at(hour))
+
+
+def page(*rows: tuple[UmamiSession, bool], invalid: int = 0) -> ListedPage:
+    return ListedPage([ListedRow(session, before) for session, before in rows],
+                      [InvalidRow(None, None, "bad") for _ in range(invalid)])
+
+
+def test_a_session_with_one_row_is_that_row() -> None:
+    plan = plan_page(page((row(ONE, "a.example.com", 9, views=3), False)), set())
+
+    assert [(item.id, item.views, item.browser, item.last_at) for item in plan.exact] == [(ONE, 3, "chrome", at(9))]
+    assert (plan.to_read, plan.earlier, plan.new_sessions) == ([], frozenset(), 1)
+
+
+def test_a_session_on_two_hostnames_is_read_from_its_events_once() -> None:
+    first, second = row(TWO, "a.example.com", 9), row(TWO, "b.example.com", 10)
+
+    plan = plan_page(page((first, False), (second, True), (row(ONE, "a.example.com", 8), False)), set())
+
+    assert [r.id for r in plan.to_read] == [TWO] and plan.to_read[0] is first
+    assert [item.id for item in plan.exact] == [ONE]
+    assert (plan.earlier, plan.new_sessions) == (frozenset(), 2)
+    assert plan_page(page((first, False), (second, True)), {TWO}).to_read == []  # read already in this pass
+
+
+def test_a_second_hostname_in_a_later_page_refines_what_was_handed_on() -> None:
+    plan = plan_page(page((row(THREE, "b.example.com", 11), True)), set())
+
+    assert ([r.id for r in plan.to_read], plan.earlier, plan.new_sessions, plan.exact) == ([THREE], {THREE}, 0, [])
+
+    read = page_analytics(plan, {THREE: ActivityFigures(at(7), at(11), views=4, visits=2)})
+
+    assert [(a.id, a.first_at, a.views, a.visits) for a in read.analytics] == [(THREE, at(7), 4, 2)]
+    assert (read.refined, read.unread) == ({THREE}, [])
+
+
+def test_a_session_listed_without_events_is_unread_not_written() -> None:
+    plan = plan_page(page((row(ONE, "a.example.com", 9), False), (row(ONE, "b.example.com", 9), True),
+                          (row(TWO, "a.example.com", 8), False)), set())
+
+    read = page_analytics(plan, {ONE: None})
+
+    assert ([a.id for a in read.analytics], read.unread, read.refined) == ([TWO], [ONE], frozenset())
+
+
+def test_figures_come_from_the_events_and_attributes_from_the_row() -> None:
+    plan = plan_page(page((row(ONE, "a.example.com", 9), False), (row(ONE, "b.example.com", 10), True)), set())
+    whole = ActivityFigures(at(9) - timedelta(minutes=5), at(10), views=2, visits=1)
+
+    (item,) = page_analytics(plan, {ONE: whole}).analytics
+
+    assert (item.browser, item.first_at, item.last_at, item.views, item.visits) == (
+        "chrome", at(9) - timedelta(minutes=5), at(10), 2, 1)

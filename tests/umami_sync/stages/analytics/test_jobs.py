@@ -1,0 +1,72 @@
+"""Planning stage 2 against the local Umami API: the websites (checked or discovered) and sub-windows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, at
+from tests.umami_sync.stages.analytics.support import DAY
+from umami_sync.settings import SyncSettings
+from umami_sync.stages.analytics.jobs import UnknownWebsiteError
+from umami_sync.wiring import plan_analytics_jobs
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from local_stack.umami_api import FakeUmami
+
+pytestmark = pytest.mark.integration
+
+def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
+    rows.website("9d7c4f52-94e4-4a36-9fd8-6b0e2f6f3b77", "Gone Site", deleted=True)
+
+    jobs = plan_analytics_jobs(SyncSettings(sub_windows=2), DAY)
+
+    assert sorted({(j.website_id, j.website_name) for j in jobs}) == [
+        (WEBSITE, "Probe Site"), (OTHER_WEBSITE, "Other Site")]
+    assert len(jobs) == 4
+    assert {j.label for j in jobs if j.website_id == WEBSITE} == {"Probe Site · 2026-11-27 1/2",
+                                                                  "Probe Site · 2026-11-27 2/2"}
+    assert [(j.window_start, j.window_end) for j in jobs if j.website_id == WEBSITE] == [
+        (at(0), at(12)), (at(12), at(0, day=28))]
+
+
+def test_configured_websites_are_checked_and_named(rows: UmamiRows, umami_server: FakeUmami) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
+    umami_server.reset()
+
+    jobs = plan_analytics_jobs(SyncSettings(website_ids=(OTHER_WEBSITE,), analytics_days_back=2), DAY)
+
+    assert [(j.website_id, j.label, j.window_start) for j in jobs] == [
+        (OTHER_WEBSITE, "Other Site · 2026-11-26..2026-11-27", at(0, day=26))]
+    assert [record.path for record in umami_server.requests if record.method == "GET"] == [
+        f"/api/websites/{OTHER_WEBSITE}"]
+
+
+def test_a_configured_id_that_no_website_has_fails_the_plan_naming_it(rows: UmamiRows,
+                                                                       umami_server: FakeUmami) -> None:
+    ghost = str(uuid.uuid4())
+    gone = rows.website(str(uuid.uuid4()), "Gone Site", deleted=True)
+
+    for missing in (ghost, gone):
+        with pytest.raises(UnknownWebsiteError, match=rf"website {missing}: Umami has no such website"):
+            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE, missing)), DAY)
+
+
+def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connections: Database,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_stack.umami_api import FakeUmami
+
+    rows = UmamiRows(umami_db)
+    rows.website(WEBSITE, user_id=str(uuid.uuid4()))  # someone else's
+    rows.close()
+    with FakeUmami(umami_db, role="user") as fake:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+            {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
+        with pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it"):
+            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
