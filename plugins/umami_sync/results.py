@@ -17,11 +17,22 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_REPORTED_ERRORS = 10
+REFUSED_SAMPLE = 10
 
 
 def stop_reason(exc: BaseException) -> str:
     """What a result records of the error that stopped its stage: the type and message, capped."""
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class RefusedUser(BaseModel):
+    """A user whose change the server refused, and the server's reason (its code and message, no values)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: str
+    code: int
+    reason: str
 
 
 class WriteTotals(BaseModel):
@@ -35,16 +46,30 @@ class WriteTotals(BaseModel):
     conflicts: int = Field(0, description="Changes merged again because another writer changed the user first.")
     bulk_writes: int = 0
     errors: list[str] = Field(default_factory=list, description=f"At most {MAX_REPORTED_ERRORS} batch errors.")
+    refused: int = Field(0, description="Changes the server refused for a reason a retry cannot change.")
+    refused_by_reason: dict[str, int] = Field(default_factory=dict)
+    refused_users: list[RefusedUser] = Field(default_factory=list,
+                                             description=f"The first {REFUSED_SAMPLE} refused users.")
 
     def add_error(self, message: str) -> None:
         """Keep the first errors; the count of failed changes carries the rest."""
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(message)
 
+    def refuse(self, user_id: Any, code: int, name: str, reason: str) -> None:
+        """Count a change the server refused for good, keeping the first users it refused and why."""
+        self.refused += 1
+        key = f"{code} {name}"
+        self.refused_by_reason[key] = self.refused_by_reason.get(key, 0) + 1
+        if len(self.refused_users) < REFUSED_SAMPLE:
+            self.refused_users.append(RefusedUser(user_id=str(user_id), code=code, reason=reason))
+
     def result_fields(self) -> dict[str, Any]:
         """The figures of a stage result that come from the writes."""
         return {"changes": self.operations, "modified": self.modified, "failed": self.failed,
-                "conflicts": self.conflicts, "bulk_writes": self.bulk_writes, "errors": list(self.errors)}
+                "conflicts": self.conflicts, "bulk_writes": self.bulk_writes, "errors": list(self.errors),
+                "refused": self.refused, "refused_by_reason": dict(self.refused_by_reason),
+                "refused_users": list(self.refused_users)}
 
 
 class _StageResult(BaseModel):
@@ -61,13 +86,39 @@ class _StageResult(BaseModel):
     conflicts: int = 0
     bulk_writes: int = 0
     errors: list[str] = Field(default_factory=list)
+    refused: int = Field(0, description="Changes the server refused for a reason a retry cannot change.")
+    refused_by_reason: dict[str, int] = Field(default_factory=dict, description="Refused changes by server code.")
+    refused_users: list[RefusedUser] = Field(default_factory=list, description="The first refused users and why.")
     error: str | None = Field(None, description="Why the stage (or task) stopped early or failed, if it did.")
 
-    RECORDED: ClassVar[tuple[str, ...]] = ("failed",)
+    RECORDED: ClassVar[tuple[str, ...]] = ("failed", "refused")
 
     def recorded_figures(self) -> dict[str, int]:
         """The figures the status document keeps, by name."""
         return {name: getattr(self, name) for name in self.RECORDED}
+
+    @property
+    def wrote_everything(self) -> bool:
+        """True when every change was written and confirmed (none failed, none refused, no batch error)."""
+        return self.failed == 0 and self.refused == 0 and not self.errors
+
+    @property
+    def worth_retrying(self) -> bool:
+        """Whether a retry of the task can change the outcome: anything failed that is not a refusal for good."""
+        return self.error is not None or self.failed > 0 or bool(self.errors)
+
+    def failure(self) -> str | None:
+        """Why the stage did not write everything, for the task's error; None when it did."""
+        parts = [self.error] if self.error else [*self.errors]
+        if not parts and self.failed:
+            parts.append(f"{self.failed} changes failed")
+        if self.refused:
+            reasons = ", ".join(f"{count} x {reason}" for reason, count in sorted(self.refused_by_reason.items()))
+            first = self.refused_users[0] if self.refused_users else None
+            example = f"; first: user {first.user_id} ({first.code}: {first.reason})" if first else ""
+            parts.append(f"the server refused {self.refused} changes, which a retry cannot change "
+                         f"({reasons}){example}")
+        return "; ".join(parts) or None
 
 
 class SessionSyncResult(_StageResult):
@@ -82,12 +133,12 @@ class SessionSyncResult(_StageResult):
     anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
 
     RECORDED = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
-                "anonymous_sessions", "failed")
+                "anonymous_sessions", "failed", "refused")
 
     @property
     def succeeded(self) -> bool:
         """True when the window was read and every write went through."""
-        return self.error is None and self.failed == 0 and not self.errors
+        return self.error is None and self.wrote_everything
 
     def summary(self) -> str:
         """One log line, the key figures first."""
@@ -125,12 +176,18 @@ class AnalyticsResult(_StageResult):
     retryable: bool = Field(True, description="False when retrying cannot help (refused credentials).")
 
     RECORDED = ("list_rows", "rows_read", "missing_rows", "repeated_rows", "invalid_rows", "sessions",
-                "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed")
+                "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed", "refused")
 
     @property
     def succeeded(self) -> bool:
         """True when the website's window was read and written completely."""
-        return self.error is None and self.failed == 0 and self.missing_rows == 0 and self.unread_sessions == 0
+        return (self.error is None and self.wrote_everything and self.missing_rows == 0
+                and self.unread_sessions == 0)
+
+    @property
+    def worth_retrying(self) -> bool:
+        """Whether a retry of the task can change the outcome (not with refused credentials)."""
+        return self.retryable and super().worth_retrying
 
     def summary(self) -> str:
         """One log line, the key figures first."""

@@ -66,12 +66,12 @@ def _finish(context: Mapping[str, Any], result: StageResult, failure: str | None
 
 
 def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
-    """Stage 1; fails (so Airflow retries) after writing everything else when a batch failed."""
+    """Stage 1; fails after writing everything else when a batch failed (Airflow retries unless only refusals
+    that a retry cannot change are left)."""
     resolved = RunPlan.model_validate(run)
     result = sync_sessions(resolved.settings, resolved.interval)
-    failure = None if result.succeeded else \
-        f"session sync: {result.error or f'{result.failed} changes failed: ' + '; '.join(result.errors)}"
-    _finish(context, result, failure)
+    failure = None if result.succeeded else f"session sync: {result.failure()}"
+    _finish(context, result, failure, retryable=result.worth_retrying)
 
 
 def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -96,8 +96,8 @@ def analytics_sync(run: dict[str, Any], job: dict[str, Any], context: Mapping[st
     resolved, website = RunPlan.model_validate(run), AnalyticsJob.model_validate(job)
     context["website_label"] = website.label  # type: ignore[index]  # read by map_index_template
     result = sync_analytics_job(resolved.settings, website, interval=resolved.interval)
-    failure = None if result.succeeded else f"website {website.label}: {result.error or '; '.join(result.errors)}"
-    _finish(context, result, failure, retryable=result.retryable)
+    failure = None if result.succeeded else f"website {website.label}: {result.failure()}"
+    _finish(context, result, failure, retryable=result.worth_retrying)
 
 
 def upstream_results(context: Mapping[str, Any]) -> list[StageResult]:

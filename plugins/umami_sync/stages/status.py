@@ -16,6 +16,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from umami_sync.results import REFUSED_SAMPLE
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -42,6 +44,8 @@ class WebsiteOutcome:
     website_id: str
     figures: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    refused: dict[str, Any] = field(default_factory=dict)
+    """The users the server refused (``byReason`` counts, a sample of ``users``), when it refused any."""
 
     @property
     def succeeded(self) -> bool:
@@ -88,10 +92,13 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
         outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
         for name, value in result.recorded_figures().items():
             outcome.figures[name] = outcome.figures.get(name, 0) + value
-        if result.error:
-            outcome.errors.append(result.error)
-        elif result.failed:
-            outcome.errors.append("; ".join(result.errors) or f"{result.failed} changes failed")
+        failure = result.failure()
+        if failure and not result.succeeded:
+            outcome.errors.append(failure)
+    for website_id, outcome in websites.items():
+        refused = [result for result in analytics if result.website_id == website_id and result.refused]
+        if refused:
+            outcome.refused = _refusals(refused)
     for website_id in expected_websites or []:
         websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"]))
     run_problems = list(problems or [])
@@ -115,7 +122,8 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
         "dataIntervalEnd": end,
         "status": str(report.status),
         "sessionSync": _session_figures(report.sessions),
-        "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed"}
+        "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed",
+                            **({"refusedUsers": o.refused} if o.refused else {})}
                       for wid, o in sorted(report.websites.items())},
         "errors": {wid: o.errors[-1][:500] for wid, o in sorted(report.websites.items()) if o.errors},
         "problems": report.problems,
@@ -145,14 +153,27 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
     return updates
 
 
+def _refusals(results: list[AnalyticsResult] | list[SessionSyncResult]) -> dict[str, Any]:
+    """What the status keeps of refused users: counts by the server's reason and the first users refused."""
+    by_reason: dict[str, int] = {}
+    for result in results:
+        for reason, count in result.refused_by_reason.items():
+            by_reason[reason] = by_reason.get(reason, 0) + count
+    sample = [user.model_dump() for result in results for user in result.refused_users][:REFUSED_SAMPLE]
+    return {"byReason": by_reason, "users": sample}
+
+
 def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
     if result is None:
         return None
     figures: dict[str, Any] = dict(result.recorded_figures())
     figures["windowStart"], figures["windowEnd"] = result.window_start, result.window_end
     figures["status"] = "success" if result.succeeded else "failed"
-    if result.error:
-        figures["error"] = result.error
+    failure = result.failure()
+    if failure and not result.succeeded:
+        figures["error"] = failure[:500]
+    if result.refused:
+        figures["refusedUsers"] = _refusals([result])
     return figures
 
 
@@ -166,6 +187,6 @@ def describe_failures(report: RunReport) -> str:
     """One line naming every stage and website that failed, for the task's error."""
     parts = list(report.problems)
     if report.sessions is not None and not report.sessions.succeeded:
-        parts.append(f"session sync: {report.sessions.error or f'{report.sessions.failed} changes failed'}")
+        parts.append(f"session sync: {report.sessions.failure()}")
     parts += [f"website {wid}: {o.errors[-1]}" for wid, o in sorted(report.websites.items()) if o.errors]
     return f"run {report.status}: " + "; ".join(parts)

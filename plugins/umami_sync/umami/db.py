@@ -12,7 +12,7 @@ from contextlib import closing
 from datetime import datetime
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import psycopg
 from pydantic import BaseModel, ConfigDict
@@ -59,7 +59,7 @@ class UmamiDatabase:
 
     def count_anonymous(self, window: DataInterval, data_key: str) -> int:
         """Sessions created in ``window`` with neither a distinct_id nor an identity key in session_data."""
-        with closing(self.hook.get_conn()) as conn, conn.cursor() as cursor, self._answer(conn):
+        with closing(self._connect()) as conn, conn.cursor() as cursor, self._answer(conn):
             cursor.execute(query("anonymous_sessions"), self._params(window, data_key))
             row = cursor.fetchone()
         return int(row[0]) if row else 0
@@ -67,10 +67,13 @@ class UmamiDatabase:
     def identity_rows(self, window: DataInterval, data_key: str) -> Iterator[IdentityRow]:
         """Stream the identity rows of ``window`` grouped by identity, newest first within one identity.
 
-        A named (server-side) cursor keeps memory flat whatever the number of rows.
+        A named (server-side) cursor keeps memory flat whatever the number of rows. It is held (``WITH HOLD``)
+        outside any transaction, so a reader that waits between fetches (for MongoDB) does not keep a transaction
+        open, which a server with ``idle_in_transaction_session_timeout`` would end mid-way.
         """
-        with closing(self.hook.get_conn()) as conn:
-            cursor = conn.cursor(name=f"umami_identities_{uuid.uuid4().hex}")
+        with closing(self._connect()) as conn:
+            conn.autocommit = True
+            cursor = conn.cursor(name=f"umami_identities_{uuid.uuid4().hex}", withhold=True)
             try:
                 with self._answer(conn):
                     cursor.execute(query("identities"), self._params(window, data_key))
@@ -85,7 +88,6 @@ class UmamiDatabase:
             finally:
                 with contextlib.suppress(psycopg.Error):  # a connection cut by answer_within is gone
                     cursor.close()
-                    conn.commit()  # ends the read-only transaction the named cursor lived in
 
     def event_spans(self, sessions: Sequence[str], interval: DataInterval) -> dict[str, tuple[datetime, datetime]]:
         """The first and last event time in ``interval`` of each of ``sessions`` that has one (on these
@@ -93,7 +95,7 @@ class UmamiDatabase:
         if not sessions:
             return {}
         if self._conn is None:
-            self._conn = self.hook.get_conn()
+            self._conn = self._connect()
             self._conn.autocommit = True
         with self._conn.cursor() as cursor, self._answer(self._conn):
             cursor.execute(query("event_spans"), {"sessions": list(sessions), "websites": self.websites,
@@ -106,6 +108,10 @@ class UmamiDatabase:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection (PostgresHook runs psycopg 3 here)."""
+        return cast("psycopg.Connection[Any]", self.hook.get_conn())
 
     def _answer(self, conn: object) -> AbstractContextManager[None]:
         return answer_within(conn, self.hook.answer_timeout,

@@ -51,6 +51,11 @@ CASE_INSENSITIVE = Collation(locale="en", strength=2)
 SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
 OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
+REFUSALS = {2: "BadValue", 14: "TypeMismatch", 17: "InvalidLength", 28: "PathNotViable",
+            52: "DollarPrefixedFieldName", 66: "ImmutableField", 121: "DocumentValidationFailure",
+            10334: "BSONObjectTooLarge", 11000: "DuplicateKey", 11001: "DuplicateKey", 17419: "DocumentTooLarge",
+            17420: "DocumentTooLarge"}
+"""Write errors a retry cannot change (the user document or the application's rules refuse the change), by code."""
 _SAME_KEYS_OTHER_NAME = 85  # IndexOptionsConflict: an equivalent index exists under another name
 _MAY_FOLD = "[A-Z]|[^\\x00-\\x7F]"
 """Values folding could change: an ASCII capital, or anything beyond ASCII (the server filters, Python decides)."""
@@ -228,10 +233,10 @@ class UsersCollection:
         totals.bulk_writes += 1
         totals.operations += len(batch)
         for attempt in range(1, CONFLICT_ROUNDS + 1):
-            matched = self._send(batch, totals)
-            if matched is None or matched == len(batch):
+            missed = self._send(batch, totals)
+            if not missed:
                 return
-            batch = self._merge_again(batch)
+            batch = self._merge_again(missed)
             if not batch:
                 return
             if attempt < CONFLICT_ROUNDS:
@@ -240,19 +245,14 @@ class UsersCollection:
         totals.add_error(f"{len(batch)} users kept changing while being written ({CONFLICT_ROUNDS} tries); "
                          "not written this time")
 
-    def _send(self, batch: list[Change], totals: WriteTotals) -> int | None:
-        """One ``bulk_write``; the number of changes whose guard matched, None when the batch failed."""
+    def _send(self, batch: list[Change], totals: WriteTotals) -> list[Change]:
+        """One unordered ``bulk_write``; the changes to merge again (their guard may have missed)."""
         requests = [UpdateOne({"_id": change.user_id, **NOT_DELETED, **change.guard}, {"$set": change.fields})
                     for change in batch]
         try:
             result = self.collection.bulk_write(requests, ordered=False)
         except BulkWriteError as exc:
-            details = exc.details
-            write_errors = details.get("writeErrors") or [{}]
-            totals.modified += details.get("nModified", 0)
-            totals.failed += len(details.get("writeErrors", []))
-            totals.add_error(_batch_error(len(details.get("writeErrors", [])), len(requests),
-                                          write_errors[0].get("code"), write_errors[0].get("errmsg")))
+            return self._partly_written(batch, exc.details, totals)
         except OperationFailure as exc:
             totals.failed += len(requests)
             totals.add_error(_batch_error(len(requests), len(requests), exc.code, (exc.details or {}).get("errmsg")))
@@ -261,8 +261,34 @@ class UsersCollection:
             totals.add_error(_batch_error(len(requests), len(requests), type(exc).__name__, str(exc)))
         else:
             totals.modified += result.modified_count
-            return result.matched_count
-        return None
+            return batch if result.matched_count < len(batch) else []
+        return []
+
+    def _partly_written(self, batch: list[Change], details: Mapping[str, Any], totals: WriteTotals) -> list[Change]:
+        """Account for a ``bulk_write`` the server answered with errors: a change it refused for good is recorded
+        with its user (a retry cannot change the answer), any other failed change fails the batch, and a
+        write-concern error fails it with the server's message although the changes were applied. The changes
+        without an error are merged again when some guard missed."""
+        totals.modified += details.get("nModified", 0)
+        failed_at: set[int] = set()
+        retryable = []
+        for error in details.get("writeErrors") or []:
+            index, code = error.get("index"), error.get("code")
+            failed_at.add(index)
+            if code in REFUSALS:
+                totals.refuse(batch[index].user_id, code, REFUSALS[code], _server_reason(error.get("errmsg")))
+            else:
+                retryable.append(error)
+        if retryable:
+            totals.failed += len(retryable)
+            totals.add_error(_batch_error(len(retryable), len(batch), retryable[0].get("code"),
+                                          retryable[0].get("errmsg")))
+        for error in details.get("writeConcernErrors") or []:
+            totals.add_error(f"bulk_write: the server applied {len(batch) - len(failed_at)} operations but could not "
+                             f"confirm them (write concern {error.get('code')}: "
+                             f"{str(error.get('errmsg') or '')[:200]}); the task fails so that they are checked again")
+        written = [change for index, change in enumerate(batch) if index not in failed_at]
+        return written if details.get("nMatched", 0) < len(written) else []
 
     def _merge_again(self, batch: list[Change]) -> list[Change]:
         """The changes still to make, merged on the users as they are now (deleted users drop out)."""
@@ -275,6 +301,13 @@ class UsersCollection:
             if redone is not None:
                 again.append(redone)
         return again
+
+
+def _server_reason(message: object) -> str:
+    """The server's reason for refusing a change, without the values it may quote (a duplicate key's value is
+    the application's data)."""
+    text = str(message or "").rsplit(" :: caused by :: ", 1)[-1]
+    return text.split(" dup key:", 1)[0][:200]
 
 
 def _batch_error(failed: int, size: int, code: object, message: object) -> str:

@@ -25,8 +25,11 @@ NOT_DELETED = {"isDeleted": {"$ne": True}}
 SESSION_FIELDS = ("session_id", "umamiSessions")
 Rank = tuple[datetime, str, float, int, int]
 """What :func:`outranks` compares of two analytics (see :attr:`Analytics.rank`)."""
-ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}" for name in ("id", "lastAt", "firstAt", "views", "visits"))
-"""Scalars an analytics change is guarded by: the ones :func:`outranks` compares (every write changes one)."""
+ATTRIBUTES = ("browser", "os", "device", "screen", "language", "country", "region", "city")
+"""A session's attributes in ``umamiAnalytics`` (Umami keeps one value of each per session)."""
+ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}"
+                        for name in ("id", "lastAt", "firstAt", "views", "visits", *ATTRIBUTES))
+"""Scalars an analytics change is guarded by: what :func:`merged_analytics` compares (every write changes one)."""
 
 
 @dataclass(frozen=True)
@@ -178,10 +181,32 @@ def session_guard(user: Mapping[str, Any]) -> dict[str, Any]:
     return guard
 
 
+def merged_analytics(stored: Any, new: Analytics) -> dict[str, Any] | None:
+    """The ``umamiAnalytics`` after learning ``new``, or None when the stored one stays as it is.
+
+    ``new`` replaces what :func:`outranks` says it beats. The same session read again also heals its
+    attributes: a known value replaces a missing or different one (a faulty answer's nulls are mended by a
+    clean re-run), and a null never replaces a known value of the same session.
+    """
+    document = new.as_document()
+    same = isinstance(stored, dict) and stored.get("id") == new.id and _rank(stored) is not None
+    if outranks(new, stored):
+        if same:
+            document.update({name: stored[name] for name in ATTRIBUTES
+                             if document[name] is None and stored.get(name) is not None})
+        return document
+    if not same:
+        return None
+    healed = {name: document[name] for name in ATTRIBUTES
+              if document[name] is not None and document[name] != stored.get(name)}
+    return {**stored, **healed} if healed else None
+
+
 def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: datetime) -> Change | None:
-    """The change that sets ``analytics`` on ``user``, or None when the user holds better analytics."""
-    if not outranks(analytics, user.get("umamiAnalytics")):
+    """The change that records ``analytics`` on ``user``, or None when nothing would change."""
+    merged = merged_analytics(user.get("umamiAnalytics"), analytics)
+    if merged is None:
         return None
     return Change(user["_id"], {path: read_path(user, path) for path in ANALYTICS_GUARD},
-                  {"umamiAnalytics": analytics.as_document(), "updatedAt": now},
+                  {"umamiAnalytics": merged, "updatedAt": now},
                   lambda current: analytics_change(current, analytics, now=now))

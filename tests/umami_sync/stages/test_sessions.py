@@ -245,9 +245,9 @@ def test_a_failed_batch_is_reported_and_the_others_go_on(run: Run, rows: UmamiRo
     real = Collection.bulk_write
 
     def refuse_bad(self: Collection[Any], requests: list[Any], **options: Any) -> Any:
-        if any(request._filter["_id"] == bad for request in requests):  # e.g. a validator the app installed
-            raise BulkWriteError({"writeErrors": [{"index": 0, "code": 121, "errmsg": "Document failed "
-                                                   "validation"}], "nModified": 0})
+        if any(request._filter["_id"] == bad for request in requests):  # e.g. a server that is shutting down
+            raise BulkWriteError({"writeErrors": [{"index": 0, "code": 11600, "errmsg": "interrupted at "
+                                                   "shutdown"}], "nModified": 0})
         return real(self, requests, **options)
 
     monkeypatch.setattr(Collection, "bulk_write", refuse_bad)
@@ -255,10 +255,37 @@ def test_a_failed_batch_is_reported_and_the_others_go_on(run: Run, rows: UmamiRo
     result = run(batch_size=1)
 
     assert (result.bulk_writes, result.modified, result.failed) == (3, 2, 1)
-    assert result.errors == ["bulk_write: 1 of 1 operations failed (first: 121: Document failed validation)"]
-    assert not result.succeeded
+    assert result.errors == ["bulk_write: 1 of 1 operations failed (first: 11600: interrupted at shutdown)"]
+    assert not result.succeeded and result.worth_retrying
     assert "session_id" not in user(connections, "bad@example.com")
     assert "session_id" in user(connections, "zed@example.com")
+
+
+def test_users_the_server_refuses_for_good_are_named_and_the_others_written(
+        run: Run, rows: UmamiRows, connections: Database) -> None:
+    """A validator the application installed (real, on the test server) refuses one user's change; so does a
+    unique index of the application's, whose duplicate value is not repeated in the reason."""
+    connections.create_collection("users", validator={"$jsonSchema": {"bsonType": "object", "properties": {
+        "session_id": {"bsonType": "string", "pattern": "^[0-9a-f-]+$"}, "plan": {"enum": ["free", "pro"]}}}})
+    users(connections).create_index("nick", unique=True, sparse=True)
+    for email in ("amy@example.com", "val@example.com", "zed@example.com"):
+        add_user(users(connections), email)
+        rows.session(at(9), distinct_id=email)
+    users(connections).update_one({"email": "val@example.com"}, {"$set": {"plan": "legacy"}},
+                                  bypass_document_validation=True)  # invalid before we came: any change fails
+    refused = user(connections, "val@example.com")["_id"]
+
+    result = run(batch_size=2)
+
+    assert (result.modified, result.failed, result.refused) == (2, 0, 1)
+    assert result.refused_by_reason == {"121 DocumentValidationFailure": 1}
+    assert [(u.user_id, u.code) for u in result.refused_users] == [(str(refused), 121)]
+    assert "failed validation" in result.refused_users[0].reason
+    assert not result.succeeded and not result.worth_retrying  # red, and no retry of the try for it
+    failure = result.failure()
+    assert failure is not None and str(refused) in failure and "a retry cannot change" in failure
+    assert "session_id" not in user(connections, "val@example.com")
+    assert all("session_id" in user(connections, e) for e in ("amy@example.com", "zed@example.com"))
 
 
 def test_indexes_are_ensured_once(run: Run, rows: UmamiRows, connections: Database, mongo_collation: str) -> None:

@@ -209,3 +209,63 @@ def test_a_user_that_keeps_changing_is_reported_not_forced(users_db: Database, m
     assert (totals.modified, totals.failed, totals.conflicts) == (0, 1, CONFLICT_ROUNDS - 1)
     assert totals.errors == [f"1 users kept changing while being written ({CONFLICT_ROUNDS} tries); "
                              "not written this time"]
+
+
+def test_refusals_a_retry_cannot_change_are_recorded_with_the_user_and_the_rest_written(
+        users_db: Database, mongo_collation: str) -> None:
+    """Real refusals of the test server: a unique index of the application's on ``session_id`` (two accounts of
+    one person), and a document that our change would take past 16 MB."""
+    collection = users_db["users"]
+    collection.create_index("session_id", unique=True, sparse=True)
+    first = add_user(collection, "dup@example.com")
+    second = add_user(collection, "Dup@Example.com")
+    big = add_user(collection, "big@example.com", blob="x" * (16 * 1024 * 1024 - 200))
+    fine = add_user(collection, "fine@example.com")
+    users = store(users_db, mongo_collation)
+    found = users.users_by_identity(["dup@example.com", "big@example.com", "fine@example.com"])
+    changes = [session_change(user, [KnownSession(f"s-{identity[:3]}", "w1", SEEN)], keep=5, now=NOW)
+               for identity, owners in sorted(found.items()) for user in owners]
+
+    totals = _write(users, changes)
+
+    assert (totals.modified, totals.refused, totals.failed, totals.errors) == (2, 2, 0, [])
+    assert totals.refused_by_reason == {"10334 BSONObjectTooLarge": 1, "11000 DuplicateKey": 1}
+    refused = {user.user_id: user for user in totals.refused_users}
+    assert str(big) in refused and len({str(first), str(second)} & set(refused)) == 1  # one of the two accounts
+    assert all("s-dup" not in user.reason and "dup@" not in user.reason.lower() for user in refused.values())
+    assert (collection.find_one({"_id": fine}) or {}).get("session_id") == "s-fin"
+
+
+def test_a_write_concern_error_fails_the_batch_with_the_servers_words_and_drops_nothing(
+        users_db: Database, mongo_collation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server cannot produce one here: the batch is written for real, then answered the way a replica set
+    answers when ``w: majority`` times out, while another writer changed one user first (its guard missed)."""
+    from pymongo.errors import BulkWriteError
+
+    collection = users_db["users"]
+    ids = [add_user(collection, f"w{n}@example.com") for n in range(3)]
+    users = store(users_db, mongo_collation)
+    changes = [_planned(users, f"w{n}@example.com") for n in range(3)]
+    collection.update_one({"_id": ids[2]}, {"$set": {"session_id": "someone-elses"}})
+    real = Collection.bulk_write
+    answered: list[int] = []
+
+    def unconfirmed(self: Collection[Any], requests: Any, **options: Any) -> Any:
+        result = real(self, requests, **options)
+        if answered:
+            return result
+        answered.append(result.matched_count)
+        raise BulkWriteError({"writeErrors": [], "writeConcernErrors": [{
+            "code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting for replication timed out"}],
+            "nInserted": 0, "nUpserted": 0, "nMatched": result.matched_count, "nModified": result.modified_count,
+            "nRemoved": 0, "upserted": []})
+
+    monkeypatch.setattr(Collection, "bulk_write", unconfirmed)
+
+    totals = _write(users, changes)
+
+    assert answered == [2]
+    assert totals.errors == ["bulk_write: the server applied 3 operations but could not confirm them (write concern "
+                             "64: waiting for replication timed out); the task fails so that they are checked again"]
+    assert (totals.modified, totals.conflicts, totals.failed) == (3, 1, 0)  # the missed one was merged again
+    assert [(collection.find_one({"_id": i}) or {}).get("session_id") for i in ids] == ["s1", "s1", "s1"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from umami_sync.users.updates import (
+    ATTRIBUTES,
     Analytics,
     KnownSession,
     analytics_change,
@@ -129,11 +130,42 @@ def test_an_analytics_change_is_guarded_by_the_figures_it_compared() -> None:
 
     assert change is not None
     assert change.guard == {"umamiAnalytics.id": "s1", "umamiAnalytics.lastAt": naive(T),
-                               "umamiAnalytics.firstAt": naive(T - timedelta(hours=1)),
-                               "umamiAnalytics.views": 3, "umamiAnalytics.visits": 2}
+                            "umamiAnalytics.firstAt": naive(T - timedelta(hours=1)),
+                            "umamiAnalytics.views": 3, "umamiAnalytics.visits": 2,
+                            **{f"umamiAnalytics.{name}": old[name] for name in ATTRIBUTES}}
     assert change.fields == {"umamiAnalytics": analytics(last=2).as_document(), "updatedAt": NOW}
     assert analytics_change(user, analytics(last=-2), now=NOW) is None
     assert analytics_change({"_id": 4}, analytics(), now=NOW) is not None
+
+
+def test_the_same_session_read_again_heals_its_attributes() -> None:
+    """A faulty answer wrote nulls (and a wrong city); the clean re-run of the same figures mends them."""
+    clean = analytics(last=0)
+    faulty = {**clean.as_document(), "browser": None, "city": "Nowhere", "lastAt": naive(T),
+              "firstAt": naive(T - timedelta(hours=1))}
+
+    change = analytics_change({"_id": 5, "umamiAnalytics": faulty}, clean, now=NOW)
+
+    assert change is not None
+    assert change.fields["umamiAnalytics"] == {**faulty, "browser": "chrome"}  # the figures stay as stored
+    assert change.guard["umamiAnalytics.browser"] is None  # guarded by what it heals, too
+    narrower = analytics(last=0, first=0, views=1, visits=1)  # fewer figures, the same session: heals only
+    assert analytics_change({"_id": 5, "umamiAnalytics": faulty}, narrower, now=NOW).fields[
+        "umamiAnalytics"]["firstAt"] == naive(T - timedelta(hours=1))
+    assert analytics_change({"_id": 5, "umamiAnalytics": clean.as_document()}, clean, now=NOW) is None
+
+
+def test_a_null_never_replaces_a_known_attribute_of_the_same_session() -> None:
+    known_city = {**analytics(last=0).as_document(), "city": "Delft"}
+    later_without_city = analytics(last=1)  # city None in this answer
+
+    change = analytics_change({"_id": 6, "umamiAnalytics": known_city}, later_without_city, now=NOW)
+
+    assert change is not None and change.fields["umamiAnalytics"]["city"] == "Delft"
+    assert change.fields["umamiAnalytics"]["lastAt"] == T + timedelta(hours=1)
+    other_session = analytics("s2", last=2)
+    assert analytics_change({"_id": 6, "umamiAnalytics": known_city}, other_session, now=NOW).fields[
+        "umamiAnalytics"]["city"] is None  # another session's attributes are its own
 
 
 def test_read_path_reads_dotted_paths_and_absent_is_none() -> None:

@@ -61,28 +61,29 @@ class Contest:
         return {session for session in known if isinstance(session, str)}
 
     def decide(self, chosen: Mapping[Any, tuple[Analytics, User]]) -> tuple[set[Any], dict[Any, Analytics]]:
-        """The users of ``chosen`` that another task writes (another session's last event is later, or as
-        late with a larger id; or the same session is active again in a later sub-window), and the winners
-        whose session began in an earlier sub-window, with their figures over the run's whole interval."""
+        """The users of ``chosen`` that another task writes, and the winners whose session began in an earlier
+        sub-window, with their figures over the run's whole interval.
+
+        Another task writes the user when another of the user's sessions ended later (or in the same millisecond
+        with a larger id), or when this session is active again in a later sub-window. Every contestant's last
+        event comes from the same read (:class:`SessionSpans`, in whole milliseconds), so that every task of the
+        run reaches the same answer and each user has exactly one writer.
+        """
         rivals = {user_id: self.rivals(user) for user_id, (_, user) in chosen.items()}
         spans = self.spans.spans(sorted(set().union(*rivals.values())))
         lost: set[Any] = set()
         widened: dict[Any, Analytics] = {}
         for user_id, (item, _) in chosen.items():
-            if any(self._beats(session, spans.get(session), item) for session in rivals[user_id]):
+            own = spans.get(item.id)
+            mine = (own[1] if own else item.last_at, item.id)
+            if (own and own[1] >= self.window.end) or any(
+                    (spans[session][1], session) > mine for session in rivals[user_id] - {item.id} if session in spans):
                 lost.add(user_id)
-            elif item.id in spans and spans[item.id][0] < self.window.start:
+            elif own and own[0] < self.window.start:
                 whole = self.whole.whole(item)
                 if whole is not None:
                     widened[user_id] = whole
         return lost, widened
-
-    def _beats(self, session: str, span: tuple[datetime, datetime] | None, item: Analytics) -> bool:
-        if span is None:
-            return False
-        if session == item.id:
-            return span[1] >= self.window.end
-        return (span[1], session) > (item.last_at, item.id)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -364,3 +364,89 @@ def test_a_dry_run_reports_what_the_real_run_then_does(sync: Sync, identify: Cal
     assert (dry.matched_sessions, dry.changes, dry.modified, dry.bulk_writes) == (4, 4, 0, 0)
     assert (real.matched_sessions, real.changes, real.modified) == (4, 4, 4)
     assert (dry_again.changes, real_again.changes, real_again.modified) == (0, 0, 0)
+
+
+def test_a_clean_rerun_heals_attributes_a_faulty_answer_wrote(sync: Sync, identify: Callable[[], None],
+                                                                rows: UmamiRows, connections: Database) -> None:
+    visitor(rows, connections, "heal@example.com")
+    identify()
+    sync()
+    connections["users"].update_one({"email": "heal@example.com"}, {"$set": {
+        "umamiAnalytics.browser": None, "umamiAnalytics.country": None}})  # what a faulty answer left
+
+    again = sync(now=RUN_AT + timedelta(days=1))
+
+    healed = user(connections, "heal@example.com")["umamiAnalytics"]
+    assert (healed["browser"], healed["country"], again.modified) == ("chrome", "US", 1)
+    assert sync(now=RUN_AT + timedelta(days=2)).changes == 0  # healed: nothing more to send
+
+
+def test_a_write_concern_error_fails_the_task_keeping_the_servers_message(
+        sync: Sync, identify: Callable[[], None], rows: UmamiRows, connections: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pymongo.collection import Collection
+    from pymongo.errors import BulkWriteError
+
+    visitor(rows, connections, "wc@example.com")
+    identify()
+    real = Collection.bulk_write
+
+    def unconfirmed(self: Collection[Any], requests: Any, **options: Any) -> Any:
+        result = real(self, requests, **options)  # applied, but a majority never confirmed it
+        raise BulkWriteError({"writeErrors": [], "writeConcernErrors": [{"code": 64, "errmsg": "waiting for "
+                              "replication timed out"}], "nMatched": result.matched_count,
+                              "nModified": result.modified_count})
+
+    monkeypatch.setattr(Collection, "bulk_write", unconfirmed)
+
+    result = sync()
+
+    assert not result.succeeded and result.worth_retrying
+    assert "waiting for replication timed out" in (result.failure() or "")
+    assert user(connections, "wc@example.com")["umamiAnalytics"]["views"] == 1  # nothing of the batch dropped
+
+
+def test_two_websites_whose_last_events_share_a_millisecond_leave_the_user_to_exactly_one_task(
+        mongo_collation: str, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
+    """Umami's database keeps microseconds, its API milliseconds: .123400 and .123900 are one instant to the
+    API. Both tasks compare the same way, so the larger session id wins in both, whatever order they run in."""
+    rows.website(OTHER_WEBSITE, "Other Site")
+    add_user(connections["users"], "tie@example.com")
+    instant = at(15) + timedelta(microseconds=123_400)
+    sessions = {WEBSITE: rows.session(at(9), distinct_id="tie@example.com"),
+                OTHER_WEBSITE: rows.session(at(9), distinct_id="tie@example.com", website_id=OTHER_WEBSITE)}
+    rows.event(sessions[WEBSITE], instant)
+    rows.event(sessions[OTHER_WEBSITE], instant + timedelta(microseconds=500), website_id=OTHER_WEBSITE)
+    identify()
+    websites = (WEBSITE, OTHER_WEBSITE)
+    settings = SyncSettings(**FAST, mongo_collation=mongo_collation)
+
+    results = {website: sync_analytics_job(settings, job(website_id=website).model_copy(
+        update={"run_websites": websites}), interval=DAY, now=RUN_AT) for website in websites}
+
+    winner = max(sessions.values())
+    assert sorted(r.modified for r in results.values()) == [0, 1]
+    assert sum(r.left_to_other_tasks for r in results.values()) == 1
+    assert user(connections, "tie@example.com")["umamiAnalytics"]["id"] == winner
+
+
+def test_a_rival_session_from_before_its_websites_reset_takes_no_user_away(
+        mongo_collation: str, identify: Callable[[], None], rows: UmamiRows, connections: Database) -> None:
+    """Umami lists a website's sessions from its ``reset_at`` on: a session whose events all came before the reset
+    is in no task's list, so it must not win the contest either."""
+    rows.website(OTHER_WEBSITE, "Other Site")
+    rows.conn.execute("UPDATE website SET reset_at = %s WHERE website_id = %s", (at(12), OTHER_WEBSITE))
+    add_user(connections["users"], "reset@example.com")
+    mine = rows.session(at(9), distinct_id="reset@example.com")
+    rows.event(mine, at(9))
+    before_reset = rows.session(at(10), distinct_id="reset@example.com", website_id=OTHER_WEBSITE)
+    rows.event(before_reset, at(10), website_id=OTHER_WEBSITE)
+    identify()
+    websites = (WEBSITE, OTHER_WEBSITE)
+    settings = SyncSettings(**FAST, mongo_collation=mongo_collation)
+
+    results = [sync_analytics_job(settings, job(website_id=website).model_copy(update={"run_websites": websites}),
+                                  interval=DAY, now=RUN_AT) for website in websites]
+
+    assert [(r.sessions, r.modified, r.left_to_other_tasks) for r in results] == [(1, 1, 0), (0, 0, 0)]
+    assert user(connections, "reset@example.com")["umamiAnalytics"]["id"] == mine
