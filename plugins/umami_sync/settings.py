@@ -85,7 +85,7 @@ class SyncSettings(BaseModel):
         "auto", description="Match identities through a case-insensitive collation (MongoDB, Atlas: on) or "
                             "portably (Cosmos DB, DocumentDB: off); auto probes the server.")
 
-    # Per run
+    # Per run (the trigger form only: see PER_RUN_SETTINGS)
     dry_run: bool = Field(False, description="Read everything and count, but write nothing.")
 
     @field_validator("website_ids", mode="before")
@@ -142,6 +142,12 @@ class SyncSettings(BaseModel):
         return analytics_interval(interval, days_back=self.analytics_days_back)
 
 
+PER_RUN_SETTINGS = {
+    "dry_run": "a dry run is asked for per run: trigger the DAG with 'Dry run' ticked (conf {\"dry_run\": true})",
+}
+"""Settings only the trigger form may set, and where to set them: in the Variable they would apply to every
+scheduled run (a ``dry_run`` there turns each one into a rehearsal that writes nothing)."""
+
 LEGACY_ENVIRONMENT = {
     "UMAMI_WEBSITE_IDS": "website_ids",
     "SESSION_SYNC_WINDOW_HOURS": "session_window_hours",
@@ -160,6 +166,17 @@ def parse_variable(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SettingsError(f"Variable {SETTINGS_VARIABLE!r} must be a JSON object")
     return value
+
+
+def variable_layer(raw: str | None) -> dict[str, Any]:
+    """The settings of the ``umami_sync_settings`` Variable; a per-run setting there is refused, naming where it
+    belongs."""
+    layer = parse_variable(raw)
+    for name, where in PER_RUN_SETTINGS.items():
+        if name in layer:
+            raise SettingsError(f"Variable {SETTINGS_VARIABLE!r} sets {name!r}, which would apply to every scheduled "
+                                f"run; remove it from the Variable: {where}")
+    return layer
 
 
 def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
