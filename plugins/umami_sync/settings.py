@@ -39,6 +39,64 @@ class SettingsError(ValueError):
     """A setting has a bad value; the message names it."""
 
 
+class EmailNotifier(BaseModel):
+    """E-mail through the SMTP provider (``SmtpNotifier``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["email"]
+    to: tuple[str, ...] = Field(min_length=1, description="Addresses (a list, or one comma-separated string).")
+    conn_id: str = Field("smtp_default", description="SMTP connection; its extra may hold 'from_email'.")
+    from_email: str | None = Field(None, description="Sender; default: the connection's 'from_email'.")
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class SlackNotifier(BaseModel):
+    """A Slack message through an incoming webhook (the Slack provider's ``SlackWebhookNotifier``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["slack"]
+    conn_id: str = Field("slack_default", description="Connection of type 'slackwebhook' (the webhook URL).")
+
+
+class CustomNotifier(BaseModel):
+    """Any ``BaseNotifier`` by import path; the message is in its context as ``umami_sync_alert``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["notifier"]
+    path: str = Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$",
+                      description="Import path of the notifier class, e.g. 'my_company.alerts.PagerNotifier'.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the notifier's constructor.")
+
+
+NotifierSetting = Annotated[EmailNotifier | SlackNotifier | CustomNotifier, Field(discriminator="type")]
+
+
+class AlertSettings(BaseModel):
+    """Who hears about a run: notifiers by kind of news (none by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_failure: tuple[NotifierSetting, ...] = Field(
+        (), description="Told when a run fails, and when a green run's figures dropped far below the usual.")
+    on_late: tuple[NotifierSetting, ...] | None = Field(
+        None, description="Told when a run missed the deadline (Airflow config [umami_sync] deadline); "
+                          "default: those of on_failure.")
+
+    @property
+    def late(self) -> tuple[NotifierSetting, ...]:
+        """The notifiers told of a late run."""
+        return self.on_failure if self.on_late is None else self.on_late
+
+
 class SyncSettings(BaseModel):
     """The knobs of ``umami_mongo_sync``. Defaults suit a daily run against self-hosted Umami."""
 
@@ -84,6 +142,13 @@ class SyncSettings(BaseModel):
     mongo_collation: Literal["auto", "on", "off"] = Field(
         "auto", description="Match identities through a case-insensitive collation (MongoDB, Atlas: on) or "
                             "portably (Cosmos DB, DocumentDB: off); auto probes the server.")
+
+    # Alerts and health
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Notifiers of red, late and "
+                                  "dropping runs; read again when an alert fires, so a fix applies at once.")
+    drop_threshold: float | None = Field(
+        0.5, gt=0, lt=1, description="A website's day whose listed or matched sessions fall below this share of "
+                                     "its usual (median of its last 7 days) is a drop; null: off.")
 
     # Per run (the trigger form only: see PER_RUN_SETTINGS)
     dry_run: bool = Field(False, description="Read everything and count, but write nothing.")
@@ -168,6 +233,31 @@ def parse_variable(raw: str | None) -> dict[str, Any]:
     return value
 
 
+DEADLINE_OPTION = ("umami_sync", "deadline")
+"""The Airflow configuration option (env ``AIRFLOW__UMAMI_SYNC__DEADLINE``) of the lateness deadline: it shapes the
+DAG, so it is read when the DAG is parsed, where reading the Variable would be I/O."""
+
+
+def deadline_after_queued(value: str) -> timedelta:
+    """The deadline option, ``HH:MM``, as the time after a run is queued by which it must have finished: scheduled
+    runs are queued at 00:00 UTC, so ``07:00`` means "finished by 07:00 UTC"."""
+    hours, _, minutes = value.strip().partition(":")
+    if hours.isdigit() and minutes.isdigit() and int(minutes) < 60:
+        after = timedelta(hours=int(hours), minutes=int(minutes))
+        if timedelta(0) < after < timedelta(hours=48):
+            return after
+    raise SettingsError(f"Airflow option [{DEADLINE_OPTION[0]}] {DEADLINE_OPTION[1]} = {value!r} is not a time "
+                        "HH:MM (00:01 to 47:59) after a run is queued")
+
+
+def alert_settings(raw: str | None) -> AlertSettings:
+    """Only the ``alerts`` of the Variable: an alert about a run that a bad setting stopped still goes out."""
+    try:
+        return AlertSettings.model_validate(parse_variable(raw).get("alerts") or {})
+    except ValidationError as exc:
+        raise SettingsError(f"invalid umami_sync setting 'alerts': {_problems(exc)}") from None
+
+
 def variable_layer(raw: str | None) -> dict[str, Any]:
     """The settings of the ``umami_sync_settings`` Variable; a per-run setting there is refused, naming where it
     belongs."""
@@ -187,10 +277,12 @@ def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
     try:
         return SyncSettings(**merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
-        )
-        raise SettingsError(f"invalid umami_sync setting: {problems}") from None
+        raise SettingsError(f"invalid umami_sync setting: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                     for error in exc.errors())
 
 
 def legacy_environment(environ: Mapping[str, str]) -> dict[str, Any]:
