@@ -115,7 +115,8 @@ def failure_alert(dag_id: str, run_id: str, status: StatusResult | None, *, link
         return Alert("failed", f"[{dag_id}] run {run_id} failed before its status was recorded",
                      (f"Failed: {tasks} (see the task's log; a bad setting fails plan_run).",), link)
     what = ", ".join(part.what for part in status.failed) or "; ".join(status.problems) or "a stage"
-    lines = [f"{status.status.capitalize()} run of {status.days}: {what} failed."]
+    run = "dry run (a rehearsal that wrote nothing)" if status.dry_run else "run"
+    lines = [f"{status.status.capitalize()} {run} of {status.days}: {what} failed."]
     lines += [f"- {part.what} ({part.days}): {scrub(part.error)}" for part in status.failed]
     lines += [f"- {scrub(problem)}" for problem in status.problems]
     first = status.failed[0].error if status.failed else (status.problems or [status.failure or ""])[0]

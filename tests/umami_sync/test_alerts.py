@@ -89,6 +89,9 @@ def test_a_failure_alert_says_what_failed_its_days_the_first_error_what_was_reje
         "Users modified anyway: {'sessions': 2, 'analytics': 0} (the asset umami_enriched_users was updated).")
     assert alert.text.endswith(f"\nRun: {LINK}")
     assert f'<a href="{LINK}">' in alert.html and "<p>- website Shop (2026-11-27): boom Bearer ***</p>" in alert.html
+    rehearsal = partial_run().model_copy(update={"dry_run": True})
+    assert failure_alert("umami_mongo_sync", "r", rehearsal, link=LINK).lines[0] == (
+        "Partial dry run (a rehearsal that wrote nothing) of 2026-11-27: website Shop failed.")
 
 
 def test_a_run_that_failed_before_its_status_names_the_failed_tasks() -> None:
