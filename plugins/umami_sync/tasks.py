@@ -19,7 +19,7 @@ from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
 from umami_sync.stages.analytics import AnalyticsJob, UnknownWebsiteError, plan_analytics_jobs, sync_analytics_job
 from umami_sync.stages.sessions import sync_sessions
 from umami_sync.stages.status import RunStatus, describe_failures, summarise, write_status
-from umami_sync.umami.api import UmamiCredentialsError, UmamiError
+from umami_sync.umami.errors import UmamiCredentialsError, UmamiError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

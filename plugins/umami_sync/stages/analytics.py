@@ -1,7 +1,7 @@
 """Stage 2, analytics sync: each website's sessions from Umami's API become ``umamiAnalytics`` on users.
 
 :func:`plan_analytics_jobs` decides the mapped tasks (website x sub-window). :func:`sync_analytics_job` runs
-one: it reads the website's whole session list for the window (:class:`~umami_sync.umami.listing.SessionListing`),
+one: it reads the website's whole session list for the window (:class:`~umami_sync.umami.paging.SessionListing`),
 turns its rows into one exact figure per session (:func:`session_analytics`, pure), finds the users who own
 those sessions (by ``session_id`` or a known session id), and sends guarded changes. A window whose list
 could not be read completely fails the task, after writing what was read.
@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict
 from umami_sync.connections import UmamiDatabaseHook, open_users
 from umami_sync.results import AnalyticsResult, WriteTotals
 from umami_sync.stages.sessions import would_be_owners
-from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError, UmamiHook
+from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.db import UmamiDatabase
-from umami_sync.umami.listing import SessionListing, read_activity
+from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.umami.paging import SessionListing, all_websites, read_activity
 from umami_sync.users.updates import Analytics, analytics_change
 from umami_sync.windows import ApiWindow, DataInterval, analytics_interval
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from umami_sync.settings import SyncSettings
-    from umami_sync.umami.listing import ActivityFigures, ListedPage, ListingReport
     from umami_sync.umami.models import UmamiSession
+    from umami_sync.umami.paging import ActivityFigures, ListedPage, ListingReport
     from umami_sync.users.store import User, UsersCollection
     from umami_sync.users.updates import Change
 
@@ -108,7 +109,7 @@ def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval,
     if settings.website_ids:
         websites = configured_websites(hook, settings.website_ids)
     else:
-        websites = [(site.id, site.name) for site in hook.list_websites(include_teams=settings.include_team_websites)]
+        websites = [(site.id, site.name) for site in all_websites(hook, include_teams=settings.include_team_websites)]
     parts = analytics_interval(interval, days_back=settings.analytics_days_back).split(settings.sub_windows)
     ids = tuple(website_id for website_id, _ in websites)
     return [

@@ -1,0 +1,260 @@
+"""The HTTP exchange under the Umami hook: bounded, retried and rate-limited; it knows no endpoint and no auth.
+
+* Bounded: one exchange (connect, headers and body) takes at most ``timeout`` seconds in all. requests' own
+  timeout bounds each socket read, so a server trickling its answer byte by byte is cut off here too.
+* Retried (tenacity): connection errors, timeouts, 429 and 5xx, with full-jitter exponential backoff, never
+  sooner than the server's ``Retry-After`` (seconds or an HTTP-date); all the waiting of one transport stays
+  within ``max_retry_wait``, a wait past it fails at once.
+* Rate-limited: at most ``rate_limit_calls`` sends in any window of ``rate_limit_period`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity.stop import stop_base
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+from umami_sync.umami.errors import UmamiRetryError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from requests import Session
+    from requests.structures import CaseInsensitiveDict
+    from tenacity import RetryCallState
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout)
+_RETRY_AFTER = Retry()  # only for its Retry-After parser (delay-seconds or HTTP-date)
+
+
+@dataclass
+class TransportStats:
+    """Counters of one transport (plain numbers, ready for an XCom result)."""
+
+    requests: int = 0
+    retries: int = 0
+    waited_seconds: float = 0.0  # slept before retries
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer read in full."""
+
+    status: int
+    headers: CaseInsensitiveDict[str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date); None if absent or bad."""
+    if not value or not value.strip():
+        return None
+    try:
+        return max(0.0, _RETRY_AFTER.parse_retry_after(value))
+    except InvalidHeader:
+        return None
+
+
+class _Transient(Exception):  # noqa: N818 - internal signal for tenacity, never leaves this module
+    """A failure worth retrying; ``retry_after`` is what the server asked for, in seconds."""
+
+    def __init__(self, failure: str, retry_after: float | None = None) -> None:
+        super().__init__(failure)
+        self.failure = failure
+        self.retry_after = retry_after
+
+
+class _WaitRetryAfter(wait_random_exponential):
+    """Full-jitter exponential backoff, but never shorter than the server's ``Retry-After``."""
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        backoff = super().__call__(retry_state)
+        failure = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = failure.retry_after if isinstance(failure, _Transient) else None
+        return max(backoff, asked or 0.0)
+
+
+class _WaitBudget(stop_base):
+    """Stops retrying when the next wait would take the transport's waiting past ``max_retry_wait`` (tenacity
+    computes the next wait before it asks whether to stop)."""
+
+    def __init__(self, stats: TransportStats, max_retry_wait: float) -> None:
+        self.stats = stats
+        self.max_retry_wait = max_retry_wait
+        self.spent = False
+        self.asked = 0.0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        self.asked = retry_state.upcoming_sleep
+        self.spent = self.stats.waited_seconds + self.asked > self.max_retry_wait
+        return self.spent
+
+
+class _RateLimiter:
+    """At most ``calls`` sends in any sliding window of ``period`` seconds of ``clock``.
+
+    Written here rather than taken from a library: a dozen lines with an injectable clock and sleep,
+    where the rate-limit packages bring their own clocks, storage back-ends and a dependency.
+    """
+
+    def __init__(self, calls: int, period: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self._sent: deque[float] = deque(maxlen=calls)
+        self._period = period
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        """Sleep until one more call fits in the window, then record it."""
+        if len(self._sent) == self._sent.maxlen:
+            wait = self._sent[0] + self._period - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self._sent.append(self._clock())
+
+
+def _bounded(call: Callable[[], Answer], seconds: float) -> Answer:
+    """Run ``call`` in a helper thread and give up after ``seconds`` in all.
+
+    requests' timeout bounds each socket read, not the exchange: a server that sends one byte per read
+    never trips it. Waiting on the thread bounds the whole exchange (``Transport._exchange`` then shuts the
+    cut-off exchange's socket and drops its session).
+    """
+    outcome: Future[Answer] = Future()
+
+    def run() -> None:
+        try:
+            outcome.set_result(call())
+        except BaseException as exc:  # handed to the waiting caller
+            outcome.set_exception(exc)
+
+    threading.Thread(target=run, name="umami-http", daemon=True).start()
+    try:
+        return outcome.result(timeout=seconds)
+    except FutureTimeout:
+        raise requests.Timeout(f"no complete answer within {seconds:g} s") from None
+
+
+class Transport:
+    """Bounded, retried, rate-limited HTTP exchanges through one requests session (see the module docstring).
+
+    :param session_factory: makes the session to send through (again after an exchange was cut off).
+    :param timeout: seconds per exchange, in all (connect, headers and body).
+    :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
+    :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
+    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
+    :param max_retry_wait: how long, in all, this transport may wait before retries.
+    :param rate_limit_calls: at most this many sends per ``rate_limit_period`` seconds (None = no limit).
+    :param rate_limit_period: window of the rate limit, in seconds.
+    :param sleep: how to wait (injectable for tests).
+    :param clock: monotonic seconds for the rate limiter (injectable for tests).
+    :param stats: the counters to count into (a new :class:`TransportStats` by default).
+    """
+
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        *,
+        timeout: float,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        max_retry_wait: float,
+        rate_limit_calls: int | None,
+        rate_limit_period: float,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        stats: TransportStats | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_retry_wait = max_retry_wait
+        self.stats = stats if stats is not None else TransportStats()
+        self._wait = _WaitRetryAfter(multiplier=backoff_base, max=backoff_max)
+        self._sleep = sleep
+        self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
+        self._session: Session | None = None
+
+    def send(self, method: str, url: str, *, params: dict[str, Any] | None = None,
+             json: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Answer:
+        """Send with the rate limit, the whole-exchange timeout and retries; any answer that is not retried
+        (2xx, 4xx but 429) is returned. Retries that run out raise :class:`UmamiRetryError`."""
+        path = urlsplit(url).path
+        budget = _WaitBudget(self.stats, self.max_retry_wait)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1) | budget,
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(method, path, state),
+        )
+        try:
+            return retrying(self._attempt, method, url, params=params, json=json, headers=headers or {})
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            if budget.spent:
+                raise UmamiRetryError(
+                    f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
+                    f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
+                    "that Airflow retries the task later") from None
+            raise UmamiRetryError(
+                f"Umami {method} {path} failed {exc.last_attempt.attempt_number} times, last with "
+                f"{last}; giving up") from last.__cause__ if last else None
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One try; :class:`_Transient` for what is worth retrying."""
+        if self._limiter is not None:
+            self._limiter.wait()
+        self.stats.requests += 1
+        try:
+            answer = self._exchange(method, url, **kwargs)
+        except _TRANSIENT_ERRORS as exc:
+            raise _Transient(type(exc).__name__) from exc
+        if answer.status == 429 or answer.status >= 500:
+            raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
+        return answer
+
+    def _exchange(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One HTTP exchange within ``timeout`` seconds in all. A cut-off exchange loses its session, and its
+        socket is shut when its headers had come (a body that trickles stops at once)."""
+        session = self._session or self.session_factory()
+        self._session = session
+        started: list[requests.Response] = []
+
+        def call() -> Answer:
+            response = session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
+            started.append(response)
+            return Answer(response.status_code, response.headers, response.content)
+
+        try:
+            return _bounded(call, self.timeout)
+        except requests.Timeout:
+            self._session = None
+            for response in started:
+                connection = response.raw.connection
+                if connection is not None and connection.sock is not None:
+                    with contextlib.suppress(OSError):
+                        connection.sock.shutdown(socket.SHUT_RDWR)
+            raise
+
+    def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        self.stats.waited_seconds += state.upcoming_sleep
+        failure = state.outcome.exception() if state.outcome else None
+        log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
+                    method, path, failure, state.attempt_number, self.max_retries, state.upcoming_sleep)
