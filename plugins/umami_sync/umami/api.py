@@ -13,7 +13,8 @@ The hook is a thin adapter: one method per endpoint, one request each (:mod:`uma
 through them). Every request goes through a :class:`~umami_sync.umami.transport.Transport` (bounded, retried,
 rate-limited). Refused credentials fail at once. Secrets never appear in log lines, exception messages or
 return values: an error body is reduced to Umami's ``error.message`` and ``error.code``, capped, and scrubbed
-of the password, key and token (:mod:`umami_sync.umami.redact`).
+of the password, key and token (:mod:`umami_sync.umami.redact`); an error of the exchange keeps only its text,
+scrubbed the same way.
 """
 
 from __future__ import annotations
@@ -122,12 +123,12 @@ class UmamiHook(HttpHook):
         super().__init__(method="GET", http_conn_id=umami_conn_id)
         self.umami_conn_id = umami_conn_id
         self.stats = ApiStats()
+        self._redact = Redactor()
         self.transport = Transport(
             self.get_conn, timeout=timeout, max_retries=max_retries, backoff_base=backoff_base,
             backoff_max=backoff_max, max_retry_wait=max_retry_wait, rate_limit_calls=rate_limit_calls,
-            rate_limit_period=rate_limit_period, sleep=sleep, clock=clock, stats=self.stats,
+            rate_limit_period=rate_limit_period, sleep=sleep, clock=clock, stats=self.stats, redact=self._redact,
         )
-        self._redact = Redactor()
         self._token: SecretStr | None = None
 
     @cached_property

@@ -9,10 +9,15 @@ Which kind of server a connection points at follows from one rule, the extra ``a
 therefore sends ``api_key`` only as ``x-umami-api-key``, never sends Basic auth, and a connection with an extra
 named ``Authorization`` or ``x-umami-api-key`` is refused (secrets belong in the password or ``api_key``, which
 Airflow masks). Other extras keep their ``HttpHook`` meaning (``verify``, ``proxies``, plain headers...).
+
+Login, password and API key are checked when they are read, before any request: white space at their ends is
+trimmed (a secret store's trailing newline), and one with a control character inside (a line break, a tab) is
+refused, naming the connection and the field, never the value: requests would refuse it as a header and quote it.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,18 +50,20 @@ class Credentials:
                 f"connection {conn.conn_id!r}: extras {reserved} would be sent as raw headers; put a "
                 f"Cloud key in extra {API_KEY_EXTRA!r} or self-hosted credentials in login/password"
             )
-        api_key = extra.get(API_KEY_EXTRA) or None
-        if api_key and conn.login:
+        login = _checked(conn.conn_id, "login", conn.login)
+        password = _checked(conn.conn_id, "password", conn.password)
+        api_key = _checked(conn.conn_id, f"extra {API_KEY_EXTRA!r}", extra.get(API_KEY_EXTRA))
+        if api_key and login:
             raise UmamiConfigError(
                 f"connection {conn.conn_id!r}: set either extra {API_KEY_EXTRA!r} (Umami Cloud) "
                 "or login/password (self-hosted), not both"
             )
-        if not api_key and not (conn.login and conn.password):
+        if not api_key and not (login and password):
             raise UmamiConfigError(
                 f"connection {conn.conn_id!r}: needs login and password (self-hosted) "
                 f"or extra {API_KEY_EXTRA!r} (Umami Cloud)"
             )
-        return cls(username=conn.login, password=conn.password, api_key=api_key)
+        return cls(username=login, password=password, api_key=api_key)
 
     @property
     def cloud(self) -> bool:
@@ -70,3 +77,17 @@ class Credentials:
         session.headers.pop(API_KEY_EXTRA, None)
         if self.api_key:
             session.headers[API_KEY_HEADER] = self.api_key
+
+
+def _checked(conn_id: str, name: str, value: object) -> str | None:
+    """``value`` trimmed of white space at its ends (None when nothing is left). A value that is not text, or
+    holds a control character inside, raises :class:`UmamiConfigError` naming the field, never the value."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UmamiConfigError(f"connection {conn_id!r}: {name} must be text")
+    value = value.strip()
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise UmamiConfigError(f"connection {conn_id!r}: {name} holds a control character (a line break, a tab...) "
+                               "inside; fix the connection")
+    return value or None

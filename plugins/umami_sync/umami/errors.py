@@ -33,6 +33,11 @@ class UmamiCredentialsError(UmamiAuthError):
     """Umami refused the connection's credentials (login or Cloud API key): retrying cannot help."""
 
 
+class UmamiRequestError(UmamiError):
+    """A request could not be sent or its answer not read, for a reason a retry does not change (requests refused
+    a header, the URL is bad...). It keeps the scrubbed text of the error underneath, never that error itself."""
+
+
 class UmamiRetryError(UmamiError):
     """A request kept failing (connection error, timeout, 429 or 5xx), or asked for a longer wait than allowed."""
 

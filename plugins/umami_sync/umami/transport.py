@@ -6,6 +6,9 @@
   sooner than the server's ``Retry-After`` (seconds or an HTTP-date); all the waiting of one transport stays
   within ``max_retry_wait``, a wait past it fails at once.
 * Rate-limited: at most ``rate_limit_calls`` sends in any window of ``rate_limit_period`` seconds.
+* Scrubbed: an error from the exchange (requests refusing a header quotes its value) never leaves as it is: a
+  :class:`UmamiRequestError` (or the cause of a :class:`UmamiRetryError`) keeps its text, passed through
+  ``redact``, and nothing else of it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from tenacity.stop import stop_base
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from umami_sync.umami.errors import UmamiRetryError
+from umami_sync.umami.errors import UmamiRequestError, UmamiRetryError
+from umami_sync.umami.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,12 +75,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class _Transient(Exception):  # noqa: N818 - internal signal for tenacity, never leaves this module
-    """A failure worth retrying; ``retry_after`` is what the server asked for, in seconds."""
+    """A failure worth retrying; ``retry_after`` is what the server asked for, in seconds; ``cause`` the scrubbed
+    error underneath, if any."""
 
-    def __init__(self, failure: str, retry_after: float | None = None) -> None:
+    def __init__(self, failure: str, retry_after: float | None = None, cause: UmamiRequestError | None = None):
         super().__init__(failure)
         self.failure = failure
         self.retry_after = retry_after
+        self.cause = cause
 
 
 class _WaitRetryAfter(wait_random_exponential):
@@ -163,6 +169,7 @@ class Transport:
     :param sleep: how to wait (injectable for tests).
     :param clock: monotonic seconds for the rate limiter (injectable for tests).
     :param stats: the counters to count into (a new :class:`TransportStats` by default).
+    :param redact: scrubs the text of an error from the exchange (a :class:`Redactor` without secrets by default).
     """
 
     def __init__(
@@ -179,12 +186,14 @@ class Transport:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
         stats: TransportStats | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_wait = max_retry_wait
         self.stats = stats if stats is not None else TransportStats()
+        self.redact = redact or Redactor()
         self._wait = _WaitRetryAfter(multiplier=backoff_base, max=backoff_max)
         self._sleep = sleep
         self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
@@ -193,7 +202,8 @@ class Transport:
     def send(self, method: str, url: str, *, params: dict[str, Any] | None = None,
              json: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Answer:
         """Send with the rate limit, the whole-exchange timeout and retries; any answer that is not retried
-        (2xx, 4xx but 429) is returned. Retries that run out raise :class:`UmamiRetryError`."""
+        (2xx, 4xx but 429) is returned. Retries that run out raise :class:`UmamiRetryError`, an error that a retry
+        does not change :class:`UmamiRequestError`."""
         path = urlsplit(url).path
         budget = _WaitBudget(self.stats, self.max_retry_wait)
         retrying = Retrying(
@@ -204,36 +214,45 @@ class Transport:
             before_sleep=lambda state: self._log_retry(method, path, state),
         )
         try:
-            return retrying(self._attempt, method, url, params=params, json=json, headers=headers or {})
+            return retrying(self._attempt, method, url, path, params=params, json=json, headers=headers or {})
         except RetryError as exc:
-            last = exc.last_attempt.exception()
-            if budget.spent:
-                raise UmamiRetryError(
-                    f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
-                    f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
-                    "that Airflow retries the task later") from None
+            attempts, last = exc.last_attempt.attempt_number, exc.last_attempt.exception()
+        # raised outside the handler, so that no error underneath stays attached as the context
+        if budget.spent:
             raise UmamiRetryError(
-                f"Umami {method} {path} failed {exc.last_attempt.attempt_number} times, last with "
-                f"{last}; giving up") from last.__cause__ if last else None
+                f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
+                f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
+                "that Airflow retries the task later")
+        cause = last.cause if isinstance(last, _Transient) else None
+        raise UmamiRetryError(f"Umami {method} {path} failed {attempts} times, last with {last}; giving up") from cause
 
-    def _attempt(self, method: str, url: str, **kwargs: Any) -> Answer:
-        """One try; :class:`_Transient` for what is worth retrying."""
+    def _attempt(self, method: str, url: str, path: str, **kwargs: Any) -> Answer:
+        """One try; :class:`_Transient` for what is worth retrying, :class:`UmamiRequestError` for any other
+        error of the exchange."""
         if self._limiter is not None:
             self._limiter.wait()
         self.stats.requests += 1
+        session = self._session = self._session or self.session_factory()
+        failure: Exception
         try:
-            answer = self._exchange(method, url, **kwargs)
+            answer = self._exchange(session, method, url, **kwargs)
         except _TRANSIENT_ERRORS as exc:
-            raise _Transient(type(exc).__name__) from exc
-        if answer.status == 429 or answer.status >= 500:
-            raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
-        return answer
+            failure = _Transient(type(exc).__name__, cause=UmamiRequestError(self._scrubbed(exc)))
+        except Exception as exc:  # requests refused the request (a header, the URL...): its text may quote a secret
+            failure = UmamiRequestError(f"Umami {method} {path}: {self._scrubbed(exc)}")
+        else:
+            if answer.status == 429 or answer.status >= 500:
+                raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
+            return answer
+        raise failure  # outside the handler: the error underneath is not attached as its context
 
-    def _exchange(self, method: str, url: str, **kwargs: Any) -> Answer:
+    def _scrubbed(self, exc: Exception) -> str:
+        """What is kept of an error of the exchange: its type and its scrubbed text."""
+        return f"{type(exc).__name__}: {self.redact(str(exc))}"
+
+    def _exchange(self, session: Session, method: str, url: str, **kwargs: Any) -> Answer:
         """One HTTP exchange within ``timeout`` seconds in all. A cut-off exchange loses its session, and its
         socket is shut when its headers had come (a body that trickles stops at once)."""
-        session = self._session or self.session_factory()
-        self._session = session
         started: list[requests.Response] = []
 
         def call() -> Answer:

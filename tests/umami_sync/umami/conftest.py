@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,3 +219,20 @@ def current_token(hook: UmamiHook) -> str:
     """The hook keeps its token private; the test reads it only to search for it."""
     assert hook._token is not None
     return hook._token.get_secret_value()
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """Every text an exception carries (its str, repr, args, attributes and traceback), and those of every exception
+    chained to it as cause or context."""
+    texts: list[str] = []
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args), repr(vars(current)),
+                  "".join(traceback.format_exception(current))]
+        pending += [current.__cause__, current.__context__]
+    return texts

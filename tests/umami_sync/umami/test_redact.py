@@ -20,12 +20,13 @@ from tests.umami_sync.umami.conftest import (
     SessionMaker,
     cloud_umami,
     current_token,
+    exception_texts,
     integration,
     login_reply,
     read_all,
     umami_connection,
 )
-from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiRetryError
+from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiRequestError, UmamiRetryError
 from umami_sync.umami.paging import all_websites
 from umami_sync.umami.redact import MAX_CHARS, Redactor, echoed_forms
 
@@ -188,3 +189,20 @@ def test_secrets_never_reach_logs_errors_or_results(
     for secret in (PASSWORD, API_KEY, *tokens):
         assert secret not in everything
 
+
+
+@integration
+def test_an_exception_requests_raises_leaves_the_hook_scrubbed(umami_pg: str, monkeypatch: pytest.MonkeyPatch,
+                                                               make_hook: Callable[..., UmamiHook]) -> None:
+    """http.client cannot encode a header value outside Latin-1: its UnicodeEncodeError holds the whole value (the
+    API key) in its args and repr. The hook wraps it, and the key leaves in no text of the error or its chain."""
+    key = f"{API_KEY}-\u2603"
+    with cloud_umami(umami_pg, monkeypatch) as fake:
+        umami_connection(monkeypatch, f"{fake.url}/v1", extra={"api_key": key})
+
+        with pytest.raises(UmamiRequestError, match=r"^Umami GET /v1/websites: UnicodeEncodeError: ") as caught:
+            all_websites(make_hook())
+
+        assert fake.requests == []
+    for text in exception_texts(caught.value):
+        assert API_KEY not in text

@@ -24,14 +24,16 @@ from tests.umami_sync.umami.conftest import (
     WINDOW,
     SessionMaker,
     cloud_umami,
+    exception_texts,
     integration,
     read_all,
     session_calls,
     umami_connection,
 )
 from umami_sync.umami.api import UmamiHook
-from umami_sync.umami.errors import UmamiRetryError
+from umami_sync.umami.errors import UmamiRequestError, UmamiRetryError
 from umami_sync.umami.paging import all_websites
+from umami_sync.umami.redact import Redactor
 from umami_sync.umami.transport import Transport, _Transient, _WaitRetryAfter, parse_retry_after
 
 if TYPE_CHECKING:
@@ -59,11 +61,14 @@ class FakeTime:
         return self.now
 
 
-class Scripted(BaseAdapter):
-    """Answers each request with the next ``(status, headers)`` of a script, without a socket, and notes the
-    fake time it came at."""
+Scripted = tuple[int, dict[str, str]] | Exception
 
-    def __init__(self, time: FakeTime, *answers: tuple[int, dict[str, str]]) -> None:
+
+class ScriptedAdapter(BaseAdapter):
+    """Answers each request with the next ``(status, headers)`` of a script, or raises the next exception, without
+    a socket, and notes the fake time each request came at."""
+
+    def __init__(self, time: FakeTime, *answers: Scripted) -> None:
         super().__init__()
         self.time = time
         self.answers = list(answers)
@@ -71,7 +76,10 @@ class Scripted(BaseAdapter):
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.sent_at.append(self.time.now)
-        status, headers = self.answers.pop(0)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers = answer
         response = requests.Response()
         response.status_code, response.headers, response._content = status, CaseInsensitiveDict(headers), b"{}"
         response.request, response.url = request, request.url or ""
@@ -81,9 +89,9 @@ class Scripted(BaseAdapter):
         """Nothing to close."""
 
 
-def scripted(fake_time: FakeTime, *answers: tuple[int, dict[str, str]], **options: Any) -> tuple[Transport, Scripted]:
+def scripted(fake_time: FakeTime, *answers: Scripted, **options: Any) -> tuple[Transport, ScriptedAdapter]:
     """A transport whose session answers from ``answers`` on ``fake_time``; ``options`` override its settings."""
-    adapter = Scripted(fake_time, *answers)
+    adapter = ScriptedAdapter(fake_time, *answers)
 
     def session() -> requests.Session:
         made = requests.Session()
@@ -117,6 +125,37 @@ def test_an_answer_not_worth_a_retry_is_returned_as_it_came() -> None:
 
     assert transport.send("GET", URL).status == 404
     assert (transport.stats.requests, transport.stats.retries, fake_time.slept) == (1, 0, [])
+
+
+def test_an_error_requests_raises_leaves_the_transport_scrubbed() -> None:
+    """A header requests refuses quotes its value; the transport wraps the error and keeps only scrubbed text."""
+    secret = "hdr-s3cret-value"
+    redact = Redactor()
+    redact.add(secret)
+    transport, _ = scripted(FakeTime(), requests.exceptions.InvalidHeader(f"bad header value: {secret!r}"),
+                            redact=redact)
+
+    with pytest.raises(UmamiRequestError, match=r"^Umami GET /api/websites: InvalidHeader: bad header value: "
+                                                r"'\*\*\*'$") as caught:
+        transport.send("GET", URL)
+
+    assert not any(secret in text for text in exception_texts(caught.value))
+
+
+def test_retried_errors_are_chained_scrubbed() -> None:
+    """The error a request gave up on is kept as the cause, scrubbed (a proxy's refusal may quote its URL)."""
+    secret = "proxy-s3cret"
+    redact = Redactor()
+    redact.add(secret)
+    refused = [requests.ConnectionError(f"http://sync:{secret}@proxy.internal refused, Bearer {'t' * 40}")
+               for _ in range(3)]
+    transport, _ = scripted(FakeTime(), *refused, max_retries=2, redact=redact)
+
+    with pytest.raises(UmamiRetryError, match="failed 3 times, last with ConnectionError; giving up") as caught:
+        transport.send("GET", URL)
+
+    assert str(caught.value.__cause__) == "ConnectionError: http://sync:***@proxy.internal refused, Bearer ***"
+    assert not any(secret in text or "t" * 40 in text for text in exception_texts(caught.value))
 
 
 def test_the_rate_limit_spaces_sends_on_a_fake_clock() -> None:
