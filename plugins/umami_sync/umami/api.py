@@ -88,12 +88,12 @@ class UmamiHook(HttpHook):
 
     :param umami_conn_id: Airflow connection id (see the module docstring for its form).
     :param timeout: seconds per request, for the whole exchange (connect, headers and body).
-    :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
+    :param max_retries: retries of one request after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
-    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
-    :param max_retry_wait: how long, in all, this hook may wait before retries (backoff and ``Retry-After``);
-        a wait past it fails the request at once, so that Airflow's own retry delay takes over and the worker
-        slot is freed.
+    :param backoff_max: cap of the backoff (``max_retry_wait`` when that is lower); a longer ``Retry-After`` wins.
+    :param max_retry_wait: the longest single wait before a retry. An answer whose ``Retry-After`` asks for longer
+        fails the request at once, so that Airflow's own retry delay takes over and the worker slot is freed.
+        Each wait is judged alone: one request waits at most ``max_retries`` x ``max_retry_wait`` in all.
     :param rate_limit_calls: at most this many requests per ``rate_limit_period`` (None = no limit;
         Umami Cloud allows 50 per 15 s).
     :param rate_limit_period: window of the client-side rate limit, in seconds.

@@ -2,9 +2,11 @@
 
 * Bounded: one exchange (connect, headers and body) takes at most ``timeout`` seconds in all. requests' own
   timeout bounds each socket read, so a server trickling its answer byte by byte is cut off here too.
-* Retried (tenacity): connection errors, timeouts, 429 and 5xx, with full-jitter exponential backoff, never
-  sooner than the server's ``Retry-After`` (seconds or an HTTP-date); all the waiting of one transport stays
-  within ``max_retry_wait``, a wait past it fails at once.
+* Retried (tenacity): connection errors, timeouts, 429 and 5xx, at most ``max_retries`` times per request, with
+  full-jitter exponential backoff (never longer than ``max_retry_wait``), never sooner than the server's
+  ``Retry-After`` (seconds, fractions too, or an HTTP-date). Each wait is judged alone: an answer whose
+  ``Retry-After`` is longer than ``max_retry_wait`` fails the request at once, so one request waits at most
+  ``max_retries`` x ``max_retry_wait`` in all, and the next request starts afresh.
 * Rate-limited: at most ``rate_limit_calls`` sends in any window of ``rate_limit_period`` seconds.
 * Scrubbed: an error from the exchange (requests refusing a header quotes its value) never leaves as it is: a
   :class:`UmamiRequestError` (or the cause of a :class:`UmamiRetryError`) keeps its text, passed through
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 from collections import deque
@@ -43,7 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout)
-_RETRY_AFTER = Retry()  # only for its Retry-After parser (delay-seconds or HTTP-date)
+_RETRY_AFTER = Retry()  # only for its Retry-After parser of HTTP-dates
+_DELAY_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 
 
 @dataclass
@@ -65,9 +69,12 @@ class Answer:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date); None if absent or bad."""
+    """Seconds asked for by a ``Retry-After`` header: delay-seconds (with a fraction too, as some servers send it)
+    or an HTTP-date; None if absent or bad."""
     if not value or not value.strip():
         return None
+    if delay := _DELAY_SECONDS.fullmatch(value):
+        return float(delay[1])
     try:
         return max(0.0, _RETRY_AFTER.parse_retry_after(value))
     except InvalidHeader:
@@ -95,20 +102,18 @@ class _WaitRetryAfter(wait_random_exponential):
         return max(backoff, asked or 0.0)
 
 
-class _WaitBudget(stop_base):
-    """Stops retrying when the next wait would take the transport's waiting past ``max_retry_wait`` (tenacity
-    computes the next wait before it asks whether to stop)."""
+class _WaitCap(stop_base):
+    """Stops retrying when the next wait would be longer than ``max_retry_wait`` (tenacity computes it before it
+    asks whether to stop); ``asked`` keeps that wait."""
 
-    def __init__(self, stats: TransportStats, max_retry_wait: float) -> None:
-        self.stats = stats
+    def __init__(self, max_retry_wait: float) -> None:
         self.max_retry_wait = max_retry_wait
-        self.spent = False
-        self.asked = 0.0
+        self.asked: float | None = None
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        self.asked = retry_state.upcoming_sleep
-        self.spent = self.stats.waited_seconds + self.asked > self.max_retry_wait
-        return self.spent
+        if retry_state.upcoming_sleep > self.max_retry_wait:
+            self.asked = retry_state.upcoming_sleep
+        return self.asked is not None
 
 
 class _RateLimiter:
@@ -160,10 +165,10 @@ class Transport:
 
     :param session_factory: makes the session to send through (again after an exchange was cut off).
     :param timeout: seconds per exchange, in all (connect, headers and body).
-    :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
+    :param max_retries: retries of one request after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
-    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
-    :param max_retry_wait: how long, in all, this transport may wait before retries.
+    :param backoff_max: cap of the backoff (``max_retry_wait`` when that is lower); a longer ``Retry-After`` wins.
+    :param max_retry_wait: the longest single wait before a retry; a longer ``Retry-After`` fails the request.
     :param rate_limit_calls: at most this many sends per ``rate_limit_period`` seconds (None = no limit).
     :param rate_limit_period: window of the rate limit, in seconds.
     :param sleep: how to wait (injectable for tests).
@@ -194,7 +199,7 @@ class Transport:
         self.max_retry_wait = max_retry_wait
         self.stats = stats if stats is not None else TransportStats()
         self.redact = redact or Redactor()
-        self._wait = _WaitRetryAfter(multiplier=backoff_base, max=backoff_max)
+        self._wait = _WaitRetryAfter(multiplier=backoff_base, max=min(backoff_max, max_retry_wait))
         self._sleep = sleep
         self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
         self._session: Session | None = None
@@ -205,9 +210,9 @@ class Transport:
         (2xx, 4xx but 429) is returned. Retries that run out raise :class:`UmamiRetryError`, an error that a retry
         does not change :class:`UmamiRequestError`."""
         path = urlsplit(url).path
-        budget = _WaitBudget(self.stats, self.max_retry_wait)
+        cap = _WaitCap(self.max_retry_wait)
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1) | budget,
+            stop=stop_after_attempt(self.max_retries + 1) | cap,
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
             sleep=self._sleep,
@@ -218,11 +223,10 @@ class Transport:
         except RetryError as exc:
             attempts, last = exc.last_attempt.attempt_number, exc.last_attempt.exception()
         # raised outside the handler, so that no error underneath stays attached as the context
-        if budget.spent:
+        if cap.asked is not None:
             raise UmamiRetryError(
-                f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
-                f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
-                "that Airflow retries the task later")
+                f"Umami {method} {path}: {last} asks to wait {cap.asked:g} s, longer than max_retry_wait_seconds "
+                f"({self.max_retry_wait:g} s); failing this try so that Airflow retries the task later")
         cause = last.cause if isinstance(last, _Transient) else None
         raise UmamiRetryError(f"Umami {method} {path} failed {attempts} times, last with {last}; giving up") from cause
 

@@ -32,6 +32,7 @@ from tests.umami_sync.umami.conftest import (
 )
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.errors import UmamiRequestError, UmamiRetryError
+from umami_sync.umami.models import UmamiSession
 from umami_sync.umami.paging import all_websites
 from umami_sync.umami.redact import Redactor
 from umami_sync.umami.transport import Transport, _Transient, _WaitRetryAfter, parse_retry_after
@@ -127,6 +128,56 @@ def test_an_answer_not_worth_a_retry_is_returned_as_it_came() -> None:
     assert (transport.stats.requests, transport.stats.retries, fake_time.slept) == (1, 0, [])
 
 
+def test_a_fractional_retry_after_is_waited_out() -> None:
+    fake_time = FakeTime()
+    transport, _ = scripted(fake_time, (429, {"Retry-After": "1.5"}), (200, {}))
+
+    assert transport.send("GET", URL).status == 200
+    assert fake_time.slept == [1.5]  # not the backoff (at most 0.05 s)
+
+
+def test_each_wait_is_judged_alone_and_a_longer_one_fails_the_try_at_once() -> None:
+    """Two requests each wait 200 s (each wait fits in max_retry_wait, 300 s; the waits of earlier requests do
+    not count); the third request's answer asks for more than 300 s and fails the try without waiting."""
+    fake_time = FakeTime()
+    transport, adapter = scripted(fake_time, (429, {"Retry-After": "200"}), (200, {}),
+                                  (503, {"Retry-After": "200"}), (200, {}), (429, {"Retry-After": "300.5"}),
+                                  max_retry_wait=300.0)
+
+    assert [transport.send("GET", URL).status for _ in range(2)] == [200, 200]
+    with pytest.raises(UmamiRetryError, match=r"^Umami GET /api/websites: HTTP 429 asks to wait 300.5 s, longer than "
+                                              r"max_retry_wait_seconds \(300 s\); failing this try so that Airflow "
+                                              r"retries the task later$"):
+        transport.send("GET", URL)
+
+    assert fake_time.slept == [200.0, 200.0]
+    assert (len(adapter.sent_at), transport.stats.waited_seconds) == (5, 400.0)
+
+
+def test_one_request_waits_at_most_max_retries_times() -> None:
+    """Every answer asks for 250 s: the request waits max_retries times (750 s, within 3 x max_retry_wait), then
+    gives up."""
+    fake_time = FakeTime()
+    transport, adapter = scripted(fake_time, *[(429, {"Retry-After": "250"})] * 4, max_retries=3,
+                                  max_retry_wait=300.0)
+
+    with pytest.raises(UmamiRetryError, match="failed 4 times, last with HTTP 429; giving up"):
+        transport.send("GET", URL)
+
+    assert fake_time.slept == [250.0] * 3
+    assert len(adapter.sent_at) == 4
+
+
+def test_the_backoff_never_waits_longer_than_max_retry_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    fake_time = FakeTime()
+    transport, _ = scripted(fake_time, (503, {}), (503, {}), (200, {}), backoff_base=10.0, backoff_max=60.0,
+                            max_retry_wait=1.0)
+
+    assert transport.send("GET", URL).status == 200
+    assert fake_time.slept == [1.0, 1.0]
+
+
 def test_an_error_requests_raises_leaves_the_transport_scrubbed() -> None:
     """A header requests refuses quotes its value; the transport wraps the error and keeps only scrubbed text."""
     secret = "hdr-s3cret-value"
@@ -198,7 +249,9 @@ def test_retry_after_wins_over_a_shorter_backoff() -> None:
 
 
 @pytest.mark.parametrize(("header", "expected"), [("7", 7.0), (" 12 ", 12.0), ("0", 0.0), (None, None),
-                                                  ("", None), ("soon", None), ("-3", None), ("1.", None)])
+                                                  ("", None), ("soon", None), ("-3", None), ("1.", None),
+                                                  ("1.5", 1.5), (" 0.25 ", 0.25), ("2.50", 2.5), (".5", None),
+                                                  ("1.5.2", None), ("1e3", None), ("nan", None), ("inf", None)])
 def test_retry_after_seconds(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
 
@@ -235,9 +288,8 @@ def test_a_retry_after_past_the_cap_fails_the_try_instead_of_sleeping(
     self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 1, 3600
     hook = make_hook(max_retry_wait=300)
 
-    with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login: HTTP 429; waiting 3600 s more would take "
-                                              r"this task's waiting past max_retry_wait_seconds \(300 s\); "
-                                              r"failing this try"):
+    with pytest.raises(UmamiRetryError, match=r"POST /api/auth/login: HTTP 429 asks to wait 3600 s, longer than "
+                                              r"max_retry_wait_seconds \(300 s\); failing this try"):
         all_websites(hook)
 
     assert sleeps == []
@@ -245,19 +297,19 @@ def test_a_retry_after_past_the_cap_fails_the_try_instead_of_sleeping(
 
 
 @integration
-def test_the_cap_holds_for_all_the_waiting_of_a_task(self_hosted: FakeUmami, make_sessions: SessionMaker,
-                                                     make_hook: Callable[..., UmamiHook], sleeps: list[float]) -> None:
-    """Every answer asks for 200 s: the first wait fits in 300 s, the second would not."""
-    make_sessions(3)
+def test_each_wait_is_judged_alone(self_hosted: FakeUmami, make_sessions: SessionMaker,
+                                   make_hook: Callable[..., UmamiHook], sleeps: list[float]) -> None:
+    """Two answers ask for 200 s each: each fits in max_retry_wait (300 s), so the request waits 400 s in all."""
+    made = make_sessions(3)
     hook = make_hook(max_retry_wait=300, max_retries=5)
     all_websites(hook)
-    self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 10, 200
+    self_hosted.faults.throttle_next, self_hosted.faults.retry_after_seconds = 2, 200
 
-    with pytest.raises(UmamiRetryError, match="waiting 200 s more would take this task's waiting past"):
-        hook.session_page(OTHER_WEBSITE, WINDOW, 1, 10)
+    page = hook.session_page(OTHER_WEBSITE, WINDOW, 1, 10)
 
-    assert sleeps == [200.0]
-    assert hook.stats.waited_seconds == 200.0
+    assert sorted(row.id for row in page.entries if isinstance(row, UmamiSession)) == sorted(made)
+    assert sleeps == [200.0, 200.0]
+    assert hook.stats.waited_seconds == 400.0
 
 
 @integration
