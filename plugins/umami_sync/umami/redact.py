@@ -45,6 +45,7 @@ class Redactor:
         self._secrets.update(secret for secret in secrets if secret)
 
     def __call__(self, text: str) -> str:
+        """``text`` with every secret, bearer token and token-like string masked, capped at :data:`MAX_CHARS`."""
         for secret in self._secrets:
             for form in echoed_forms(secret):
                 text = text.replace(form, MASK)

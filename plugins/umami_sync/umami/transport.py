@@ -87,7 +87,6 @@ class _Transient(Exception):  # noqa: N818 - internal signal for tenacity, never
 
     def __init__(self, failure: str, retry_after: float | None = None, cause: UmamiRequestError | None = None):
         super().__init__(failure)
-        self.failure = failure
         self.retry_after = retry_after
         self.cause = cause
 
