@@ -21,7 +21,7 @@ from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
 from umami_sync.stages.analytics.jobs import AnalyticsJob, UnknownWebsiteError
 from umami_sync.stages.status import RunStatus, describe_failures, summarise
-from umami_sync.umami.api import UmamiCredentialsError, UmamiError
+from umami_sync.umami.errors import UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
 
 if TYPE_CHECKING:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.umami.paging import all_websites
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) ->
     if settings.website_ids:
         websites = configured_websites(api, settings.website_ids)
     else:
-        websites = [(site.id, site.name) for site in api.list_websites(include_teams=settings.include_team_websites)]
+        websites = [(site.id, site.name) for site in all_websites(api, include_teams=settings.include_team_websites)]
     parts = settings.analytics_interval(interval).split(settings.sub_windows)
     ids = tuple(website_id for website_id, _ in websites)
     return [

@@ -16,8 +16,8 @@ from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
 from umami_sync.stages.analytics.figures import page_analytics, plan_page
-from umami_sync.umami.api import UmamiCredentialsError
-from umami_sync.umami.listing import SessionListing, read_activity
+from umami_sync.umami.errors import UmamiCredentialsError
+from umami_sync.umami.paging import SessionListing, read_activity
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.listing import ActivityFigures, ListedPage, ListingReport
+    from umami_sync.umami.paging import ActivityFigures, ListedPage, ListingReport
     from umami_sync.users.store import UsersCollection
     from umami_sync.users.updates import Analytics, Change, Rank
     from umami_sync.windows import DataInterval
