@@ -16,7 +16,7 @@ from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
 from umami_sync.stages.analytics.figures import page_analytics, plan_page
-from umami_sync.umami.errors import UmamiCredentialsError
+from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
 from umami_sync.umami.paging import SessionListing, read_activity
 from umami_sync.windows import ApiWindow
 
@@ -158,7 +158,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run)
-    except UmamiCredentialsError as exc:
+    except (UmamiCredentialsError, UmamiConfigError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("analytics sync %s failed", job.label)
