@@ -137,7 +137,7 @@ class SyncSettings(BaseModel):
     rate_limit_calls: int | None = Field(None, ge=1, description="Client-side limit: calls per period (Cloud: 50).")
     rate_limit_period_seconds: float = Field(15.0, gt=0, le=3600)
     max_retry_wait_seconds: float = Field(
-        300.0, gt=0, le=3600, description="Longest Retry-After waited out in a task; longer fails the try.")
+        300.0, gt=0, le=3600, description="Longest single wait before a retry; a longer Retry-After fails the try.")
     ensure_indexes: bool = Field(True, description="Create the indexes the sync needs when they are missing.")
     mongo_collation: Literal["auto", "on", "off"] = Field(
         "auto", description="Match identities through a case-insensitive collation (MongoDB, Atlas: on) or "

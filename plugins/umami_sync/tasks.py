@@ -19,9 +19,9 @@ from pydantic import TypeAdapter
 from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult, StatusResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics.jobs import AnalyticsJob, UnknownWebsiteError
+from umami_sync.stages.analytics.jobs import AnalyticsJob, NoWebsiteError, UnknownWebsiteError
 from umami_sync.stages.status import run_result, summarise
-from umami_sync.umami.api import UmamiCredentialsError, UmamiError
+from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
 
 if TYPE_CHECKING:
@@ -77,14 +77,14 @@ def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
 
 
 def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The mapped jobs of stage 2; a configured website id Umami does not show, or refused credentials,
-    fail the run at once."""
+    """The mapped jobs of stage 2; a configured website id Umami does not show, no website at all, a connection
+    that breaks the rule, or refused credentials fail the run at once."""
     resolved = RunPlan.model_validate(run)
     jobs: list[AnalyticsJob] = []
     failure, retryable = None, True
     try:
         jobs = plan_analytics_jobs(resolved.settings, resolved.interval)
-    except (UnknownWebsiteError, UmamiCredentialsError) as exc:
+    except (UnknownWebsiteError, NoWebsiteError, UmamiCredentialsError, UmamiConfigError) as exc:
         failure, retryable = str(exc), False
     except UmamiError as exc:
         failure = f"the websites could not be listed: {exc}"

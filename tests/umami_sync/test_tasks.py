@@ -71,3 +71,16 @@ def test_users_the_server_refuses_fail_the_task_without_a_retry(
 
     with pytest.raises(AirflowFailException, match=r"refused 1 changes, which a retry cannot change"):
         tasks.session_sync(run_plan(), {"ti": TaskInstance()})
+
+
+def test_a_connection_that_breaks_the_rule_fails_the_plan_without_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+        {"conn_type": "http", "host": "https://api.umami.is/v1", "extra": {"api_key": "key\nwith-a-line-break"}}))
+    ti = TaskInstance()
+
+    with pytest.raises(AirflowFailException, match="control character") as failed:
+        tasks.plan_analytics(run_plan(), {"ti": ti})
+
+    assert "with-a-line-break" not in str(failed.value) and ti.pushed["result"]["stage"] == "plan"

@@ -1,56 +1,37 @@
-"""Umami REST API client (self-hosted 3.x and Umami Cloud), built on the http provider's ``HttpHook``.
+"""Umami REST API hook (self-hosted 3.x and Umami Cloud), built on the http provider's ``HttpHook``.
 
 Connection (default id ``umami_api``), in JSON form with the host as a full base URL (a URI with a path
-gets mangled by Airflow). Which kind of server it is follows from one rule: the extra ``api_key``.
+gets mangled by Airflow); the rule it follows is in :mod:`umami_sync.umami.auth`::
 
-* Self-hosted (no ``api_key``): login and password are required::
+    {"conn_type": "http", "host": "https://umami.example.com", "login": "admin", "password": "..."}
+    {"conn_type": "http", "host": "https://api.umami.is/v1", "extra": {"api_key": "..."}}
 
-      {"conn_type": "http", "host": "https://umami.example.com", "login": "admin", "password": "..."}
+Self-hosted, the hook logs in lazily with ``POST /api/auth/login`` and sends ``Authorization: Bearer <token>``;
+on Umami Cloud the key goes in the ``x-umami-api-key`` header and paths lose their ``/api`` prefix.
 
-  The hook logs in lazily with ``POST /api/auth/login`` and sends ``Authorization: Bearer <token>``.
-* Umami Cloud (extra ``api_key`` set, login left empty)::
-
-      {"conn_type": "http", "host": "https://api.umami.is/v1", "extra": {"api_key": "..."}}
-
-  The key goes in the ``x-umami-api-key`` header and paths lose their ``/api`` prefix.
-
-``HttpHook`` turns every unknown extra into an HTTP header and login/password into Basic auth. This hook
-therefore sends ``api_key`` only as ``x-umami-api-key``, never sends Basic auth, and refuses extras named
-``Authorization`` or ``x-umami-api-key`` (secrets belong in the password or ``api_key``, which Airflow
-masks). Other extras keep their ``HttpHook`` meaning (``verify``, ``proxies``, plain headers...).
-
-Every call is bounded: at most ``timeout`` seconds for the whole exchange (a server that trickles its
-answer byte by byte is cut off too), retried with full-jitter backoff (tenacity) on connection errors,
-timeouts, 429 and 5xx, honouring ``Retry-After`` up to ``max_retry_wait``. Refused credentials fail at once.
-Secrets never appear in log lines, exception messages or return values: an error body is reduced to
-Umami's ``error.message`` and ``error.code``, capped, and scrubbed of the password, key and token.
+The hook is a thin adapter: one method per endpoint, one request each (:mod:`umami_sync.umami.paging` pages
+through them). Every request goes through a :class:`~umami_sync.umami.transport.Transport` (bounded, retried,
+rate-limited). Refused credentials fail at once. Secrets never appear in log lines, exception messages or
+return values: an error body is reduced to Umami's ``error.message`` and ``error.code``, capped, and scrubbed
+of the password, key and token (:mod:`umami_sync.umami.redact`); an error of the exchange keeps only its text,
+scrubbed the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
-import socket
-import threading
 import time
-from collections import deque
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
-import requests
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ValidationError
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-from tenacity.stop import stop_base
-from urllib3.exceptions import InvalidHeader
-from urllib3.util.retry import Retry
 
+from umami_sync.umami.auth import Credentials
+from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiCredentialsError
 from umami_sync.umami.models import (
     ActivityEvent,
     InvalidRow,
@@ -60,188 +41,46 @@ from umami_sync.umami.models import (
     UmamiWebsite,
     validate_session_rows,
 )
+from umami_sync.umami.redact import Redactor, cap
+from umami_sync.umami.transport import Transport, TransportStats
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pydantic import SecretStr
     from requests import Session
-    from requests.structures import CaseInsensitiveDict
-    from tenacity import RetryCallState
 
+    from umami_sync.umami.transport import Answer
     from umami_sync.windows import ApiWindow
 
-API_KEY_EXTRA = "api_key"
-API_KEY_HEADER = "x-umami-api-key"
-_RESERVED_HEADER_EXTRAS = frozenset({"authorization", API_KEY_HEADER})
-_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout)
-_WEBSITES_PAGE_SIZE = 100
 _MIN_EPOCH_MS = 10**11  # 1973-03-03 in milliseconds; a seconds timestamp of today is far below it
-_MAX_MESSAGE_CHARS = 200
-_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
-_RETRY_AFTER = Retry()  # only for its Retry-After parser (delay-seconds or HTTP-date)
 _Model = TypeVar("_Model", bound=BaseModel)
-
-
-class UmamiError(Exception):
-    """Base class of the errors this client raises."""
-
-
-class UmamiConfigError(UmamiError):
-    """The Airflow connection does not follow the rule in this module's docstring."""
-
-
-class UmamiApiError(UmamiError):
-    """Umami answered with a non-retryable error status."""
-
-    def __init__(self, method: str, path: str, status: int, message: str) -> None:
-        super().__init__(f"Umami {method} {path} -> HTTP {status}: {message}")
-        self.method = method
-        self.path = path
-        self.status = status
-        self.message = message
-
-    def __reduce__(self) -> tuple[type[UmamiApiError], tuple[str, str, int, str]]:
-        return type(self), (self.method, self.path, self.status, self.message)
-
-
-class UmamiAuthError(UmamiApiError):
-    """Umami answered 401 although the hook had just logged in: the user may not read this."""
-
-
-class UmamiCredentialsError(UmamiAuthError):
-    """Umami refused the connection's credentials (login or Cloud API key): retrying cannot help."""
-
-
-class UmamiRetryError(UmamiError):
-    """A request kept failing (connection error, timeout, 429 or 5xx), or asked for a longer wait than allowed."""
+_Entry = TypeVar("_Entry")
 
 
 @dataclass
-class ApiStats:
-    """Counters of one hook instance (plain ints, ready for an XCom result)."""
+class ApiStats(TransportStats):
+    """The transport's counters plus the hook's, of one hook instance (plain numbers, ready for an XCom result)."""
 
-    requests: int = 0
-    retries: int = 0
     logins: int = 0
     list_pages: int = 0  # session-list pages requested, repair pages and restarts included
     activity_calls: int = 0  # per-session activity reads
-    waited_seconds: float = 0.0  # slept before retries
 
 
 @dataclass(frozen=True)
-class SessionPage:
-    """One page of a session list, its rows validated one by one and kept in the server's order."""
+class Page(Generic[_Entry]):
+    """One page of a paged list, its rows validated one by one and kept in the server's order."""
 
     page: int
     page_size: int
     count: int
-    entries: list[UmamiSession | InvalidRow]
+    entries: list[_Entry]
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """An HTTP answer read in full."""
-
-    status: int
-    headers: CaseInsensitiveDict[str]
-    body: bytes
-
-
-class _Transient(Exception):  # noqa: N818 - internal signal for tenacity, never leaves this module
-    """A failure worth retrying; ``retry_after`` is what the server asked for, in seconds."""
-
-    def __init__(self, failure: str, retry_after: float | None = None) -> None:
-        super().__init__(failure)
-        self.failure = failure
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class _Credentials:
-    username: str | None
-    password: str | None = field(repr=False)
-    api_key: str | None = field(repr=False)
-
-
-class _WaitRetryAfter(wait_random_exponential):
-    """Full-jitter exponential backoff, but never shorter than the server's ``Retry-After``."""
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        backoff = super().__call__(retry_state)
-        failure = retry_state.outcome.exception() if retry_state.outcome else None
-        asked = failure.retry_after if isinstance(failure, _Transient) else None
-        return max(backoff, asked or 0.0)
-
-
-class _WaitBudget(stop_base):
-    """Stops retrying when the next wait would take a hook's waiting past its ``max_retry_wait`` (tenacity
-    computes the next wait before it asks whether to stop)."""
-
-    def __init__(self, hook: UmamiHook) -> None:
-        self.hook = hook
-        self.spent = False
-        self.asked = 0.0
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        self.asked = retry_state.upcoming_sleep
-        self.spent = self.hook.stats.waited_seconds + self.asked > self.hook.max_retry_wait
-        return self.spent
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delay-seconds or HTTP-date); None if absent or bad."""
-    if not value or not value.strip():
-        return None
-    try:
-        return max(0.0, _RETRY_AFTER.parse_retry_after(value))
-    except InvalidHeader:
-        return None
-
-
-class _RateLimiter:
-    """At most ``calls`` sends in any sliding window of ``period`` seconds of ``clock``.
-
-    Written here rather than taken from a library: a dozen lines with an injectable clock and sleep,
-    where the rate-limit packages bring their own clocks, storage back-ends and a dependency.
-    """
-
-    def __init__(self, calls: int, period: float, clock: Callable[[], float], sleep: Callable[[float], None]):
-        self._sent: deque[float] = deque(maxlen=calls)
-        self._period = period
-        self._clock = clock
-        self._sleep = sleep
-
-    def wait(self) -> None:
-        """Sleep until one more call fits in the window, then record it."""
-        if len(self._sent) == self._sent.maxlen:
-            wait = self._sent[0] + self._period - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-        self._sent.append(self._clock())
-
-
-def _bounded(call: Callable[[], _Answer], seconds: float) -> _Answer:
-    """Run ``call`` in a helper thread and give up after ``seconds`` in all.
-
-    requests' timeout bounds each socket read, not the exchange: a server that sends one byte per read
-    never trips it. Waiting on the thread bounds the whole exchange (``UmamiHook._exchange`` then shuts the
-    cut-off exchange's socket and drops its session).
-    """
-    outcome: Future[_Answer] = Future()
-
-    def run() -> None:
-        try:
-            outcome.set_result(call())
-        except BaseException as exc:  # handed to the waiting caller
-            outcome.set_exception(exc)
-
-    threading.Thread(target=run, name="umami-http", daemon=True).start()
-    try:
-        return outcome.result(timeout=seconds)
-    except FutureTimeout:
-        raise requests.Timeout(f"no complete answer within {seconds:g} s") from None
+SessionPage = Page[UmamiSession | InvalidRow]
+"""One page of a session list (one row per session and hostname; a malformed row is an :class:`InvalidRow`)."""
+WebsitePage = Page[UmamiWebsite]
+"""One page of the website list (deleted websites included)."""
 
 
 class UmamiHook(HttpHook):
@@ -249,12 +88,12 @@ class UmamiHook(HttpHook):
 
     :param umami_conn_id: Airflow connection id (see the module docstring for its form).
     :param timeout: seconds per request, for the whole exchange (connect, headers and body).
-    :param max_retries: retries after a connection error, timeout, 429 or 5xx (0 = try once).
+    :param max_retries: retries of one request after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
-    :param backoff_max: cap of the backoff; a longer ``Retry-After`` still wins, up to ``max_retry_wait``.
-    :param max_retry_wait: how long, in all, this hook may wait before retries (backoff and ``Retry-After``);
-        a wait past it fails the request at once, so that Airflow's own retry delay takes over and the worker
-        slot is freed.
+    :param backoff_max: cap of the backoff (``max_retry_wait`` when that is lower); a longer ``Retry-After`` wins.
+    :param max_retry_wait: the longest single wait before a retry. An answer whose ``Retry-After`` asks for longer
+        fails the request at once, so that Airflow's own retry delay takes over and the worker slot is freed.
+        Each wait is judged alone: one request waits at most ``max_retries`` x ``max_retry_wait`` in all.
     :param rate_limit_calls: at most this many requests per ``rate_limit_period`` (None = no limit;
         Umami Cloud allows 50 per 15 s).
     :param rate_limit_period: window of the client-side rate limit, in seconds.
@@ -283,80 +122,64 @@ class UmamiHook(HttpHook):
     ) -> None:
         super().__init__(method="GET", http_conn_id=umami_conn_id)
         self.umami_conn_id = umami_conn_id
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.max_retry_wait = max_retry_wait
         self.stats = ApiStats()
-        self._wait = _WaitRetryAfter(multiplier=backoff_base, max=backoff_max)
-        self._sleep = sleep
-        self._limiter = (
-            _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
+        self._redact = Redactor()
+        self.transport = Transport(
+            self.get_conn, timeout=timeout, max_retries=max_retries, backoff_base=backoff_base,
+            backoff_max=backoff_max, max_retry_wait=max_retry_wait, rate_limit_calls=rate_limit_calls,
+            rate_limit_period=rate_limit_period, sleep=sleep, clock=clock, stats=self.stats, redact=self._redact,
         )
         self._token: SecretStr | None = None
-        self._session: Session | None = None
 
     @cached_property
-    def _credentials(self) -> _Credentials:
-        conn = self.get_connection(self.umami_conn_id)
-        extra = conn.extra_dejson
-        reserved = sorted(key for key in extra if key.lower() in _RESERVED_HEADER_EXTRAS)
-        if reserved:
-            raise UmamiConfigError(
-                f"connection {self.umami_conn_id!r}: extras {reserved} would be sent as raw headers; put a "
-                f"Cloud key in extra {API_KEY_EXTRA!r} or self-hosted credentials in login/password"
-            )
-        api_key = extra.get(API_KEY_EXTRA) or None
-        if api_key and conn.login:
-            raise UmamiConfigError(
-                f"connection {self.umami_conn_id!r}: set either extra {API_KEY_EXTRA!r} (Umami Cloud) "
-                "or login/password (self-hosted), not both"
-            )
-        if not api_key and not (conn.login and conn.password):
-            raise UmamiConfigError(
-                f"connection {self.umami_conn_id!r}: needs login and password (self-hosted) "
-                f"or extra {API_KEY_EXTRA!r} (Umami Cloud)"
-            )
-        return _Credentials(username=conn.login, password=conn.password, api_key=api_key)
+    def credentials(self) -> Credentials:
+        """The connection's credentials, read once (and scrubbed from every error text from then on)."""
+        credentials = Credentials.from_connection(self.get_connection(self.umami_conn_id))
+        self._redact.add(credentials.password, credentials.api_key)
+        return credentials
 
     @property
     def cloud(self) -> bool:
         """True for Umami Cloud (API key), False for a self-hosted server (login)."""
-        return self._credentials.api_key is not None
+        return self.credentials.cloud
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> Session:
         """HttpHook's session without Basic auth or a raw ``api_key`` header; with the Cloud key header."""
-        credentials = self._credentials
+        credentials = self.credentials
         session: Session = super().get_conn(headers, extra_options)
-        session.auth = None
-        session.headers.pop(API_KEY_EXTRA, None)
-        if credentials.api_key:
-            session.headers[API_KEY_HEADER] = credentials.api_key
+        credentials.apply(session)
         return session
 
-    # --- reads --------------------------------------------------------------------------------------
+    # --- endpoints: one request each ----------------------------------------------------------------
 
-    def list_websites(self, include_teams: bool = False) -> list[UmamiWebsite]:
-        """Websites the connection's user can see (and its teams' when asked), deleted ones left out."""
+    def login(self) -> None:
+        """``POST /api/auth/login`` with the connection's login and password (self-hosted); the token it
+        returns is sent with every later call, and handed to Airflow's secrets masker."""
+        credentials = self.credentials
+        body = self._call(
+            "POST", "auth/login", payload={"username": credentials.username, "password": credentials.password},
+            authenticated=False,
+        )
+        self._token = _validated(LoginResponse, body, "auth/login", "POST").token
+        token = self._token.get_secret_value()
+        mask_secret(token)
+        self._redact.add(token)
+        self.stats.logins += 1
+        self.log.info("Logged in to Umami as %s", credentials.username)
+
+    def websites_page(self, page: int, page_size: int, *, include_teams: bool = False) -> WebsitePage:
+        """One page of the websites the connection's user can see (and its teams' with ``include_teams``)."""
         params: dict[str, Any] = {"includeTeams": "true"} if include_teams else {}
-        websites: dict[str, UmamiWebsite] = {}
-        page, received = 1, 0
-        while True:
-            body = self._call("GET", "websites", params={**params, "page": page, "pageSize": _WEBSITES_PAGE_SIZE})
-            envelope = _validated(UmamiPageEnvelope, body, "websites")
-            for row in envelope.data:
-                website = _validated(UmamiWebsite, row, "websites")
-                if website.deleted_at is None:
-                    websites[website.id] = website
-            received += len(envelope.data)
-            if received >= envelope.count or not envelope.data:
-                return list(websites.values())
-            page += 1
+        body = self._call("GET", "websites", params={**params, "page": page, "pageSize": page_size})
+        envelope = _validated(UmamiPageEnvelope, body, "websites")
+        return WebsitePage(page, page_size, envelope.count,
+                           [_validated(UmamiWebsite, row, "websites") for row in envelope.data])
 
     def get_website(self, website_id: str) -> UmamiWebsite | None:
         """The website, or None when Umami has no live website of that id. A website the user may not
-        view raises :class:`UmamiAuthError`."""
+        view raises :class:`~umami_sync.umami.errors.UmamiAuthError`."""
         body = self._call("GET", f"websites/{website_id}")
         if not body:
             return None
@@ -395,11 +218,11 @@ class UmamiHook(HttpHook):
         url = self.url_from_endpoint(path if self.cloud else f"api/{path}")
         shown = urlsplit(url).path
         if authenticated and not self.cloud and self._token is None:
-            self._login()
+            self.login()
         answer = self._send(method, url, params, payload, authenticated)
         if authenticated and not self.cloud and answer.status == 401:
             self.log.info("Umami refused the token for %s %s; logging in again", method, shown)
-            self._login()
+            self.login()
             answer = self._send(method, url, params, payload, authenticated)
         if answer.status == 401 and (not authenticated or (self.cloud and not self._key_works(path))):
             raise UmamiCredentialsError(method, shown, 401, self._refusal(answer))
@@ -411,6 +234,14 @@ class UmamiHook(HttpHook):
         except ValueError:
             raise UmamiApiError(method, shown, answer.status, "not JSON") from None
 
+    def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
+              authenticated: bool) -> Answer:
+        """Send through the transport, with the bearer token when the call is authenticated."""
+        headers = {}
+        if authenticated and self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        return self.transport.send(method, url, params=params, json=payload, headers=headers)
+
     def _key_works(self, refused_path: str) -> bool:
         """Whether Umami Cloud accepts the API key at all (it answers 401 for a website the key may not read
         too): one website list of one row tells."""
@@ -419,22 +250,11 @@ class UmamiHook(HttpHook):
         probe = self._send("GET", self.url_from_endpoint("websites"), {"pageSize": 1}, None, True)
         return 200 <= probe.status < 300
 
-    def _login(self) -> None:
-        credentials = self._credentials
-        body = self._call(
-            "POST", "auth/login", payload={"username": credentials.username, "password": credentials.password},
-            authenticated=False,
-        )
-        self._token = _validated(LoginResponse, body, "auth/login", "POST").token
-        mask_secret(self._token.get_secret_value())
-        self.stats.logins += 1
-        self.log.info("Logged in to Umami as %s", credentials.username)
-
-    def _refusal(self, answer: _Answer) -> str:
-        who = "the API key" if self.cloud else f"the login of user {self._credentials.username!r}"
+    def _refusal(self, answer: Answer) -> str:
+        who = "the API key" if self.cloud else f"the login of user {self.credentials.username!r}"
         return f"connection {self.umami_conn_id!r}: Umami refused {who} ({self._error_text(answer)})"
 
-    def _error_text(self, answer: _Answer) -> str:
+    def _error_text(self, answer: Answer) -> str:
         """What is safe to keep of an error body: Umami's ``error.message`` and ``error.code``, capped and
         scrubbed of the connection's secrets and anything token-like (some gateways echo requests back)."""
         try:
@@ -449,96 +269,7 @@ class UmamiHook(HttpHook):
             text = error
         else:
             text = "no Umami error in the body"
-        credentials = self._credentials
-        for secret in (credentials.password, credentials.api_key,
-                       self._token.get_secret_value() if self._token else None):
-            for form in _echoed_forms(secret):
-                text = text.replace(form, "***")
-        text = _TOKEN_LIKE.sub("***", _BEARER.sub("Bearer ***", text))
-        return text[:_MAX_MESSAGE_CHARS]
-
-    def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
-              authenticated: bool) -> _Answer:
-        """Send with the rate limit, the whole-exchange timeout and retries (connection errors, timeouts,
-        429, 5xx), backing off with full jitter and at least as long as ``Retry-After`` asks; all the waiting of
-        this hook stays within ``max_retry_wait``."""
-        path = urlsplit(url).path
-        budget = _WaitBudget(self)
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_retries + 1) | budget,
-            wait=self._wait,
-            retry=retry_if_exception_type(_Transient),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._log_retry(method, path, state),
-        )
-        try:
-            return retrying(self._attempt, method, url, path, params, payload, authenticated)
-        except RetryError as exc:
-            last = exc.last_attempt.exception()
-            if budget.spent:
-                raise UmamiRetryError(
-                    f"Umami {method} {path}: {last}; waiting {budget.asked:.0f} s more would take this task's "
-                    f"waiting past max_retry_wait_seconds ({self.max_retry_wait:.0f} s); failing this try so "
-                    "that Airflow retries the task later") from None
-            raise UmamiRetryError(
-                f"Umami {method} {path} failed {exc.last_attempt.attempt_number} times, last with "
-                f"{last}; giving up") from last.__cause__ if last else None
-
-    def _attempt(self, method: str, url: str, path: str, params: dict[str, Any] | None,
-                 payload: dict[str, Any] | None, authenticated: bool) -> _Answer:
-        """One try; :class:`_Transient` for what is worth retrying."""
-        if self._limiter is not None:
-            self._limiter.wait()
-        headers = {}
-        if authenticated and self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        self.stats.requests += 1
-        try:
-            answer = self._exchange(method, url, params=params, json=payload, headers=headers)
-        except _TRANSIENT_ERRORS as exc:
-            raise _Transient(type(exc).__name__) from exc
-        if answer.status == 429 or answer.status >= 500:
-            raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
-        return answer
-
-    def _exchange(self, method: str, url: str, **kwargs: Any) -> _Answer:
-        """One HTTP exchange within ``timeout`` seconds in all. A cut-off exchange loses its session, and its
-        socket is shut when its headers had come (a body that trickles stops at once)."""
-        session = self._session or self.get_conn()
-        self._session = session
-        started: list[requests.Response] = []
-
-        def call() -> _Answer:
-            response = session.request(method, url, timeout=self.timeout, stream=True, **kwargs)
-            started.append(response)
-            return _Answer(response.status_code, response.headers, response.content)
-
-        try:
-            return _bounded(call, self.timeout)
-        except requests.Timeout:
-            self._session = None
-            for response in started:
-                connection = response.raw.connection
-                if connection is not None and connection.sock is not None:
-                    with contextlib.suppress(OSError):
-                        connection.sock.shutdown(socket.SHUT_RDWR)
-            raise
-
-    def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
-        self.stats.retries += 1
-        self.stats.waited_seconds += state.upcoming_sleep
-        failure = state.outcome.exception() if state.outcome else None
-        self.log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
-                         method, path, failure, state.attempt_number, self.max_retries, state.upcoming_sleep)
-
-
-def _echoed_forms(secret: str | None) -> list[str]:
-    """The forms a secret takes when a server echoes it: as is, escaped in JSON or a repr, URL-encoded."""
-    if not secret:
-        return []
-    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret), quote(secret, safe=""),
-             quote_plus(secret)}
-    return sorted(forms, key=len, reverse=True)
+        return self._redact(text)
 
 
 def _validated(model: type[_Model], body: Any, path: str, method: str = "GET") -> _Model:
@@ -548,7 +279,7 @@ def _validated(model: type[_Model], body: Any, path: str, method: str = "GET") -
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
                              for error in exc.errors(include_url=False, include_input=False)[:3])
-        raise UmamiApiError(method, path, 200, f"not what Umami answers ({problems})"[:_MAX_MESSAGE_CHARS]) from None
+        raise UmamiApiError(method, path, 200, cap(f"not what Umami answers ({problems})")) from None
 
 
 def _check_window(window: ApiWindow) -> None:
@@ -556,4 +287,3 @@ def _check_window(window: ApiWindow) -> None:
     if window.start_ms < _MIN_EPOCH_MS or window.end_ms < window.start_ms:
         raise ValueError(f"need epoch milliseconds with start <= end, got start={window.start_ms} "
                          f"end={window.end_ms}")
-

@@ -1,6 +1,6 @@
 """Fixtures for the Umami API client: Umami's PostgreSQL with the real 3.1.0 rows, FakeUmami over HTTP,
 a scripted server for what FakeUmami does not do, and the ``umami_api`` connection through
-``AIRFLOW_CONN_UMAMI_API``.
+``AIRFLOW_CONN_UMAMI_API``; and the helpers the test files share.
 """
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +24,8 @@ from local_stack.postgres import run_sql_file
 from local_stack.umami_api import FakeUmami
 from tests.factories import OTHER_WEBSITE, UmamiRows
 from umami_sync.umami.api import UmamiHook
+from umami_sync.umami.paging import SessionListing
+from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,6 +36,8 @@ DAY_START = datetime(2026, 11, 27, tzinfo=UTC)
 # The caller passes an inclusive window in epoch milliseconds: the whole of 2026-11-27.
 WINDOW_START_MS = int(DAY_START.timestamp() * 1000)
 WINDOW_END_MS = int((DAY_START + timedelta(days=1)).timestamp() * 1000) - 1
+WINDOW = ApiWindow(WINDOW_START_MS, WINDOW_END_MS)
+integration = pytest.mark.integration
 
 
 @pytest.fixture
@@ -186,3 +192,47 @@ def scripted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Handl
 def login_reply(token: str = "scripted-token-" + "t" * 40) -> Reply:
     """A 200 login answer as Umami gives it."""
     return 200, {}, json.dumps({"token": token, "user": {"id": str(uuid.uuid4()), "username": "admin"}}).encode()
+
+
+def read_all(hook: UmamiHook, website_id: str, page_size: int) -> list[str]:
+    """The session ids of the test window's whole list, in the order they were read."""
+    listing = SessionListing(lambda page, size: hook.session_page(website_id, WINDOW, page, size),
+                             page_size=page_size, what=f"website {website_id}")
+    return [listed.session.id for page in listing for listed in page.rows]
+
+
+def session_calls(fake: FakeUmami, website_id: str) -> list[tuple[str, int]]:
+    """(page, status) of the fake's session-list requests for one website."""
+    return [(record.query.get("page", ""), record.status) for record in fake.requests
+            if record.path.endswith(f"/websites/{website_id}/sessions")]
+
+
+@contextmanager
+def cloud_umami(dsn: str, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Iterator[FakeUmami]:
+    """A FakeUmami in Umami Cloud mode, with ``umami_api`` set to its ``/v1`` base and the API key."""
+    with FakeUmami(dsn, api_key=API_KEY, **options) as fake:
+        umami_connection(monkeypatch, f"{fake.url}/v1/", extra={"api_key": API_KEY})  # a trailing / is fine
+        yield fake
+
+
+def current_token(hook: UmamiHook) -> str:
+    """The hook keeps its token private; the test reads it only to search for it."""
+    assert hook._token is not None
+    return hook._token.get_secret_value()
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    """Every text an exception carries (its str, repr, args, attributes and traceback), and those of every exception
+    chained to it as cause or context."""
+    texts: list[str] = []
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args), repr(vars(current)),
+                  "".join(traceback.format_exception(current))]
+        pending += [current.__cause__, current.__context__]
+    return texts

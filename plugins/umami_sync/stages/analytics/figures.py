@@ -16,8 +16,8 @@ from umami_sync.users.updates import Analytics
 if TYPE_CHECKING:
     from collections.abc import Mapping, Set
 
-    from umami_sync.umami.listing import ActivityFigures, ListedPage
     from umami_sync.umami.models import UmamiSession
+    from umami_sync.umami.paging import ActivityFigures, ListedPage
 
 
 def analytics_of(row: UmamiSession, figures: UmamiSession | ActivityFigures) -> Analytics:

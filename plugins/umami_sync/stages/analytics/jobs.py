@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from umami_sync.umami.api import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.settings import SETTINGS_VARIABLE
+from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
+from umami_sync.umami.paging import all_websites
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
@@ -65,6 +67,10 @@ class UnknownWebsiteError(UmamiError):
     """A configured website id that no website the connection's user can see has."""
 
 
+class NoWebsiteError(UmamiError):
+    """Discovery found no website to sync: the connection's user sees none."""
+
+
 def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tuple[str, str]]:
     """(id, name) of each configured website, checked against the API: an id no website has, or one the
     connection's user may not view, raises :class:`UnknownWebsiteError` naming it."""
@@ -83,12 +89,23 @@ def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tupl
     return websites
 
 
+def _nothing_discovered(api: UmamiHook, *, include_teams: bool) -> str:
+    who = "the API key" if api.cloud else f"user {api.credentials.username!r}"
+    teams = (" A team member who does not own the team sees none of its websites (Umami lists the teams the user "
+             "owns)." if include_teams else " Team websites are left out unless include_team_websites is on.")
+    return (f"connection {api.umami_conn_id!r}: Umami lists no website for {who}, so there is nothing to sync."
+            f"{teams} Set website_ids (in the Variable {SETTINGS_VARIABLE!r} or on the trigger form), or connect "
+            "as a user who owns the websites (an admin sees every website).")
+
+
 def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) -> list[AnalyticsJob]:
     """The jobs of one run: every website (configured and checked, or discovered) x sub-window."""
     if settings.website_ids:
         websites = configured_websites(api, settings.website_ids)
     else:
-        websites = [(site.id, site.name) for site in api.list_websites(include_teams=settings.include_team_websites)]
+        websites = [(site.id, site.name) for site in all_websites(api, include_teams=settings.include_team_websites)]
+        if not websites:
+            raise NoWebsiteError(_nothing_discovered(api, include_teams=settings.include_team_websites))
     parts = settings.analytics_interval(interval).split(settings.sub_windows)
     ids = tuple(website_id for website_id, _ in websites)
     return [

@@ -8,77 +8,35 @@ A window whose list could not be read completely fails the task, after writing w
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
 from umami_sync.stages.analytics.figures import page_analytics, plan_page
-from umami_sync.umami.api import UmamiCredentialsError
-from umami_sync.umami.listing import SessionListing, read_activity
+from umami_sync.stages.analytics.reads import DatabaseSpans, SessionEvents
+from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
+from umami_sync.umami.paging import SessionListing
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator
     from datetime import datetime
 
     from umami_sync.owners import Owners
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
+    from umami_sync.stages.analytics.reads import SessionFigures
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.listing import ActivityFigures, ListedPage, ListingReport
+    from umami_sync.umami.paging import ListedPage, ListingReport
     from umami_sync.users.store import UsersCollection
-    from umami_sync.users.updates import Analytics, Change, Rank
+    from umami_sync.users.updates import Change, Rank
     from umami_sync.windows import DataInterval
 
 log = logging.getLogger(__name__)
-
-
-class SessionFigures(Protocol):
-    """A session's exact figures in a job's window, from its events."""
-
-    def figures(self, session_id: str) -> ActivityFigures | None:
-        """None when the session has no events in the window."""
-
-
-class SessionEvents:
-    """Reads of single sessions' events for one job: their figures in its window (:class:`SessionFigures`), or
-    over the run's interval (the contest's :class:`~.contest.WholeSessions`)."""
-
-    def __init__(self, api: UmamiHook, job: AnalyticsJob, run_interval: DataInterval, *, what: str) -> None:
-        self.api = api
-        self.job = job
-        self.what = what
-        self.window = ApiWindow.of(job.interval)
-        self.run_window = ApiWindow.of(run_interval)
-
-    def figures(self, session_id: str, window: ApiWindow | None = None) -> ActivityFigures | None:
-        """The session's figures in ``window`` (the job's by default); None when it has no events there."""
-        return read_activity(lambda span: self.api.session_activity(self.job.website_id, session_id, span),
-                             window or self.window, what=f"session {session_id} of {self.what}")
-
-    def whole(self, analytics: Analytics) -> Analytics | None:
-        """``analytics`` with its session's figures over the run's interval."""
-        figures = self.figures(analytics.id, self.run_window)
-        return replace(analytics, first_at=figures.first_at, last_at=figures.last_at, visits=figures.visits,
-                       views=figures.views) if figures else None
-
-
-@dataclass(frozen=True)
-class DatabaseSpans:
-    """The contest's :class:`~.contest.SessionSpans` from Umami's database; none when nobody competes (one
-    website and one window)."""
-
-    database: UmamiDatabase
-    interval: DataInterval
-    contested: bool
-
-    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
-        """First and last event of each of ``sessions`` in the run's interval."""
-        return self.database.event_spans(sessions, self.interval) if self.contested else {}
 
 
 @dataclass
@@ -158,7 +116,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run)
-    except UmamiCredentialsError as exc:
+    except (UmamiCredentialsError, UmamiConfigError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("analytics sync %s failed", job.label)

@@ -9,8 +9,8 @@ from tests.factories import WEBSITE, at
 from umami_sync.stages.analytics.contest import Contest
 from umami_sync.stages.analytics.runner import JobProgress, analytics_changes
 from umami_sync.umami.api import SessionPage
-from umami_sync.umami.listing import ActivityFigures, SessionListing
 from umami_sync.umami.models import UmamiSession
+from umami_sync.umami.paging import ActivityFigures, SessionListing
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:

@@ -70,3 +70,21 @@ def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connectio
             {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
         with pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it"):
             plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
+
+
+@pytest.mark.parametrize("include_teams", [False, True])
+def test_discovery_that_finds_no_website_fails_the_plan_saying_what_to_set(
+        umami_db: str, connections: Database, monkeypatch: pytest.MonkeyPatch, include_teams: bool) -> None:
+    """A team member who does not own the team (seen on a real 3.1.0 server: includeTeams lists only the teams
+    the user owns) discovers nothing; so does any user who owns no website."""
+    from local_stack.umami_api import FakeUmami
+    from umami_sync.stages.analytics.jobs import NoWebsiteError
+
+    rows = UmamiRows(umami_db)
+    rows.website(WEBSITE, user_id=str(uuid.uuid4()))  # someone else's
+    rows.close()
+    with FakeUmami(umami_db, role="user") as fake:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
+            {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
+        with pytest.raises(NoWebsiteError, match=rf"Umami lists no website for user '{fake.username}'.*website_ids"):
+            plan_analytics_jobs(SyncSettings(include_team_websites=include_teams), DAY)

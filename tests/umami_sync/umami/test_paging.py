@@ -1,5 +1,6 @@
-"""SessionListing and read_activity: pure tests against a list that pages the way Umami's does, then the
-real captures through FakeUmami (whose pages equal the real server's, see tests/local_stack)."""
+"""Paging, pure: all_websites against a scripted hook, SessionListing against a list that pages the way Umami's
+does (FakeUmami's pages equal the real server's, see tests/local_stack), read_activity against a session's
+events served as Umami serves them."""
 
 from __future__ import annotations
 
@@ -13,17 +14,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from umami_sync.umami import listing as listing_module
-from umami_sync.umami.api import SessionPage
-from umami_sync.umami.listing import (
+from umami_sync.umami import paging as paging_module
+from umami_sync.umami.api import SessionPage, WebsitePage
+from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
+from umami_sync.umami.models import ActivityEvent, InvalidRow, UmamiSession, UmamiWebsite
+from umami_sync.umami.paging import (
     ACTIVITY_LIMIT,
+    WEBSITES_PAGE_SIZE,
     SessionListing,
-    UmamiActivityError,
-    UmamiPagingError,
+    all_websites,
     covering_page,
     read_activity,
 )
-from umami_sync.umami.models import ActivityEvent, InvalidRow, UmamiSession
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -71,6 +73,45 @@ def read(listing: SessionListing) -> list[UmamiSession]:
 
 def keys(rows: list[UmamiSession]) -> list[tuple[str, str | None]]:
     return [(r.id, r.hostname) for r in rows]
+
+
+# --- websites -------------------------------------------------------------------------------------
+
+
+@dataclass
+class WebsiteList:
+    """The website list as a hook serves it, one page per call; ``count`` is what the envelope says."""
+
+    websites: list[UmamiWebsite]
+    count: int | None = None
+    requests: list[tuple[int, int, bool]] = field(default_factory=list)
+
+    def websites_page(self, page: int, page_size: int, *, include_teams: bool = False) -> WebsitePage:
+        self.requests.append((page, page_size, include_teams))
+        count = len(self.websites) if self.count is None else self.count
+        return WebsitePage(page, page_size, count, self.websites[(page - 1) * page_size: page * page_size])
+
+
+def website(number: int, *, deleted: bool = False) -> UmamiWebsite:
+    return UmamiWebsite(id=str(uuid.UUID(int=number + 1)), name=f"site {number}",
+                        deleted_at=DAY if deleted else None)
+
+
+def test_websites_are_read_page_by_page_until_the_count_and_deleted_ones_left_out() -> None:
+    listed = [website(n, deleted=n % 50 == 7) for n in range(2 * WEBSITES_PAGE_SIZE + 1)]
+    server = WebsiteList(listed)
+
+    found = all_websites(server, include_teams=True)
+
+    assert found == [site for site in listed if site.deleted_at is None]
+    assert server.requests == [(page, WEBSITES_PAGE_SIZE, True) for page in (1, 2, 3)]
+
+
+def test_an_empty_page_ends_the_websites_even_when_the_count_says_more() -> None:
+    server = WebsiteList([website(1)], count=500)
+
+    assert all_websites(server) == [website(1)]
+    assert [page for page, _, _ in server.requests] == [1, 2]
 
 
 # --- the page that holds a range ------------------------------------------------------------------
@@ -270,7 +311,7 @@ def test_short_tie_runs_all_over_a_list_are_repaired_with_one_request() -> None:
 
 
 def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(listing_module, "REPAIR_PAGE_ROWS", 500)
+    monkeypatch.setattr(paging_module, "REPAIR_PAGE_ROWS", 500)
     rows = sessions(2000, tie_groups=280)
     server = UnstableList(rows)
     listing = SessionListing(server, page_size=50, what="test list")

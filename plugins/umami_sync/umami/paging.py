@@ -1,19 +1,20 @@
-"""Read a website's whole session list from Umami, and the exact figures of sessions the list cannot give.
+"""Every paging rule of the Umami client: the websites, a session list despite its ties, a session's activity.
 
-Umami's session list (``GET /api/websites/{id}/sessions``) is offset-paged and ordered by the last event
-time only, with no tie-breaker. Rows whose last event times tie can therefore change places between two
-requests: under offset paging some are served twice and as many never (seen on a real 3.1.0 server; the
-same requests give the same pages again, so reading a page twice does not help).
+The hook (:mod:`umami_sync.umami.api`) makes one request per call; this module decides which pages to ask for.
 
-:class:`SessionListing` reads the pages once and keeps, for every run of tied rows that crosses a page
-boundary, where it lies and how many distinct rows of it came. Only such a run can lose rows. When the
-list came up short, one more request fetches a single page that holds all those runs whole (a run inside
-one page cannot lose rows: one answer is one consistent sort), and the rows still missing are read from
-it. If the rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are
-missing, and the caller fails. A ``count`` that changes while paging starts the list again.
-
-The list has one row per session AND hostname, each with that hostname's figures. :func:`read_activity`
-reads a session's events (500 per call at most) and gives its exact figures across hostnames.
+* :func:`all_websites` reads the website list page by page until ``count`` rows came.
+* :class:`SessionListing` reads a website's whole session list. That list (``GET /api/websites/{id}/sessions``)
+  is offset-paged and ordered by the last event time only, with no tie-breaker. Rows whose last event times tie
+  can therefore change places between two requests: under offset paging some are served twice and as many
+  never (seen on a real 3.1.0 server; the same requests give the same pages again, so reading a page twice
+  does not help). The listing reads the pages once and keeps, for every run of tied rows that crosses a page
+  boundary, where it lies and how many distinct rows of it came. Only such a run can lose rows. When the list
+  came up short, one more request fetches a single page that holds all those runs whole (a run inside one page
+  cannot lose rows: one answer is one consistent sort), and the rows still missing are read from it. If the
+  rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are missing, and the
+  caller fails. A ``count`` that changes while paging starts the list again.
+* :func:`read_activity` reads a session's events (500 per call at most) and gives its exact figures across
+  hostnames (the session list has one row per session AND hostname, each with that hostname's figures).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from umami_sync.umami.api import UmamiError
+from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
 from umami_sync.umami.models import InvalidRow, UmamiSession
 from umami_sync.windows import ApiWindow, to_epoch_ms
 
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from datetime import datetime
 
-    from umami_sync.umami.api import SessionPage
-    from umami_sync.umami.models import ActivityEvent
+    from umami_sync.umami.api import SessionPage, UmamiHook
+    from umami_sync.umami.models import ActivityEvent, UmamiWebsite
 
 log = logging.getLogger(__name__)
 
+WEBSITES_PAGE_SIZE = 100
+"""Websites asked for per page of the website list."""
 ACTIVITY_LIMIT = 500
 """Events Umami returns per activity call, at most."""
 MAX_PAGE_SIZE = 100_000
@@ -45,12 +48,17 @@ REPAIR_PAGE_ROWS = 20_000
 of up to this many rows needs one repair request at most (the request budget), and one answer stays bounded."""
 
 
-class UmamiPagingError(UmamiError):
-    """The list kept changing its ``count`` while being paged, beyond the restart limit."""
-
-
-class UmamiActivityError(UmamiError):
-    """A session's activity could not be read completely."""
+def all_websites(hook: UmamiHook, *, include_teams: bool = False) -> list[UmamiWebsite]:
+    """Websites the connection's user can see (and its teams' when asked), deleted ones left out."""
+    websites: dict[str, UmamiWebsite] = {}
+    received = 0
+    for number in itertools.count(1):
+        page = hook.websites_page(number, WEBSITES_PAGE_SIZE, include_teams=include_teams)
+        websites.update((website.id, website) for website in page.entries if website.deleted_at is None)
+        received += len(page.entries)
+        if received >= page.count or not page.entries:
+            break
+    return list(websites.values())
 
 
 @dataclass
