@@ -367,7 +367,11 @@ def run_once(services: DemoServices, home: Path) -> int:
     finally:
         client.close()
     alerts = services.smtp.wait_for(1, timeout=5) if code else services.smtp.messages
-    print_alerts(alerts, services.smtp.port)
+    if not alerts:
+        print(f"\n== Alerts: none (an alert goes out when a run fails or drops far below the usual; "
+              f"--fail-website {DEMO_WEBSITE} shows one)")
+    for mail in alerts:
+        print_alert(mail, services.smtp.port)
     print(f"\n== airflow dags test exited with {code}; Airflow's full log: {_shown(log)}")
     if code and services.fail_website and alerts:
         print(f"   (website {services.fail_website} failed as --fail-website asked, and the alert went out)")
@@ -375,18 +379,14 @@ def run_once(services: DemoServices, home: Path) -> int:
     return code
 
 
-def print_alerts(alerts: list[EmailMessage], port: int) -> None:
-    """The e-mails the DAG's callbacks sent to the demo's SMTP server, as text."""
-    if not alerts:
-        print(f"\n== Alerts: none (an alert goes out when a run fails or drops far below the usual; "
-              f"--fail-website {DEMO_WEBSITE} shows one)")
-    for mail in alerts:
-        body = mail.get_body(("html",))
-        text = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"</(p|h3)>", "\n", body.get_content() if body else "")))
-        print(f"\n== Alert: e-mail to {mail['To']} through connection smtp_default (the demo's SMTP server on "
-              f"127.0.0.1:{port}; set your own notifiers in the Variable, README \"Alerts\")")
-        print(f"   Subject: {mail['Subject']}")
-        print("   " + text.strip().replace("\n", "\n   "))
+def print_alert(mail: EmailMessage, port: int) -> None:
+    """An e-mail the DAG's callbacks sent to the demo's SMTP server, as text."""
+    body = mail.get_body(("html",))
+    text = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"</(p|h3)>", "\n", body.get_content() if body else "")))
+    print(f"\n== Alert: e-mail to {mail['To']} through connection smtp_default (the demo's SMTP server on "
+          f"127.0.0.1:{port}; set your own notifiers in the Variable, README \"Alerts\")")
+    print(f"   Subject: {mail['Subject']}")
+    print("   " + text.strip().replace("\n", "\n   "), flush=True)
 
 
 @contextmanager
@@ -423,9 +423,13 @@ def serve_ui(services: DemoServices, home: Path, port: int, *, trigger: bool) ->
               "scheduled runs are off")
         print(f"   logs: {_shown(home / 'logs')}  (components: <component>.log)")
         print("== Press Ctrl-C to stop Airflow and the services", flush=True)
+        shown = 0
         try:
             while True:
                 airflow.check_alive()
+                for mail in services.smtp.messages[shown:]:  # alerts, as they come
+                    print_alert(mail, services.smtp.port)
+                    shown += 1
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("\n== Stopping Airflow and the services ...", flush=True)

@@ -114,7 +114,7 @@ def failure_alert(dag_id: str, run_id: str, status: StatusResult | None, *, link
         tasks = ", ".join(failed_tasks) or "a task"
         return Alert("failed", f"[{dag_id}] run {run_id} failed before its status was recorded",
                      (f"Failed: {tasks} (see the task's log; a bad setting fails plan_run).",), link)
-    what = ", ".join(part.what for part in status.failed) or "; ".join(status.problems) or "a stage"
+    what = ", ".join([part.what for part in status.failed] + [problem.split(": ")[0] for problem in status.problems])
     run = "dry run (a rehearsal that wrote nothing)" if status.dry_run else "run"
     lines = [f"{status.status.capitalize()} {run} of {status.days}: {what} failed."]
     lines += [f"- {part.what} ({part.days}): {scrub(part.error)}" for part in status.failed]
@@ -235,6 +235,9 @@ def _notifiers(which: Literal["on_failure", "late"]) -> Sequence[NotifierSetting
         settings = alert_settings(Variable.get(SETTINGS_VARIABLE, default=None))
     except SettingsError as exc:
         log.error("no alert sent: %s", exc)
+        return ()
+    except Exception:  # a secrets backend that cannot be read: nobody can be told, the log must say so
+        log.exception("no alert sent: the Variable %r could not be read", SETTINGS_VARIABLE)
         return ()
     specs = settings.on_failure if which == "on_failure" else settings.late
     if not specs:

@@ -125,7 +125,8 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
     report = summarise(
         str(context["run_id"]), resolved.interval, sessions, analytics,
         expected_websites=plan.website_ids if plan else None,
-        problems=None if plan and not plan.error else ["analytics could not be planned (see plan_analytics)"],
+        problems=None if plan and not plan.error else [
+            f"analytics could not be planned: {plan.error}" if plan else "analytics could not be planned"],
     )
     modified = {"sessions": sessions.modified if sessions else 0, "analytics": sum(a.modified for a in analytics)}
     changes = {"sessions": sessions.changes if sessions else 0, "analytics": sum(a.changes for a in analytics)}

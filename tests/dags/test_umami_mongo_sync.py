@@ -217,7 +217,8 @@ def test_configured_websites_that_umami_does_not_show_fail_the_plan(dag: Any, re
     assert str(run.state) == "failed", states(run)
     assert states(run)["plan_analytics[-1]"] == "failed"
     status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
-    assert status["lastRun"]["problems"] == ["analytics could not be planned (see plan_analytics)"]
+    assert status["lastRun"]["problems"] == [
+        f"analytics could not be planned: website {ghost}: Umami has no such website (or it was deleted)"]
 
 
 def figures(run: Any) -> dict[str, Any]:
