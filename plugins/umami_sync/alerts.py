@@ -54,10 +54,10 @@ ALERT_KEY = "umami_sync_alert"
 _MAX_ERROR = 500
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CREDENTIALS = (
-    (re.compile(r"(?i)\b(bearer|basic|token)\s+[^\s,;]+"), r"\1 ***"),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1***@"),
-    (re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|x-umami-api-key)(['\"]?\s*[=:]\s*['\"]?)"
-                r"[^\s,;&'\"]+"), r"\1\2***"),
+    (re.compile(r"(?i)\bbearer\s+[^\s,;'\"]+"), "Bearer ***"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1***@"),  # user:password@ of a URL
+    (re.compile(r"(?i)\b(authorization|password|passwd|pwd|secret|token|api[_-]?key|x-umami-api-key)"
+                r"(['\"]?\s*[=:]\s*['\"]?)(?!bearer\s)(?:basic\s+)?[^\s,;&'\"]+"), r"\1\2***"),
 )
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
 
@@ -229,21 +229,23 @@ def send(alert: Alert, specs: Sequence[NotifierSetting], context: Mapping[str, A
         raise AlertError(f"{len(failures)} of {len(specs)} notifiers failed: " + "; ".join(failures))
 
 
-def _notifiers(which: Literal["on_failure", "late"]) -> Sequence[NotifierSetting]:
-    """The notifiers of the Variable, read now; none (logged) when the setting is unusable."""
+def _tell(alert: Alert, context: Mapping[str, Any], *, late: bool = False) -> None:
+    """Send ``alert`` to the notifiers the Variable names now (``alerts.on_late`` or ``on_failure``); when it
+    names none, or cannot be read, the log says so."""
+    which = "alerts.on_late" if late else "alerts.on_failure"
     try:
         settings = alert_settings(Variable.get(SETTINGS_VARIABLE, default=None))
     except SettingsError as exc:
         log.error("no alert sent: %s", exc)
-        return ()
+        return
     except Exception:  # a secrets backend that cannot be read: nobody can be told, the log must say so
         log.exception("no alert sent: the Variable %r could not be read", SETTINGS_VARIABLE)
-        return ()
-    specs = settings.on_failure if which == "on_failure" else settings.late
+        return
+    specs = settings.late if late else settings.on_failure
     if not specs:
-        log.info("no alert sent: the Variable %r names no notifiers (alerts.%s)", SETTINGS_VARIABLE,
-                 "on_failure" if which == "on_failure" else "on_late")
-    return specs
+        log.info("no alert sent: the Variable %r names no notifiers (%s)", SETTINGS_VARIABLE, which)
+        return
+    send(alert, specs, context)
 
 
 def notify_run(context: Mapping[str, Any], *, status_task: str) -> None:
@@ -257,9 +259,8 @@ def notify_run(context: Mapping[str, Any], *, status_task: str) -> None:
         alert = drop_alert(dag_id, status, link=link) if status is not None else None
     else:
         alert = failure_alert(dag_id, run_id, status, link=link, failed_tasks=failed_tasks)
-    specs = _notifiers("on_failure") if alert is not None else ()
-    if alert is not None and specs:
-        send(alert, specs, context)
+    if alert is not None:
+        _tell(alert, context)
 
 
 def _run_facts(dag_id: str, run_id: str, status_task: str) -> tuple[Any, list[str]]:
@@ -300,9 +301,7 @@ def notify_late(context: Mapping[str, Any] | None = None) -> None:
     synced = DataInterval(_moment(start), _moment(end)).days if start and end else None
     alert = late_alert(dag_id, run_id, deadline=str(deadline.get("deadline_time")), synced=synced,
                        state=str(dag_run.get("state", "running")), link=run_link(dag_id, run_id))
-    specs = _notifiers("late")
-    if specs:
-        send(alert, specs, context or {})
+    _tell(alert, context or {}, late=True)
 
 
 def _moment(value: Any) -> datetime:

@@ -69,10 +69,12 @@ def partial_run(error: str = "UmamiApiError: GET /api/websites -> HTTP 500: boom
 
 def test_scrub_keeps_ids_and_drops_what_looks_like_a_credential() -> None:
     text = scrub(f"website {SITE}: mongodb://sync:s3cr3t@db.internal:27017/app said Authorization: Bearer abc.def "
-                 "password=hunter2 api_key: 'k-123' token " + "x" * 40)
+                 "password=hunter2 api_key: 'k-123' Authorization: Basic c3luYzpz the token " + "x" * 40)
 
     assert text == (f"website {SITE}: mongodb://***@db.internal:27017/app said Authorization: Bearer *** "
-                    "password=*** api_key: '***' token ***")
+                    "password=*** api_key: '***' Authorization: *** the token ***")
+    assert scrub("Umami refused the token (incorrect-username-password); basic auth off") == (
+        "Umami refused the token (incorrect-username-password); basic auth off")  # words stay
     assert len(scrub("a long error " * 100)) == 500
 
 
