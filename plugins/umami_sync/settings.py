@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from umami_sync.windows import analytics_interval, session_window
 
@@ -45,16 +45,10 @@ class EmailNotifier(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: Literal["email"]
-    to: tuple[str, ...] = Field(min_length=1, description="Addresses (a list, or one comma-separated string).")
+    to: Annotated[tuple[str, ...], BeforeValidator(lambda value: (value,) if isinstance(value, str) else value)] = (
+        Field(min_length=1, description="Addresses: a list, or one address."))
     conn_id: str = Field("smtp_default", description="SMTP connection; its extra may hold 'from_email'.")
     from_email: str | None = Field(None, description="Sender; default: the connection's 'from_email'.")
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _split_addresses(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
 
 class SlackNotifier(BaseModel):

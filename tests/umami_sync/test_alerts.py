@@ -116,10 +116,11 @@ def test_a_drop_alert_only_when_something_dropped() -> None:
 
 def test_alert_settings_are_read_alone_so_a_bad_other_setting_still_alerts() -> None:
     settings = alert_settings(json.dumps({"page_size": 0, "alerts": {
-        "on_failure": [{"type": "email", "to": "a@example.com, b@example.com"}],
+        "on_failure": [{"type": "email", "to": "a@example.com"}, {"type": "email", "to": ["b@example.com"]}],
         "on_late": [{"type": "slack", "conn_id": "slack_ops"}]}}))
 
-    assert settings.on_failure == (EmailNotifier(type="email", to=("a@example.com", "b@example.com")),)
+    assert settings.on_failure == (EmailNotifier(type="email", to=("a@example.com",)),
+                                   EmailNotifier(type="email", to=("b@example.com",)))
     assert settings.late == (SlackNotifier(type="slack", conn_id="slack_ops"),)
     assert alert_settings(json.dumps({"alerts": {"on_failure": [{"type": "slack"}]}})).late[0].conn_id == \
         "slack_default"  # on_late defaults to on_failure's
