@@ -125,6 +125,8 @@ class SyncSettings(BaseModel):
 
     # Speed and politeness
     page_size: int = Field(5000, ge=1, le=100_000, description="Sessions per Umami API page.")
+    max_invalid_share: float = Field(
+        0.5, ge=0, le=1, description="An analytics task fails when more than this share of its list rows is invalid.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Update operations per bulk_write.")
     http_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     http_max_retries: int = Field(5, ge=0, le=20)
