@@ -80,6 +80,7 @@ def test_real_fixture_rows_reach_their_users(run: Run, connections: Database, um
 
     assert (result.rows_read, result.identities, result.anonymous_sessions, result.invalid_rows) == (4, 3, 1, 0)
     assert (result.matched_identities, result.modified, result.unmatched_identities, result.failed) == (2, 2, 1, 0)
+    assert result.unmatched_sample == ["c***@example.com"]  # Carol is deleted: her identity owns no user
     alice = user(connections, "alice@example.com")
     assert alice["session_id"] == "8b046da9-3d41-5054-8060-170787f99fe0"
     assert alice["umamiSessions"] == [{"id": "8b046da9-3d41-5054-8060-170787f99fe0", "websiteId": WEBSITE,
