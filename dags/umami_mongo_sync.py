@@ -48,7 +48,7 @@ ENRICHED_USERS_EVENTS = AssetAlias(name="umami_enriched_users_events", group="um
 # Lineage (what each task reads and writes), in the URI forms the OpenLineage provider turns into datasets. The
 # connection ids stand for host and database: reading the connections here would be I/O at parse time.
 UMAMI_TABLES = {table: Asset(f"postgres://umami_db/umami_db/public/{table}", group="umami_sync_lineage")
-                for table in ("session", "session_data", "website_event")}
+                for table in ("session", "session_data", "session_link", "website_event")}
 UMAMI_API = Asset("https://umami_api/api/websites", group="umami_sync_lineage")
 USERS = Asset("mongodb://users_mongo/users_mongo/users", group="umami_sync_lineage")
 STATUS = Asset("mongodb://users_mongo/users_mongo/systemconfigs", group="umami_sync_lineage")
@@ -96,7 +96,8 @@ def umami_mongo_sync() -> None:
 
         return tasks.plan(get_current_context())
 
-    @task(inlets=[UMAMI_TABLES["session"], UMAMI_TABLES["session_data"]], outlets=[USERS])
+    @task(inlets=[UMAMI_TABLES["session"], UMAMI_TABLES["session_data"], UMAMI_TABLES["session_link"]],
+          outlets=[USERS])  # session_link where the server has it (Umami 3.3+)
     def session_sync(run: dict[str, Any]) -> None:
         from umami_sync import tasks
 
