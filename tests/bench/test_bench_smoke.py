@@ -162,5 +162,6 @@ def test_summary_has_every_stage_figure_and_ratio(report: dict[str, Any]) -> Non
     assert any(name.startswith("re-run sends 0 changes") for name in names)
     assert any(name.startswith("tie-heavy day: every session exact") for name in names)
     assert all(isinstance(target["met"], bool) for target in summary["targets"])
-    correctness = [target for target in summary["targets"] if not target["name"].startswith(("stage 1 <=", "end to"))]
+    correctness = [target for target in summary["targets"]
+                   if not target["name"].startswith(("stage 1 <=", "end to")) and "client CPU" not in target["name"]]
     assert all(target["met"] for target in correctness), correctness
