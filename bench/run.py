@@ -224,12 +224,17 @@ def copy_indexes(source: Database[Figures], target: Database[Figures], source_na
 
 
 def request_split(umami: FakeUmami, website_ids: Sequence[str]) -> Figures:
-    """What the Umami double answered: per website its list pages and per-session (activity) reads, the
-    requests about no one website (logins, website discovery), and the non-2xx answers."""
+    """What the Umami double answered: per website its list pages and per-session (activity) reads, the requests
+    of planning (its login, website discovery and each website's row count; all before the first job's login),
+    the other requests about no one website (the jobs' logins), and the non-2xx answers."""
     per_site = {website: {"list_pages": 0, "session_reads": 0, "other": 0} for website in website_ids}
-    other = failed = 0
+    other = failed = logins = planning = 0
     for record in umami.requests:
         failed += record.status >= 300
+        logins += record.path.endswith("/auth/login")
+        if logins <= 1:
+            planning += 1
+            continue
         site = next((website for website in website_ids if f"/websites/{website}" in record.path), None)
         if site is None:
             other += 1
@@ -238,7 +243,7 @@ def request_split(umami: FakeUmami, website_ids: Sequence[str]) -> Figures:
         kind = "list_pages" if path.endswith("/sessions") else "session_reads" if path.endswith("/activity") \
             else "other"
         per_site[site][kind] += 1
-    return {"per_website": per_site, "other": other, "non_2xx": failed}
+    return {"per_website": per_site, "planning": planning, "other": other, "non_2xx": failed}
 
 
 def complete(figures: Figures, what: str) -> Figures:
@@ -561,8 +566,8 @@ def summarise(scales: list[Figures], ties: Figures | None, listings: Figures | N
             "rows_per_second": ratio(sessions_read, analytics["seconds"]),
             "changes": analytics_changes(analytics),
             "bulk_writes": sum(result["bulk_writes"] for result in results),
-            "http_requests": sum(sum(site.values()) for site in analytics["http"]["per_website"].values())
-            + analytics["http"]["other"],
+            "http_requests": _requests(analytics["http"]),
+            "planning_requests": analytics["http"]["planning"],
             "list_pages": sum(result["list_pages"] for result in results),
             "repair_pages": sum(result["repair_pages"] for result in results),
             "session_reads": sum(result["session_reads"] for result in results),
@@ -621,6 +626,12 @@ LISTING_BYTES_PER_ROW_BEFORE = 138
 """What the listing held per row before it kept its hashes in flat arrays (two Python sets of ints; issue 18)."""
 
 
+def _requests(http: Figures) -> int:
+    """Every request a stage-2 run sent (``request_split``)."""
+    total: int = sum(sum(site.values()) for site in http["per_website"].values()) + http["planning"] + http["other"]
+    return total
+
+
 def _calls(figures: Figures, lookup: str) -> Figures:
     """A step's owner look-up calls and the ``find`` commands it sent."""
     return {"lookup_calls": figures["probes"][lookup]["calls"], "find_calls": figures["probes"]["find"]["calls"]}
@@ -635,8 +646,7 @@ def _before(before: Figures) -> Figures:
         "analytics": {"seconds": analytics["seconds"], "rss_peak_mb": analytics["rss_peak_mb"],
                       **_cpu(analytics, sum(result["sessions"] for result in analytics["results"])),
                       **_calls(analytics, "lookup_by_session"),
-                      "http_requests": sum(sum(site.values()) for site in analytics["http"]["per_website"].values())
-                      + analytics["http"]["other"]},
+                      "http_requests": _requests(analytics["http"])},
     }
 
 
@@ -866,6 +876,7 @@ def table(report: Figures) -> str:
         ("changes sent", f"{s1['changes']:,}", f"{s2['changes']:,}"),
         ("bulk_write calls", f"{s1['bulk_writes']:,}", f"{s2['bulk_writes']:,}"),
         ("HTTP requests (retries)", f"{s1['http_requests']:,}", f"{s2['http_requests']:,} ({s2['retries']})"),
+        ("  planning: login, websites, row counts", "-", f"{s2['planning_requests']:,}"),
         ("  list pages (repair) + session reads", "-",
          f"{s2['list_pages']:,} ({s2['repair_pages']}) + {s2['session_reads']:,}"),
     ]
