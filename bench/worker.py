@@ -197,7 +197,7 @@ def record_operations(config: Config) -> Figures:
 def bare_read(config: Config) -> Figures:
     """The session stage's own query, streamed through a bare named cursor."""
     from umami_sync.settings import SyncSettings
-    from umami_sync.umami.db import query
+    from umami_sync.umami.db import identity_query
     from umami_sync.windows import DataInterval, session_window
 
     settings = SyncSettings(**config["settings"])
@@ -205,7 +205,7 @@ def bare_read(config: Config) -> Figures:
                             overlap=timedelta(minutes=settings.session_overlap_minutes))
     params = {"start": window.start, "end": window.end, "data_key": settings.identity_data_key,
               "websites": list(settings.website_ids) or None}
-    text = query("identities")
+    text = identity_query("identities", links=False)  # the bench's database is at Umami 3.1.0
     return _timed({}, lambda: bare.read_rows(config["dsn"], text, params).as_dict())
 
 

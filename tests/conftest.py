@@ -1,8 +1,13 @@
 """Suite-wide fixtures: a real PostgreSQL with Umami's schema and a real MongoDB wire server.
 
 Both start once per test session on loopback. Point the suite at servers of your own with
-``UMAMI_SYNC_TEST_PG_DSN`` (a database the tests may fill and truncate) and ``UMAMI_SYNC_TEST_MONGO_URI``
-(e.g. a real ``mongod``); otherwise a throwaway PostgreSQL cluster and SecantusDB are started here.
+``UMAMI_SYNC_TEST_PG_DSN`` (an empty database the tests may fill and truncate; its role creates one database
+beside it per other schema level) and ``UMAMI_SYNC_TEST_MONGO_URI`` (e.g. a real ``mongod``); otherwise a
+throwaway PostgreSQL cluster and SecantusDB are started here.
+
+Umami's database is built by Umami's own migrations at the default level (3.1.0). A test marked
+``@pytest.mark.umami_levels("2.20.2", "3.3")`` runs once per level named (every level when none is named),
+each on a database of that level (fixture ``umami_level`` says which).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 
 from local_stack.mongo import LocalMongo
-from local_stack.postgres import LocalPostgres, load_umami_schema
+from local_stack.postgres import DEFAULT_LEVEL, SCHEMA_LEVELS, LocalPostgres, create_database, load_umami_schema
 from local_stack.umami_api import FakeUmami
 
 if TYPE_CHECKING:
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "umami" / "3.1.0"
-UMAMI_TABLES = ("website_event", "event_data", "session_data", "session", "website")
+UMAMI_TABLES = ("website_event", "event_data", "session_data", "session_link", "session", "website")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -53,17 +58,64 @@ def umami_fixtures() -> Path:
     return FIXTURES
 
 
+class UmamiDatabases:
+    """Umami's database at each schema level on one server, each built when first asked for: the default level
+    in the database of ``dsn``, every other one in a database beside it."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._built: dict[str, str] = {}
+
+    def at(self, level: str, name: str = "") -> str:
+        """The DSN of the database of ``level`` (``name``: another one of that level, e.g. a wrong database)."""
+        key = f"{level}{name}"
+        if key not in self._built:
+            dsn = self.dsn if key == DEFAULT_LEVEL else create_database(
+                self.dsn, f"{urlsplit(self.dsn).path.lstrip('/')}_{re.sub(r'[^0-9a-z]', '_', key)}")
+            load_umami_schema(dsn, level)
+            self._built[key] = dsn
+        return self._built[key]
+
+    @staticmethod
+    def empty(dsn: str) -> str:
+        """The database at ``dsn`` with its tables of Umami's rows emptied."""
+        with psycopg.connect(dsn) as conn:
+            tables = [name for name in UMAMI_TABLES
+                      if conn.execute("select to_regclass(%s)", (name,)).fetchone() != (None,)]
+            conn.execute(f"TRUNCATE {', '.join(tables)}")
+        return dsn
+
+
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
-    """DSN of a PostgreSQL database holding Umami's schema (empty tables)."""
+def umami_databases() -> Iterator[UmamiDatabases]:
+    """Umami's databases of every schema level, on one PostgreSQL server."""
     given = os.environ.get("UMAMI_SYNC_TEST_PG_DSN")
     if given:
-        load_umami_schema(given)
-        yield given
+        yield UmamiDatabases(given)
         return
     with LocalPostgres() as server:
-        load_umami_schema(server.dsn)
-        yield server.dsn
+        yield UmamiDatabases(server.dsn)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(umami_databases: UmamiDatabases) -> str:
+    """DSN of a PostgreSQL database holding Umami's schema at the default level."""
+    return umami_databases.at(DEFAULT_LEVEL)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``umami_levels`` runs once per schema level it names (every level when none)."""
+    marker = metafunc.definition.get_closest_marker("umami_levels")
+    if marker is not None and "umami_level" in metafunc.fixturenames:
+        levels = marker.args or tuple(SCHEMA_LEVELS)
+        metafunc.parametrize("umami_level", levels, indirect=True, ids=[f"umami-{level}" for level in levels])
+
+
+@pytest.fixture
+def umami_level(request: pytest.FixtureRequest) -> str:
+    """The schema level of the test's Umami database: the default, or one of its ``umami_levels`` marker."""
+    level: str = getattr(request, "param", DEFAULT_LEVEL)
+    return level
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +130,9 @@ def mongo_uri() -> Iterator[str]:
 
 
 @pytest.fixture
-def umami_db(postgres_dsn: str) -> str:
-    """Umami's database with empty tables, for one test."""
-    with psycopg.connect(postgres_dsn) as conn:
-        conn.execute(f"TRUNCATE {', '.join(UMAMI_TABLES)}")
-    return postgres_dsn
+def umami_db(umami_databases: UmamiDatabases, umami_level: str) -> str:
+    """Umami's database at the test's schema level with empty tables, for one test."""
+    return umami_databases.empty(umami_databases.at(umami_level))
 
 
 @pytest.fixture
@@ -119,12 +169,19 @@ def connections(monkeypatch: pytest.MonkeyPatch, umami_db: str, mongo_uri: str,
     return users_db
 
 
+def umami_api_connection(server: FakeUmami) -> str:
+    """An Airflow connection (JSON form) for the local Umami API ``server``, as its user."""
+    return json.dumps({"conn_type": "http", "host": server.url, "login": server.username,
+                       "password": server.password})
+
+
 @pytest.fixture
-def umami_server(connections: Database, umami_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUmami]:
-    """The local Umami API over ``umami_db``, set as connection ``umami_api`` (with the other two)."""
-    with FakeUmami(umami_db) as server:
-        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
-            {"conn_type": "http", "host": server.url, "login": server.username, "password": server.password}))
+def umami_server(connections: Database, umami_db: str, umami_level: str,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUmami]:
+    """The local Umami API of the test's version over ``umami_db``, set as connection ``umami_api`` (with the
+    other two)."""
+    with FakeUmami(umami_db, version=umami_level) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", umami_api_connection(server))
         yield server
 
 

@@ -9,6 +9,10 @@ loaded into a fresh Airflow home.
 Plain mode runs ``airflow dags test umami_mongo_sync 2026-11-28`` in ``.local/airflow`` (its log goes to
 ``.local/airflow/demo.log``) and prints what changed in MongoDB.
 
+``--fail-website NAME`` makes that website's list lose a row, so its task fails (at once: the demo's Airflow home
+turns retries off), and shows the alert the DAG's failure callback sent. Alerts go by e-mail to the demo's own
+SMTP server (connection ``smtp_default``, Variable ``alerts``), which keeps them to print.
+
 ``--ui`` starts a real Airflow (api-server, scheduler, dag-processor, triggerer; home ``.local/airflow-ui``),
 triggers one run of the demo day, prints the UI's address and login, and waits: Ctrl-C stops everything.
 """
@@ -17,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -46,12 +52,14 @@ from load_airflow_settings import (
 from local_stack._proc import free_port, port_open
 from local_stack.mongo import LocalMongo
 from local_stack.postgres import LocalPostgres, load_umami_schema
+from local_stack.smtp import LocalSmtp
 from local_stack.traffic import generate_traffic, seed_users
 from local_stack.ui import DAG_ID, AirflowError, LocalAirflow, log_tail
 from local_stack.umami_api import FakeUmami
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from email.message import EmailMessage
     from types import FrameType, TracebackType
 
     from local_stack.traffic import TrafficSummary, UsersSummary
@@ -59,10 +67,19 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = REPO / "airflow_settings.yaml"
 DEMO_DAY = date(2026, 11, 27)
+DEMO_WEBSITE = "Shop"  # the first generated website
 LOGICAL_DATE = DEMO_DAY + timedelta(days=1)  # a manual run syncs the day before its logical date
 DEMO_HOME = REPO / ".local" / "airflow"
 UI_HOME = REPO / ".local" / "airflow-ui"
 UI_PORT = 8080
+SETTINGS_VARIABLE = "umami_sync_settings"  # the DAG's Variable; the demo adds its alerts
+ALERT_TO = "oncall@example.com"
+NO_RETRIES_POLICY = '''"""The demo's --fail-website: tasks fail at once instead of waiting out the retry delays."""
+
+
+def task_policy(task):
+    task.retries = 0
+'''
 # airflow/utils/dot_renderer.py warns on import when the optional graphviz package is missing, and every
 # `airflow dags ...` command imports it; the demo never renders a graph.
 _QUIET_WARNINGS = "ignore:Could not import graphviz:UserWarning"
@@ -142,8 +159,10 @@ class DemoServices:
     also when a service fails to start; then the cause is raised as a :class:`DemoError`.
     """
 
-    def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int) -> None:
+    def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int,
+                 fail_website: str | None = None) -> None:
         self.ports = ports
+        self.fail_website = fail_website
         self.websites, self.sessions, self.identified, self.users = websites, sessions, identified, users
         connections = _connections()
         self.database = connections["users_mongo"].conn_schema or "app"
@@ -153,6 +172,7 @@ class DemoServices:
         self.postgres = LocalPostgres(port=ports.postgres)
         self.mongo = LocalMongo(port=ports.mongo)
         self.umami: FakeUmami | None = None
+        self.smtp = LocalSmtp()
         self.traffic: TrafficSummary | None = None
         self.seeded: UsersSummary | None = None
         self.website_names: list[str] = []
@@ -191,6 +211,10 @@ class DemoServices:
             stack.callback(umami.stop)
             self._start(f"the Umami API on port {self.ports.umami}", umami.start)
             self.umami = umami
+            if self.fail_website:
+                umami.faults.hidden_ids = {self._listed_session(self.fail_website)}
+            stack.callback(self.smtp.stop)
+            self._start(f"the SMTP server on port {self.smtp.port}", self.smtp.start)
         except BaseException:
             stack.close()
             raise
@@ -200,6 +224,18 @@ class DemoServices:
                  tb: TracebackType | None) -> None:
         self._stack.close()
 
+    def _listed_session(self, website: str) -> str:
+        """A session of ``website`` with events on the demo day (one its session list serves)."""
+        if website not in self.website_names:
+            raise DemoError(f"--fail-website: no website named {website!r}; the demo's websites: "
+                            f"{', '.join(self.website_names)}")
+        with psycopg.connect(self.postgres.dsn) as conn:
+            row = conn.execute("SELECT e.session_id::text FROM website_event e JOIN website w USING (website_id) "
+                               "WHERE w.name = %s ORDER BY e.session_id LIMIT 1", (website,)).fetchone()
+        if row is None:
+            raise DemoError(f"--fail-website: website {website!r} has no sessions on {DEMO_DAY}")
+        return str(row[0])
+
     def settings_for_airflow(self) -> dict[str, Any]:
         """``airflow_settings.yaml`` with its connections pointed at the ports of this run."""
         hosts = {"umami_db": ("127.0.0.1", self.ports.postgres), "users_mongo": ("127.0.0.1", self.ports.mongo),
@@ -208,6 +244,14 @@ class DemoServices:
         settings.connections = [
             conn.model_copy(update={"conn_host": hosts[conn.conn_id][0], "conn_port": hosts[conn.conn_id][1]})
             if conn.conn_id in hosts else conn for conn in settings.connections]
+        smtp = json.loads(self.smtp.connection())
+        settings.connections.append(AstroConnection(conn_id="smtp_default", conn_type=smtp.pop("conn_type"), **{
+            f"conn_{key}": value for key, value in smtp.items()}))
+        for variable in settings.variables:
+            if variable.variable_name == SETTINGS_VARIABLE:
+                value = json.loads(variable.variable_value or "{}")
+                value["alerts"] = {"on_failure": [{"type": "email", "to": [ALERT_TO]}]}
+                variable.variable_value = json.dumps(value)
         return {"airflow": settings.model_dump(exclude_none=True)}
 
     def describe(self) -> str:
@@ -228,6 +272,9 @@ class DemoServices:
             f"{seeded.deleted:,} of them deleted",
             f"   {seeded.identities_matched:,} of the {traffic.persons:,} people have a user; {without:,} have none "
             f"or a deleted one ({seeded.identities_unmatched:,} none, {seeded.identities_deleted:,} deleted)",
+            f"== Alerts: e-mail to {ALERT_TO} through connection smtp_default, the demo's SMTP server "
+            f"(127.0.0.1:{self.smtp.port})"
+            + (f"; website {self.fail_website} is made to fail" if self.fail_website else ""),
         ])
 
 
@@ -240,10 +287,21 @@ def prepare_airflow_home(home: Path, services: DemoServices) -> tuple[dict[str, 
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     settings = home / "airflow_settings.yaml"
+    demo_settings = services.settings_for_airflow()
     settings.write_text("# airflow_settings.yaml with the connections of this demo run (its ports)\n"
-                        + yaml.safe_dump(services.settings_for_airflow(), sort_keys=False))
+                        + yaml.safe_dump(demo_settings, sort_keys=False))
     write_documents(import_documents(read_settings(settings)), home)
-    return airflow_environment(home, services.tmp), [
+    if services.fail_website:
+        (home / "config").mkdir()
+        (home / "config" / "airflow_local_settings.py").write_text(NO_RETRIES_POLICY)
+    env = airflow_environment(home, services.tmp)
+    # `airflow dags test` runs the DAG's callbacks where Airflow reads only environment variables (and external
+    # secrets backends), not its database: the alerts' Variable and connection go there too.
+    env["AIRFLOW_VAR_" + SETTINGS_VARIABLE.upper()] = next(
+        variable["variable_value"] for variable in demo_settings["airflow"]["variables"]
+        if variable["variable_name"] == SETTINGS_VARIABLE)
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = services.smtp.connection()
+    return env, [
         ["db", "migrate"],
         ["connections", "import", "--overwrite", str(home / CONNECTIONS_FILE)],
         ["variables", "import", "--action-on-existing-key", "overwrite", str(home / VARIABLES_FILE)],
@@ -303,13 +361,32 @@ def run_once(services: DemoServices, home: Path) -> int:
         started = time.monotonic()
         code = airflow_commands(env, [*setup, ["dags", "test", DAG_ID, LOGICAL_DATE.isoformat()]], log)
         print(f"   {'finished' if code == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
-        if code:
+        if code and not services.fail_website:
             print(f"\n== The end of {_shown(log)}\n{log_tail(log, 25)}")
         report(before, client, services.database)
     finally:
         client.close()
+    alerts = services.smtp.wait_for(1, timeout=5) if code else services.smtp.messages
+    if not alerts:
+        print(f"\n== Alerts: none (an alert goes out when a run fails or drops far below the usual; "
+              f"--fail-website {DEMO_WEBSITE} shows one)")
+    for mail in alerts:
+        print_alert(mail, services.smtp.port)
     print(f"\n== airflow dags test exited with {code}; Airflow's full log: {_shown(log)}")
+    if code and services.fail_website and alerts:
+        print(f"   (website {services.fail_website} failed as --fail-website asked, and the alert went out)")
+        return 0
     return code
+
+
+def print_alert(mail: EmailMessage, port: int) -> None:
+    """An e-mail the DAG's callbacks sent to the demo's SMTP server, as text."""
+    body = mail.get_body(("html",))
+    text = html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"</(p|h3)>", "\n", body.get_content() if body else "")))
+    print(f"\n== Alert: e-mail to {mail['To']} through connection smtp_default (the demo's SMTP server on "
+          f"127.0.0.1:{port}; set your own notifiers in the Variable, README \"Alerts\")")
+    print(f"   Subject: {mail['Subject']}")
+    print("   " + text.strip().replace("\n", "\n   "), flush=True)
 
 
 @contextmanager
@@ -346,9 +423,13 @@ def serve_ui(services: DemoServices, home: Path, port: int, *, trigger: bool) ->
               "scheduled runs are off")
         print(f"   logs: {_shown(home / 'logs')}  (components: <component>.log)")
         print("== Press Ctrl-C to stop Airflow and the services", flush=True)
+        shown = 0
         try:
             while True:
                 airflow.check_alive()
+                for mail in services.smtp.messages[shown:]:  # alerts, as they come
+                    print_alert(mail, services.smtp.port)
+                    shown += 1
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("\n== Stopping Airflow and the services ...", flush=True)
@@ -400,6 +481,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "`airflow dags test`; Ctrl-C stops everything (default: off)")
     ui.add_argument("--trigger", action=argparse.BooleanOptionalAction, default=True,
                     help=f"trigger one run of {DEMO_DAY} when the UI is up")
+    parser.add_argument("--fail-website", metavar="NAME", default=None,
+                        help=f"make the website NAME fail (its session list loses a row), without retries, and "
+                             f"show the alert e-mail the failed run sent (e.g. {DEMO_WEBSITE}; default: none)")
     parser.add_argument("--airflow-home", type=Path, default=None,
                         help=f"the Airflow home, wiped at start (default: {_shown(DEMO_HOME)}; "
                              f"with --ui: {_shown(UI_HOME)})")
@@ -422,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         print("== Starting PostgreSQL, the MongoDB wire server and the Umami API; generating the data ...",
               flush=True)
         with DemoServices(ports, websites=args.websites, sessions=args.sessions, identified=args.identified,
-                          users=args.users) as services:
+                          users=args.users, fail_website=args.fail_website) as services:
             print(services.describe(), flush=True)
             if args.ui:
                 assert ports.airflow is not None

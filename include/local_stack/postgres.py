@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster from the machine's server binaries, loaded with Umami's schema."""
+"""A throwaway PostgreSQL cluster from the machine's server binaries, and Umami's tables as Umami's own
+migrations leave them (``include/sql/umami``, see its README) at one of three levels: 2.20.2, 3.1.0 and 3.3."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -17,8 +19,16 @@ from local_stack._proc import free_port, port_open, wait_until
 if TYPE_CHECKING:
     from types import TracebackType
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-UMAMI_SCHEMA = SQL_DIR / "umami_schema.sql"
+SCHEMAS = Path(__file__).resolve().parent.parent / "sql" / "umami"
+SCHEMA_LEVELS: dict[str, tuple[str, ...]] = {
+    "2.20.2": ("2.20.2",),
+    "3.1.0": ("2.20.2", "3.1.0"),
+    "3.3": ("2.20.2", "3.1.0", "3.3"),
+}
+"""The files of ``include/sql/umami`` that build each schema level, in order (each later one a change of the
+tables the earlier ones made, as Umami's migrations of that release change them)."""
+DEFAULT_LEVEL = "3.1.0"
+"""The level of the demo and the benchmark, and of every test that does not ask for another."""
 _CLUSTER_USER = "postgres"
 
 
@@ -89,9 +99,7 @@ class LocalPostgres:
         self._call(self._bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self._dir / "log"),
                    "-w", "start")
         wait_until(lambda: port_open(self.port), timeout=30, what="PostgreSQL")
-        with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
+        create_database(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres", self.database)
         return self
 
     def stop(self) -> None:
@@ -111,9 +119,20 @@ class LocalPostgres:
         self.stop()
 
 
-def load_umami_schema(dsn: str) -> None:
-    """Create Umami's tables (as its own migrations leave them) in the database at ``dsn``."""
-    run_sql_file(dsn, UMAMI_SCHEMA)
+def load_umami_schema(dsn: str, level: str = DEFAULT_LEVEL) -> None:
+    """Build Umami's tables at ``level`` in the (empty) database at ``dsn``, one file after another, each in its own
+    transaction."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for name in SCHEMA_LEVELS[level]:
+            with conn.transaction():
+                conn.execute((SCHEMAS / f"{name}.sql").read_text())
+
+
+def create_database(dsn: str, name: str) -> str:
+    """Create the empty database ``name`` on the server of ``dsn``; its DSN."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 def run_sql_file(dsn: str, path: Path) -> None:

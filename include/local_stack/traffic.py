@@ -385,10 +385,10 @@ def generate_traffic(dsn: str, *, day: date, websites: int = 3, sessions: int = 
     day_start = datetime.combine(day, time(), tzinfo=UTC)
     created = _stamp(day_start.timestamp() - 30 * DAY_SECONDS)
     with psycopg.connect(dsn) as sites, sites.cursor() as cursor, cursor.copy(_copy_statement(
-            "website", ("website_id", "name", "domain", "user_id", "created_by", "created_at", "updated_at",
-                        "replay_enabled"))) as copy:
+            "website", ("website_id", "name", "domain", "user_id", "created_by", "created_at",
+                        "updated_at"))) as copy:
         for website_id, name, domain in site_rows:
-            copy.write(_line((website_id, name, domain, user_id, user_id, created, created, "f")))
+            copy.write(_line((website_id, name, domain, user_id, user_id, created, created)))
     counts = _copy_day(dsn, rng, day_start.timestamp(), [(row[0], row[2]) for row in site_rows],
                        sessions, identified, seed, ties)
     with psycopg.connect(dsn, autocommit=True) as conn:

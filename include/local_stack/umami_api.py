@@ -1,8 +1,19 @@
-"""A local test double of the Umami 3.1 REST API that answers from Umami's own PostgreSQL database.
+"""A local test double of Umami's REST API (2.20.2, 3.1.0 or 3.3) that answers from Umami's own PostgreSQL
+database.
 
 :class:`FakeUmami` serves, over real HTTP(S) on 127.0.0.1, the routes the sync uses, computing every body
-with the SQL Umami 3.1 runs on PostgreSQL (``src/queries/sql/sessions/*.ts``, ``pagedRawQuery``), so the
-demo, the tests and the benchmark see exactly the rows in the database.
+with the SQL the chosen Umami version runs on PostgreSQL (``src/queries/sql/sessions/*.ts``,
+``pagedRawQuery``), so the demo, the tests and the benchmark see exactly the rows in the database. The
+versions differ where the sync can tell (``version``, named as the schema levels of :mod:`local_stack.postgres`):
+
+- ``3.1.0`` (the default): what this page describes.
+- ``2.20.2``: one list row per session, without ``hostname`` and ``events``; ``pageSize`` defaults to 10; an
+  ``orderBy`` parameter gives a 500 (it appends a second ``order by``); activity rows are whole stored events
+  (``id`` where 3.x has ``eventId``, no ``hasData``) and the activity range ignores ``reset_at``; websites have
+  ``shareId`` and no replay columns.
+- ``3.3``: the list and the activity leave performance beacons (``event_type`` 5) out; websites have
+  ``recorderEnabled`` where 3.1 has ``replayEnabled``. The activity route of the newest code, which adds the
+  events of other sessions linked to the same person and widens the range, is not modelled.
 
 Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bearer <token>``:
 
@@ -14,7 +25,8 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
 - ``GET /api/websites/{id}`` -> the website (soft-deleted ones too); ``null`` when an admin asks for an
   unknown id.
 - ``GET /api/websites/{id}/sessions?startAt&endAt&page&pageSize&search`` -> {data, count, page, pageSize}.
-  As in Umami, one row per (session, hostname), ``count`` counts rows, and the order is
+  As in Umami 3.x, one row per (session, hostname), ``count`` counts rows (a session's performance beacons,
+  which have no hostname, are a row of their own with views 0 and events 0), and the order is
   ``max(created_at) desc`` with no tie-breaker: PostgreSQL's top-N sort then places rows whose last event
   times tie differently for each ``page * pageSize``, so under offset paging some rows repeat and as many
   are never listed, the same way on every repeat (the contract tests hold this to the real captures).
@@ -33,7 +45,7 @@ authenticated by ``x-umami-api-key``, limited to ``rate_limit`` calls per ``rate
 
 Validation errors reproduce Umami's ``badRequest(z.treeifyError(...))`` body; the exact zod wording of
 3.1.0 may differ, so clients should rely on the status only. Not modelled: filters other than ``search``,
-``startDate``/``endDate`` instead of ``startAt``/``endAt``, ``orderBy``, share tokens, the Cloud
+``startDate``/``endDate`` instead of ``startAt``/``endAt``, ``orderBy`` on 3.x, share tokens, the Cloud
 six-month window for accounts without a subscription.
 
 Faults are injected through :attr:`FakeUmami.faults` (a :class:`Faults`), which tests change at run time.
@@ -69,17 +81,32 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 DEFAULT_USER_ID = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
-DEFAULT_PAGE_SIZE = 20
+VERSIONS = ("2.20.2", "3.1.0", "3.3")
+"""The Umami versions the fake speaks (the schema levels of :mod:`local_stack.postgres`)."""
+V2 = "2.20.2"
+DEFAULT_PAGE_SIZE = {V2: 10}
+"""``pageSize`` when a request gives none, where it is not 20."""
 EVENT_TYPE_PAGE_VIEW = 1
 EVENT_TYPE_CUSTOM_EVENT = 2
+EVENT_TYPE_PERFORMANCE = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# getWebsiteSessions.ts (relationalQuery) as Umami 3.1 runs it; {search} is its optional search clause.
-_SESSION_LIST_SQL = f"""
+def _session_list_sql(version: str) -> str:
+    """getWebsiteSessions.ts (relationalQuery) as ``version`` runs it; {search} is its optional search clause.
+
+    2.x groups by session only (no hostname, no events); 3.x by session and hostname; 3.3 leaves beacons out.
+    """
+    v3 = version != V2
+    hostname = "website_event.hostname," if v3 else ""
+    events = (f'sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as "events",'
+              if v3 else "")
+    same_website = "and session.website_id = website_event.website_id" if v3 else ""
+    beacons = f"and website_event.event_type != {EVENT_TYPE_PERFORMANCE}" if version == "3.3" else ""
+    return f"""
     select
       session.session_id as "id",
       session.website_id as "websiteId",
-      website_event.hostname,
+      {hostname}
       session.browser,
       session.os,
       session.device,
@@ -92,17 +119,18 @@ _SESSION_LIST_SQL = f"""
       max(website_event.created_at) as "lastAt",
       count(distinct website_event.visit_id) as "visits",
       sum(case when website_event.event_type = {EVENT_TYPE_PAGE_VIEW} then 1 else 0 end) as "views",
-      sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as "events",
+      {events}
       max(website_event.created_at) as "createdAt"
     from website_event
     join session on session.session_id = website_event.session_id
-      and session.website_id = website_event.website_id
+      {same_website}
     where website_event.website_id = %(websiteId)s::uuid
+      {beacons}
       and website_event.created_at between %(startDate)s and %(endDate)s
     {{search}}
     group by session.session_id,
       session.website_id,
-      website_event.hostname,
+      {hostname}
       session.browser,
       session.os,
       session.device,
@@ -113,6 +141,7 @@ _SESSION_LIST_SQL = f"""
       session.city
     order by max(website_event.created_at) desc
 """
+
 
 _SESSION_SEARCH_SQL = """and (distinct_id ilike %(search)s
            or city ilike %(search)s
@@ -185,9 +214,15 @@ _SESSION_PROPERTIES_SQL = """
 
 # getSessionActivity.ts (relationalQuery): every event of the session in the range, newest first, at most 500.
 ACTIVITY_LIMIT = 500
-_SESSION_ACTIVITY_SQL = f"""
-    select
-      created_at as "createdAt",
+_ACTIVITY_COLUMNS_V2 = """event_id as "id", website_id as "websiteId", session_id as "sessionId",
+      visit_id as "visitId", created_at as "createdAt", url_path as "urlPath", url_query as "urlQuery",
+      utm_source as "utmSource", utm_medium as "utmMedium", utm_campaign as "utmCampaign",
+      utm_content as "utmContent", utm_term as "utmTerm", referrer_path as "referrerPath",
+      referrer_query as "referrerQuery", referrer_domain as "referrerDomain", page_title as "pageTitle", gclid,
+      fbclid, msclkid, ttclid, li_fat_id as "lifatid", twclid, event_type as "eventType",
+      event_name as "eventName", tag, hostname"""
+"""2.x answers Prisma's whole WebsiteEvent (``websiteEvent.findMany``), in the model's field order."""
+_ACTIVITY_COLUMNS = """created_at as "createdAt",
       url_path as "urlPath",
       url_query as "urlQuery",
       referrer_domain as "referrerDomain",
@@ -200,24 +235,41 @@ _SESSION_ACTIVITY_SQL = f"""
                    from event_data
                    where website_id = %(websiteId)s::uuid
                       and created_at between %(startDate)s and %(endDate)s) AS "hasData"
+"""
+
+
+def _activity_sql(version: str) -> str:
+    """getSessionActivity.ts as ``version`` runs it (3.3 leaves beacons out)."""
+    beacons = f"and event_type != {EVENT_TYPE_PERFORMANCE}" if version == "3.3" else ""
+    return f"""
+    select
+      {_ACTIVITY_COLUMNS_V2 if version == V2 else _ACTIVITY_COLUMNS}
     from website_event
     where website_id = %(websiteId)s::uuid
       and session_id = %(sessionId)s::uuid
+      {beacons}
       and created_at between %(startDate)s and %(endDate)s
     order by created_at desc
     limit {ACTIVITY_LIMIT}
 """
 
-# Prisma's Website model, in its field order.
-_WEBSITE_COLUMNS = """
-    select website_id as "id", name, domain, reset_at as "resetAt", user_id as "userId",
-      team_id as "teamId", created_by as "createdBy", created_at as "createdAt",
-      updated_at as "updatedAt", deleted_at as "deletedAt", replay_enabled as "replayEnabled",
-      replay_config as "replayConfig"
-    from website"""
 
-# getUserWebsites (getWebsites): live websites of the user.
-_WEBSITE_LIST_SQL = _WEBSITE_COLUMNS + """
+# Prisma's Website model of each version, in its field order.
+_WEBSITE_FIELDS = {
+    V2: 'website_id as "id", name, domain, share_id as "shareId", reset_at as "resetAt", user_id as "userId", '
+        'team_id as "teamId", created_by as "createdBy", created_at as "createdAt", updated_at as "updatedAt", '
+        'deleted_at as "deletedAt"',
+    "3.1.0": 'website_id as "id", name, domain, reset_at as "resetAt", user_id as "userId", team_id as "teamId", '
+             'created_by as "createdBy", created_at as "createdAt", updated_at as "updatedAt", '
+             'deleted_at as "deletedAt", replay_enabled as "replayEnabled", replay_config as "replayConfig"',
+    "3.3": 'website_id as "id", name, domain, reset_at as "resetAt", user_id as "userId", team_id as "teamId", '
+           'created_by as "createdBy", created_at as "createdAt", updated_at as "updatedAt", '
+           'deleted_at as "deletedAt", recorder_enabled as "recorderEnabled", replay_config as "replayConfig"',
+}
+
+# getUserWebsites (getWebsites): live websites of the user; {fields} are the version's.
+_WEBSITE_LIST_SQL = """
+    select {fields} from website
     where deleted_at is null
       and {owner}
       {search}
@@ -225,7 +277,8 @@ _WEBSITE_LIST_SQL = _WEBSITE_COLUMNS + """
 """
 
 # getWebsite: findUnique by id, soft-deleted ones included.
-_WEBSITE_SQL = _WEBSITE_COLUMNS + """
+_WEBSITE_SQL = """
+    select {fields} from website
     where website_id = %(websiteId)s::uuid
 """
 
@@ -506,13 +559,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeUmami:
-    """Umami 3.1's REST API on 127.0.0.1 over the PostgreSQL database at ``dsn`` (see the module doc)."""
+    """Umami's REST API (``version``: one of :data:`VERSIONS`) on 127.0.0.1 over the PostgreSQL database at
+    ``dsn`` (see the module doc)."""
 
-    def __init__(self, dsn: str, *, username: str = "admin", password: str = "umami",
+    def __init__(self, dsn: str, *, version: str = "3.1.0", username: str = "admin", password: str = "umami",
                  user_id: str = DEFAULT_USER_ID, api_key: str | None = None, role: str = "admin",
                  user_created_at: datetime = datetime(2026, 11, 27, 15, 38, 58, 314000, tzinfo=UTC),
                  rate_limit: int = 50, rate_window_seconds: float = 15.0,
                  ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"FakeUmami speaks Umami {', '.join(VERSIONS)}, not {version!r}")
+        self.version = version
+        self.default_page_size = DEFAULT_PAGE_SIZE.get(version, 20)
         self.port = port
         self.username = username
         self.password = password
@@ -747,12 +805,12 @@ class FakeUmami:
             return _unauthorized()
         search = query.get("search") or None
         include_teams = query.get("includeTeams", "") not in {"", "false", "0"}
-        size = int(page_size or DEFAULT_PAGE_SIZE)
+        size = int(page_size or self.default_page_size)
         number = int(page or 1)
         owner = "(user_id = %(userId)s::uuid or team_id is not null)" if include_teams \
             else "user_id = %(userId)s::uuid"
         search_sql = "and (name ilike %(search)s or domain ilike %(search)s)" if search else ""
-        sql = _WEBSITE_LIST_SQL.format(owner=owner, search=search_sql)
+        sql = _WEBSITE_LIST_SQL.format(fields=_WEBSITE_FIELDS[self.version], owner=owner, search=search_sql)
         # Prisma's ``contains`` matches the search text literally: escape LIKE's wildcards.
         literal = (search or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         values = {"userId": self.user_id, "search": f"%{literal}%"}
@@ -764,7 +822,7 @@ class FakeUmami:
             website = _json_row(row)
             owned = website["userId"] == self.user_id
             website["user"] = {"username": self.username, "id": self.user_id} if owned else None
-            website["shareId"] = None
+            website.setdefault("shareId", None)
             data.append(website)
         body: dict[str, Any] = {"data": data, "count": count["num"] if count else 0, "page": number,
                                 "pageSize": size}
@@ -788,10 +846,12 @@ class FakeUmami:
             return _unauthorized()
         if self._take("fail_next"):
             return _server_error()
+        if self.version == V2 and "orderBy" in query:  # a second "order by" after the query's own
+            return _server_error()
         number = int(page or 1)
-        size = int(page_size or DEFAULT_PAGE_SIZE)
+        size = int(page_size or self.default_page_size)
         search = query.get("search") or None
-        sql = _SESSION_LIST_SQL.format(search=_SESSION_SEARCH_SQL if search else "")
+        sql = _session_list_sql(self.version).format(search=_SESSION_SEARCH_SQL if search else "")
         with self._pool.connection() as conn:
             values = {"websiteId": website_id, "search": f"%{search}%",
                       "startDate": self._start_date(conn, website_id, start_at),
@@ -840,8 +900,9 @@ class FakeUmami:
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()
         with self._pool.connection() as conn:
-            row = conn.execute(_WEBSITE_SQL, {"websiteId": website_id}).fetchone()
-        return _Reply(200, {**_json_row(row), "shareId": None} if row else None)
+            row = conn.execute(_WEBSITE_SQL.format(fields=_WEBSITE_FIELDS[self.version]),
+                               {"websiteId": website_id}).fetchone()
+        return _Reply(200, {"shareId": None, **_json_row(row)} if row else None)
 
     def _session_activity(self, website_id: str, session_id: str, query: dict[str, str],
                           authorized: bool) -> _Reply:
@@ -855,9 +916,9 @@ class FakeUmami:
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()
         with self._pool.connection() as conn:
-            rows = conn.execute(_SESSION_ACTIVITY_SQL, {
-                "websiteId": website_id, "sessionId": session_id,
-                "startDate": self._start_date(conn, website_id, start_at), "endDate": _js_date(end_at),
+            start = _js_date(start_at) if self.version == V2 else self._start_date(conn, website_id, start_at)
+            rows = conn.execute(_activity_sql(self.version), {
+                "websiteId": website_id, "sessionId": session_id, "startDate": start, "endDate": _js_date(end_at),
             }).fetchall()
         return _Reply(200, [_json_row(row) for row in rows])
 

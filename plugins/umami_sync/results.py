@@ -14,10 +14,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_REPORTED_ERRORS = 10
 REFUSED_SAMPLE = 10
+
+
+def mask_identity(identity: str) -> str:
+    """An identity as a sample shows it: enough to look for, not the whole of it (``a***@example.com``)."""
+    local, at, domain = identity.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else f"{identity[:1]}***"
 
 
 def stop_reason(exc: BaseException) -> str:
@@ -130,10 +136,18 @@ class SessionSyncResult(_StageResult):
     identities: int = Field(0, description="Distinct valid identities (people) among the rows.")
     matched_identities: int = Field(0, description="Identities that matched at least one user (not deleted).")
     unmatched_identities: int = 0
+    unmatched_sample: list[str] = Field(
+        default_factory=list, description=f"The first {REFUSED_SAMPLE} identities that matched no user, masked "
+                                          "when the result is built (``a***@example.com``).")
     anonymous_sessions: int = Field(0, description="Sessions of the window with no identity at all.")
 
     RECORDED = ("rows_read", "invalid_rows", "identities", "matched_identities", "unmatched_identities",
                 "anonymous_sessions", "failed", "refused")
+
+    @field_validator("unmatched_sample")
+    @classmethod
+    def _masked(cls, identities: list[str]) -> list[str]:
+        return [mask_identity(identity) for identity in identities[:REFUSED_SAMPLE]]  # masking is idempotent
 
     @property
     def succeeded(self) -> bool:
@@ -211,3 +225,55 @@ class PlanResult(BaseModel):
 
 
 StageResult = SessionSyncResult | AnalyticsResult | PlanResult
+
+
+class FailedPart(BaseModel):
+    """A stage or website that failed in a run, the days it synced and its first error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    what: str = Field(description="'session sync', or 'website <name>'.")
+    website_id: str | None = None
+    days: str
+    error: str
+
+
+class Drop(BaseModel):
+    """A figure of a website's day that fell far below its usual (the median of its earlier kept days)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    website_id: str
+    website_name: str | None = None
+    day: str
+    figure: str = Field(description="'sessions' (listed) or 'matchedSessions' (sessions that belong to a user).")
+    value: int
+    usual: float
+    days: int = Field(description="How many earlier days the usual is the median of.")
+
+
+class StatusResult(BaseModel):
+    """What ``record_status`` hands on: how the run ended, what failed and what looks wrong, for the task that
+    ends the run and for the alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["status"] = "status"
+    run_id: str
+    status: Literal["success", "partial", "failed"]
+    days: str = Field(description="The days the run synced: '2026-11-27' or '2026-11-25..2026-11-27'.")
+    dry_run: bool = False
+    websites: int = 0
+    failed: list[FailedPart] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)
+    failure: str | None = Field(None, description="One line naming every failure; None when the run succeeded.")
+    drops: list[Drop] = Field(default_factory=list)
+    rejected: dict[str, Any] = Field(default_factory=dict, description="Refused users and unmatched identities, "
+                                                                       "by reason, with a sample of each.")
+    modified: dict[str, int] = Field(default_factory=dict)
+    changes: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every stage and website succeeded."""
+        return self.status == "success"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from umami_sync.settings import SettingsError, SyncSettings, build_settings, legacy_environment, parse_variable
+from umami_sync.settings import SettingsError, SyncSettings, build_settings, legacy_environment, variable_layer
 from umami_sync.windows import DataInterval, to_utc
 
 if TYPE_CHECKING:
@@ -72,6 +72,6 @@ def run_interval(params: Mapping[str, Any], start: datetime | None, end: datetim
 def plan_run(params: Mapping[str, Any], variable: str | None, environ: Mapping[str, str],
              start: datetime | None, end: datetime | None) -> RunPlan:
     """Resolve settings (defaults < legacy env < Variable < params) and the interval, validating both."""
-    settings = build_settings(legacy_environment(environ), parse_variable(variable), params_layer(params))
+    settings = build_settings(legacy_environment(environ), variable_layer(variable), params_layer(params))
     interval = run_interval(params, start, end)
     return RunPlan(settings=settings, interval_start=interval.start, interval_end=interval.end)

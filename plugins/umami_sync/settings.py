@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from umami_sync.windows import analytics_interval, session_window
 
@@ -37,6 +37,58 @@ PositiveInt = Annotated[int, Field(ge=1)]
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names it."""
+
+
+class EmailNotifier(BaseModel):
+    """E-mail through the SMTP provider (``SmtpNotifier``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["email"]
+    to: Annotated[tuple[str, ...], BeforeValidator(lambda value: (value,) if isinstance(value, str) else value)] = (
+        Field(min_length=1, description="Addresses: a list, or one address."))
+    conn_id: str = Field("smtp_default", description="SMTP connection; its extra may hold 'from_email'.")
+    from_email: str | None = Field(None, description="Sender; default: the connection's 'from_email'.")
+
+
+class SlackNotifier(BaseModel):
+    """A Slack message through an incoming webhook (the Slack provider's ``SlackWebhookNotifier``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["slack"]
+    conn_id: str = Field("slack_default", description="Connection of type 'slackwebhook' (the webhook URL).")
+
+
+class CustomNotifier(BaseModel):
+    """Any ``BaseNotifier`` by import path; the message is in its context as ``umami_sync_alert``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["notifier"]
+    path: str = Field(pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$",
+                      description="Import path of the notifier class, e.g. 'my_company.alerts.PagerNotifier'.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the notifier's constructor.")
+
+
+NotifierSetting = Annotated[EmailNotifier | SlackNotifier | CustomNotifier, Field(discriminator="type")]
+
+
+class AlertSettings(BaseModel):
+    """Who hears about a run: notifiers by kind of news (none by default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    on_failure: tuple[NotifierSetting, ...] = Field(
+        (), description="Told when a run fails, and when a green run's figures dropped far below the usual.")
+    on_late: tuple[NotifierSetting, ...] | None = Field(
+        None, description="Told when a run missed the deadline (Airflow config [umami_sync] deadline); "
+                          "default: those of on_failure.")
+
+    @property
+    def late(self) -> tuple[NotifierSetting, ...]:
+        """The notifiers told of a late run."""
+        return self.on_failure if self.on_late is None else self.on_late
 
 
 class SyncSettings(BaseModel):
@@ -77,6 +129,8 @@ class SyncSettings(BaseModel):
 
     # Speed and politeness
     page_size: int = Field(5000, ge=1, le=100_000, description="Sessions per Umami API page.")
+    max_invalid_share: float = Field(
+        0.5, ge=0, le=1, description="An analytics task fails when more than this share of its list rows is invalid.")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Update operations per bulk_write.")
     http_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     http_max_retries: int = Field(5, ge=0, le=20)
@@ -89,7 +143,14 @@ class SyncSettings(BaseModel):
         "auto", description="Match identities through a case-insensitive collation (MongoDB, Atlas: on) or "
                             "portably (Cosmos DB, DocumentDB: off); auto probes the server.")
 
-    # Per run
+    # Alerts and health
+    alerts: AlertSettings = Field(default_factory=AlertSettings, description="Notifiers of red, late and "
+                                  "dropping runs; read again when an alert fires, so a fix applies at once.")
+    drop_threshold: float | None = Field(
+        0.5, gt=0, lt=1, description="A website's day whose listed or matched sessions fall below this share of "
+                                     "its usual (median of its last 7 days) is a drop; null: off.")
+
+    # Per run (the trigger form only: see PER_RUN_SETTINGS)
     dry_run: bool = Field(False, description="Read everything and count, but write nothing.")
 
     @field_validator("website_ids", mode="before")
@@ -146,6 +207,12 @@ class SyncSettings(BaseModel):
         return analytics_interval(interval, days_back=self.analytics_days_back)
 
 
+PER_RUN_SETTINGS = {
+    "dry_run": "a dry run is asked for per run: trigger the DAG with 'Dry run' ticked (conf {\"dry_run\": true})",
+}
+"""Settings only the trigger form may set, and where to set them: in the Variable they would apply to every
+scheduled run (a ``dry_run`` there turns each one into a rehearsal that writes nothing)."""
+
 LEGACY_ENVIRONMENT = {
     "UMAMI_WEBSITE_IDS": "website_ids",
     "SESSION_SYNC_WINDOW_HOURS": "session_window_hours",
@@ -166,6 +233,42 @@ def parse_variable(raw: str | None) -> dict[str, Any]:
     return value
 
 
+DEADLINE_OPTION = ("umami_sync", "deadline")
+"""The Airflow configuration option (env ``AIRFLOW__UMAMI_SYNC__DEADLINE``) of the lateness deadline: it shapes the
+DAG, so it is read when the DAG is parsed, where reading the Variable would be I/O."""
+
+
+def deadline_after_queued(value: str) -> timedelta:
+    """The deadline option, ``HH:MM``, as the time after a run is queued by which it must have finished: scheduled
+    runs are queued at 00:00 UTC, so ``07:00`` means "finished by 07:00 UTC"."""
+    hours, _, minutes = value.strip().partition(":")
+    if hours.isdigit() and minutes.isdigit() and int(minutes) < 60:
+        after = timedelta(hours=int(hours), minutes=int(minutes))
+        if timedelta(0) < after < timedelta(hours=48):
+            return after
+    raise SettingsError(f"Airflow option [{DEADLINE_OPTION[0]}] {DEADLINE_OPTION[1]} = {value!r} is not a time "
+                        "HH:MM (00:01 to 47:59) after a run is queued")
+
+
+def alert_settings(raw: str | None) -> AlertSettings:
+    """Only the ``alerts`` of the Variable: an alert about a run that a bad setting stopped still goes out."""
+    try:
+        return AlertSettings.model_validate(parse_variable(raw).get("alerts") or {})
+    except ValidationError as exc:
+        raise SettingsError(f"invalid umami_sync setting 'alerts': {_problems(exc)}") from None
+
+
+def variable_layer(raw: str | None) -> dict[str, Any]:
+    """The settings of the ``umami_sync_settings`` Variable; a per-run setting there is refused, naming where it
+    belongs."""
+    layer = parse_variable(raw)
+    for name, where in PER_RUN_SETTINGS.items():
+        if name in layer:
+            raise SettingsError(f"Variable {SETTINGS_VARIABLE!r} sets {name!r}, which would apply to every scheduled "
+                                f"run; remove it from the Variable: {where}")
+    return layer
+
+
 def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
     """Merge layers of raw values (later wins; ``None`` means unset) and validate them once."""
     merged: dict[str, Any] = {}
@@ -174,10 +277,12 @@ def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
     try:
         return SyncSettings(**merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()
-        )
-        raise SettingsError(f"invalid umami_sync setting: {problems}") from None
+        raise SettingsError(f"invalid umami_sync setting: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+                     for error in exc.errors())
 
 
 def legacy_environment(environ: Mapping[str, str]) -> dict[str, Any]:

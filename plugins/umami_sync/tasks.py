@@ -16,11 +16,11 @@ from airflow.sdk import Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from pydantic import TypeAdapter
 
-from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult
+from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult, StatusResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
 from umami_sync.stages.analytics.jobs import AnalyticsJob, AnalyticsPlanError, NoWebsiteError, UnknownWebsiteError
-from umami_sync.stages.status import RunStatus, describe_failures, summarise
+from umami_sync.stages.status import run_result, summarise
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airflow.sdk import Asset, AssetAlias
+
+    from umami_sync.results import Drop
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +111,10 @@ def upstream_results(context: Mapping[str, Any]) -> list[StageResult]:
 
 def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, alias: AssetAlias,
                   asset: Asset) -> dict[str, Any]:
-    """Stage 3: write the SystemConfig status, emit ``asset`` when users changed, then fail the run (without
-    retries of this task) if any stage failed."""
+    """Stage 3: write the SystemConfig status and emit ``asset`` when users changed, a partial run included.
+
+    It succeeds whatever the stages did (Airflow emits a task's asset events only when it succeeds); its result
+    tells :func:`check_run` whether to fail the run, and the alerts what happened."""
     if run is None:
         raise AirflowFailException("the run was never planned (see plan_run); nothing to record")
     resolved = RunPlan.model_validate(run)
@@ -121,21 +125,33 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
     report = summarise(
         str(context["run_id"]), resolved.interval, sessions, analytics,
         expected_websites=plan.website_ids if plan else None,
-        problems=None if plan and not plan.error else ["analytics could not be planned (see plan_analytics)"],
+        problems=None if plan and not plan.error else [
+            f"analytics could not be planned: {plan.error}" if plan else "analytics could not be planned"],
     )
     modified = {"sessions": sessions.modified if sessions else 0, "analytics": sum(a.modified for a in analytics)}
     changes = {"sessions": sessions.changes if sessions else 0, "analytics": sum(a.changes for a in analytics)}
+    drops: list[Drop] = []
     if resolved.settings.dry_run:
         log.info("dry run: the status document is not written and no asset event is emitted")
     else:
-        write_status(resolved.settings, report)
+        drops = write_status(resolved.settings, report)
         if any(modified.values()):
             context["outlet_events"][alias].add(asset, extra={
                 "dataIntervalStart": resolved.interval.start.isoformat(),
-                "dataIntervalEnd": resolved.interval.end.isoformat(), "modifiedUsers": modified})
+                "dataIntervalEnd": resolved.interval.end.isoformat(), "modifiedUsers": modified,
+                "runStatus": str(report.status)})
     log.info("run %s: %s, %d websites, %d failed, modified %s, changes %s%s", report.run_id, report.status,
              len(report.websites), sum(not o.succeeded for o in report.websites.values()), modified, changes,
              " (dry run: what a real run would send)" if resolved.settings.dry_run else "")
-    if report.status is not RunStatus.SUCCESS:  # recorded: retrying this task would record the same again
-        raise AirflowFailException(describe_failures(report))
-    return {"status": str(report.status), "websites": len(report.websites), "modified": modified, "changes": changes}
+    for drop in drops:
+        log.warning("drop: website %s on %s: %s %d, usually %g", drop.website_name or drop.website_id, drop.day,
+                    drop.figure, drop.value, drop.usual)
+    result = run_result(report, dry_run=resolved.settings.dry_run, drops=drops, modified=modified, changes=changes)
+    return result.model_dump(mode="json")
+
+
+def check_run(status: dict[str, Any]) -> None:
+    """End the run: fail it (without retries) when ``record_status`` found a stage or website that failed."""
+    result = StatusResult.model_validate(status)
+    if not result.succeeded:
+        raise AirflowFailException(result.failure or f"run {result.status}")

@@ -45,6 +45,12 @@ class DataInterval:
     def __str__(self) -> str:
         return f"{self.start.isoformat()}..{self.end.isoformat()}"
 
+    @property
+    def days(self) -> str:
+        """The UTC days it covers: ``2026-11-27``, or ``2026-11-25..2026-11-27``."""
+        first, last = self.start.date().isoformat(), (self.end - timedelta(microseconds=1)).date().isoformat()
+        return first if first == last else f"{first}..{last}"
+
     def widened(self, before: timedelta) -> DataInterval:
         """The same interval starting ``before`` earlier (for rows that are committed late)."""
         return DataInterval(self.start - before, self.end)

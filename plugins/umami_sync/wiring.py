@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from pymongo.collection import Collection
 
+    from umami_sync.results import Drop
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.stages.status import RunReport
@@ -114,7 +115,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         wiring.close()
 
 
-def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> None:
-    """Stage 3: record ``report`` in the status collection."""
-    status.write_status(Wiring(settings).collection(settings.status_collection), report,
-                        now=now or datetime.now(UTC))
+def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> list[Drop]:
+    """Stage 3: record ``report`` in the status collection; the drops found against the websites' last days."""
+    return status.write_status(Wiring(settings).collection(settings.status_collection), report,
+                               now=now or datetime.now(UTC), drop_threshold=settings.drop_threshold)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import bson
 import pytest
 
 from local_stack.postgres import run_sql_file
-from tests.factories import add_user
+from local_stack.smtp import LocalSmtp
+from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
@@ -42,7 +47,7 @@ def test_dagbag_imports_cleanly(dagbag: Any) -> None:
 
 def test_dag_shape(dag: Any) -> None:
     assert {task.task_id for task in dag.tasks} == {
-        "plan_run", "session_sync", "plan_analytics", "analytics_sync", "record_status"}
+        "plan_run", "session_sync", "plan_analytics", "analytics_sync", "record_status", "check_run"}
     assert dag.max_active_runs == 1 and not dag.catchup
     assert {"umami", "mongodb"} <= set(dag.tags)
     assert "umami_mongo_sync" in dag.doc_md and "systemconfigs" in dag.doc_md
@@ -52,13 +57,37 @@ def test_dag_shape(dag: Any) -> None:
     assert "Settings > Websites" in dag.params.get_param("website_ids").description
     status = dag.get_task("record_status")
     assert status.trigger_rule == "all_done"
-    assert [outlet.name for outlet in status.outlets] == ["umami_enriched_users_events"]  # an alias: it may
-    # emit the asset umami_enriched_users, or nothing
+    assert status.outlets[0].name == "umami_enriched_users_events"  # an alias: it may emit the asset
+    # umami_enriched_users, or nothing
+    check = dag.get_task("check_run")
+    assert check.upstream_task_ids == {"record_status"} and not check.downstream_task_ids  # the run's last word
+    assert check.trigger_rule == "all_success" and check.retries == 0
     assert dag.get_task("session_sync").retries >= 1
     assert dag.get_task("session_sync").retry_exponential_backoff
     assert dag.get_task("analytics_sync").upstream_task_ids == {"plan_run", "plan_analytics"}
     assert dag.get_task("plan_analytics").upstream_task_ids == {"plan_run", "session_sync"}
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"  # daily [start, end) intervals
+
+
+def test_tasks_declare_what_they_read_and_write_for_lineage(dag: Any) -> None:
+    """Inlets and outlets in the forms the OpenLineage provider turns into datasets (postgres:// host/db/schema/
+    table, mongodb:// host/db/collection), named by connection ids: the DAG reads no connection when parsed."""
+    def uris(assets: list[Any]) -> list[str]:
+        return [asset.uri for asset in assets if hasattr(asset, "uri")]
+
+    table = "postgres://umami_db:5432/umami_db/public/{}".format
+    users, status = "mongodb://users_mongo:27017/users_mongo/users", "mongodb://users_mongo:27017/users_mongo/systemconfigs"
+    assert {task.task_id: (uris(task.inlets), uris(task.outlets)) for task in dag.tasks} == {
+        "plan_run": ([], []),
+        "session_sync": ([table("session"), table("session_data"), table("session_link")], [users]),
+        "plan_analytics": (["https://umami_api/api/websites"], []),
+        "analytics_sync": (["https://umami_api/api/websites", table("session"), table("session_data"),
+                            table("session_link"), table("website_event")], [users]),
+        "record_status": ([], [status]),
+        "check_run": ([], []),
+    }
+    assert all(asset.normalized_uri == asset.uri for task in dag.tasks for asset in [*task.inlets, *task.outlets]
+               if getattr(asset, "uri", "").startswith(("postgres", "mongodb")))  # the providers' forms
 
 
 @pytest.fixture(scope="module")
@@ -142,25 +171,30 @@ def no_retries(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(task, "retries", 0)
 
 
-@pytest.mark.integration
-@pytest.mark.usefixtures("airflow_db")
-def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, real_world: Database,
-                                                                     umami_server: FakeUmami, umami_db: str,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.factories import OTHER_WEBSITE, UmamiRows, at
-
-    no_retries(dag, monkeypatch)
+def a_website_whose_list_loses_a_row(umami_db: str, umami_server: FakeUmami) -> None:
+    """Another website, "Other Site", whose session list never serves one of its rows: its task fails."""
     rows = UmamiRows(umami_db)
     rows.website(OTHER_WEBSITE, "Other Site")
     lost = rows.session(at(9), website_id=OTHER_WEBSITE)
     rows.event(lost, at(9), website_id=OTHER_WEBSITE)
     rows.close()
-    umami_server.faults.hidden_ids = {lost}  # the other website's list never serves one of its rows
+    umami_server.faults.hidden_ids = {lost}
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_failing_website_fails_the_run_after_the_others_are_written(dag: Any, real_world: Database,
+                                                                     umami_server: FakeUmami, umami_db: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    no_retries(dag, monkeypatch)
+    a_website_whose_list_loses_a_row(umami_db, umami_server)
 
     run = run_dag(dag)
 
     assert str(run.state) == "failed", states(run)
-    assert states(run)["record_status[-1]"] == "failed"  # ran, wrote, then failed the run
+    assert states(run)["record_status[-1]"] == "success"  # recorded the run and emitted its event
+    assert states(run)["check_run[-1]"] == "failed"  # then failed the run
+    assert [event["runStatus"] for event in enriched_users_events(run.run_id)] == ["partial"]  # once
     alice = real_world["users"].find_one({"email": "alice@example.com"})
     assert alice["umamiAnalytics"]["city"] == "San Francisco"
     status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
@@ -183,7 +217,8 @@ def test_configured_websites_that_umami_does_not_show_fail_the_plan(dag: Any, re
     assert str(run.state) == "failed", states(run)
     assert states(run)["plan_analytics[-1]"] == "failed"
     status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
-    assert status["lastRun"]["problems"] == ["analytics could not be planned (see plan_analytics)"]
+    assert status["lastRun"]["problems"] == [
+        f"analytics could not be planned: website {ghost}: Umami has no such website (or it was deleted)"]
 
 
 def figures(run: Any) -> dict[str, Any]:
@@ -228,25 +263,30 @@ def test_each_stage_task_stores_its_figures_once(dag: Any, real_world: Database)
     assert keys == [("analytics_sync", "result"), ("session_sync", "result")]
 
 
-@pytest.mark.integration
-@pytest.mark.usefixtures("airflow_db")
-def test_the_asset_is_emitted_only_when_a_real_run_changed_users(dag: Any, real_world: Database) -> None:
+def enriched_users_events(run_id: str | None = None) -> list[dict[str, Any]]:
+    """The extras of the ``umami_enriched_users`` events in the metadata database (of one run, when given)."""
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
-    def events() -> list[dict[str, Any]]:
-        with create_session() as session:
-            return [event.extra for event in session.query(AssetEvent).join(
-                AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
-                AssetModel.name == "umami_enriched_users").order_by(AssetEvent.id)]
+    with create_session() as session:
+        query = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+            AssetModel.name == "umami_enriched_users")
+        if run_id is not None:
+            query = query.filter(AssetEvent.source_run_id == run_id)
+        return [event.extra for event in query.order_by(AssetEvent.id)]
 
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_the_asset_is_emitted_only_when_a_real_run_changed_users(dag: Any, real_world: Database) -> None:
+    events = enriched_users_events
     existing = len(events())
     run_dag(dag, dry_run=True)
     assert len(events()) == existing  # a dry run is a rehearsal: no downstream DAG may start
     run_dag(dag)
     assert events()[existing:] == [{"dataIntervalStart": "2026-11-27T00:00:00+00:00",
                                     "dataIntervalEnd": "2026-11-28T00:00:00+00:00",
-                                    "modifiedUsers": {"sessions": 2, "analytics": 2}}]
+                                    "modifiedUsers": {"sessions": 2, "analytics": 2}, "runStatus": "success"}]
     run_dag(dag)
     assert len(events()) == existing + 1  # a run that modified nothing emits nothing
 
@@ -303,8 +343,6 @@ def test_a_bad_setting_stops_the_run_at_once(dag: Any, real_world: Database,
 def test_a_backfill_in_any_order_ends_where_a_forward_run_does(dag: Any, umami_server: FakeUmami,
                                                               connections: Database, umami_db: str) -> None:
     """Three days synced newest first (as a back-fill may run) leave what the days in order leave."""
-    from tests.factories import UmamiRows, at
-
     rows = UmamiRows(umami_db)
     rows.website()
     add_user(connections["users"], "lou@example.com")
@@ -326,3 +364,117 @@ def test_a_backfill_in_any_order_ends_where_a_forward_run_does(dag: Any, umami_s
     assert lou["umamiAnalytics"]["id"] == sessions[-1] and lou["umamiAnalytics"]["views"] == 2
     assert status["lastSuccessfulSync"] == datetime(2026, 11, 27)
     assert status["websiteSyncStatus"]["266abb41-957e-4dd3-8229-6a601f80a9db"]["lastDaySynced"] == "2026-11-26"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSmtp]:
+    """A local SMTP server as connection ``smtp_default``, and the Variable's alerts e-mailed to it."""
+    with LocalSmtp() as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.connection())
+        monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", json.dumps(
+            {"alerts": {"on_failure": [{"type": "email", "to": ["oncall@example.com"]}]}}))
+        yield server
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_red_run_e_mails_what_failed_its_days_the_first_error_and_a_link(
+        dag: Any, real_world: Database, umami_server: FakeUmami, umami_db: str, smtp: LocalSmtp,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    no_retries(dag, monkeypatch)
+    a_website_whose_list_loses_a_row(umami_db, umami_server)
+
+    run = run_dag(dag)
+
+    assert str(run.state) == "failed"
+    [mail] = smtp.wait_for(1)
+    assert (mail["To"], mail["From"]) == ("oncall@example.com", "airflow@example.com")
+    assert mail["Subject"] == "[umami_mongo_sync] run of 2026-11-27 failed: website Other Site"
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Partial run of 2026-11-27: website Other Site failed." in body
+    assert (f"First error: 1 of 1 rows of Umami&#x27;s session list could not be read for website Other Site "
+            f"({OTHER_WEBSITE})") in body
+    assert f"http://localhost:8080/dags/umami_mongo_sync/runs/{quote(run.run_id)}" in body
+    assert "Identities that matched no user: 1 x no user has this identity." in body  # carol is deleted
+    assert "Users modified anyway" in body
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_green_run_far_below_the_usual_stays_green_and_says_so(dag: Any, real_world: Database,
+                                                                 smtp: LocalSmtp) -> None:
+    usual = {f"2026-11-{day}": {"sessions": 40, "matchedSessions": 30} for day in range(20, 27)}
+    real_world["systemconfigs"].insert_one({"_id": "global", "umamiSync": {"websiteSyncStatus": {
+        WEBSITE: {"days": usual}}}})
+
+    run = run_dag(dag)
+
+    assert str(run.state) == "success", states(run)
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["status"] == "success"
+    assert [(d["figure"], d["value"], d["usual"]) for d in status["lastRun"]["drops"]] == [
+        ("sessions", 3, 40), ("matchedSessions", 2, 30)]
+    [mail] = smtp.wait_for(1)
+    assert mail["Subject"] == "[umami_mongo_sync] run of 2026-11-27: far fewer sessions than usual for Probe Site"
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Probe Site on 2026-11-27: sessions 3, usually 40 (median of 7 days)" in body
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_green_run_sends_nothing(dag: Any, real_world: Database, smtp: LocalSmtp) -> None:
+    assert str(run_dag(dag).state) == "success"
+    assert smtp.wait_for(1, timeout=1) == []
+
+
+def parse_with_deadline(monkeypatch: pytest.MonkeyPatch, value: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW__UMAMI_SYNC__DEADLINE", value)
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_the_dag_carries_a_deadline_alert_when_the_deadline_is_set(dag: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set: a Deadline Alert, 7 hours after the run is queued (00:00 UTC for a scheduled run), that calls
+    notify_late on a worker. Not set: none. (Airflow 3.3.2's dag.test() crashes when a run of a DAG with a deadline
+    succeeds, its in-memory copy keeping the alerts as dicts: the DAG the other tests run carries none.)"""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    alert = parse_with_deadline(monkeypatch, "07:00").dags["umami_mongo_sync"].deadline[0]
+
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert alert.interval == timedelta(hours=7) and alert.name == "umami_sync_deadline"
+    assert (type(alert.callback).__name__, alert.callback.path) == ("SyncCallback", "umami_sync.alerts.notify_late")
+    serialized = DagSerialization.to_dict(parse_with_deadline(monkeypatch, "07:00").dags["umami_mongo_sync"])
+    assert "umami_sync.alerts.notify_late" in json.dumps(serialized["dag"]["deadline"])
+    assert dag.deadline is None
+
+
+def test_a_deadline_that_is_not_a_time_fails_the_dag_import_naming_the_option(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    errors = parse_with_deadline(monkeypatch, "7am").import_errors
+
+    assert "[umami_sync] deadline = '7am' is not a time HH:MM" in next(iter(errors.values()))
+
+
+@pytest.mark.integration
+def test_a_missed_deadline_e_mails_the_run_as_a_worker_runs_the_callback(smtp: LocalSmtp) -> None:
+    """What the scheduler hands the callback when the deadline passes, run the way an executor worker runs it."""
+    import structlog
+    from airflow.sdk.execution_time.callback_supervisor import execute_callback
+
+    context = {"dag_run": {"dag_id": "umami_mongo_sync", "dag_run_id": "scheduled__2026-11-27T00:00:00+00:00",
+                           "data_interval_start": "2026-11-27T00:00:00Z", "data_interval_end": "2026-11-28T00:00:00Z",
+                           "state": "running"},
+               "deadline": {"id": "0192", "deadline_time": "2026-11-28T07:00:00+00:00"}}
+
+    done = execute_callback("umami_sync.alerts.notify_late", {"context": context}, dag_rel_path=Path("x.py"),
+                            bundle_path=None, log=structlog.get_logger())
+
+    assert done == (True, None)
+    [mail] = smtp.wait_for(1)
+    assert mail["Subject"] == "[umami_mongo_sync] run scheduled__2026-11-27T00:00:00+00:00 missed its deadline"
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert ("Run scheduled__2026-11-27T00:00:00+00:00 (syncing 2026-11-27) had not finished by "
+            "2026-11-28T07:00:00+00:00; it is running.") in body

@@ -129,7 +129,7 @@ def test_a_run_during_an_outage_fails_without_touching_stale_environment_connect
             "variable 'umami_sync_settings' (HttpResponseError); not falling back") in task_log
     assert states(run) == {"plan_run": "failed", "session_sync": "upstream_failed",
                            "plan_analytics": "upstream_failed", "analytics_sync": "upstream_failed",
-                           "record_status": "failed"}
+                           "record_status": "failed", "check_run": "upstream_failed"}
     assert list(vault_world["users"].find()) == users_before
     with pymongo.MongoClient(mongo_uri) as client:
         assert stale_database not in client.list_database_names()  # the stale connection was never used

@@ -151,3 +151,28 @@ def test_the_airflow_batch_takes_only_a_json_list_of_commands(capsys: pytest.Cap
     assert airflow_cli.main(['{"db": "migrate"}']) == 2
     assert airflow_cli.main(["[[]]"]) == 2
     assert "JSON list" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_a_website_made_to_fail_shows_where_the_alert_went(scratch: Path, tmp_path: Path) -> None:
+    done = _run_demo("--fail-website", "Shop", "--sessions", "300", "--identified", "100", "--users", "200",
+                     "--pg-port", "0", "--mongo-port", "0", "--umami-port", "0", "--airflow-home", str(tmp_path / "af"),
+                     scratch=scratch, timeout=240)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "== Alerts: e-mail to oncall@example.com through connection smtp_default" in out
+    assert "== Alert: e-mail to oncall@example.com through connection smtp_default (the demo's SMTP server" in out
+    assert "   Subject: [umami_mongo_sync] run of 2026-11-27 failed: website Shop" in out
+    assert "   First error: 1 of " in out and "   Run: http://localhost:8080/dags/umami_mongo_sync/runs/" in out
+    assert "(website Shop failed as --fail-website asked, and the alert went out)" in out
+
+
+@pytest.mark.integration
+def test_a_website_to_fail_that_the_demo_does_not_have_is_named() -> None:
+    ports = demo.resolve_ports(demo.Ports(0, 0, 0))
+    services = demo.DemoServices(ports, websites=1, sessions=50, identified=10, users=20, fail_website="Nope")
+
+    with pytest.raises(demo.DemoError, match=r"^--fail-website: no website named 'Nope'; the demo's websites: Shop$"), \
+            services:
+        pytest.fail("the services started")

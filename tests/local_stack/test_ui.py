@@ -222,6 +222,23 @@ def test_each_stage_task_stores_its_figures_once_under_result_and_returns_nothin
     assert sum(count for name, count in modified.items() if name.startswith("analytics_sync")) > 0, modified
 
 
+def test_a_failed_run_is_announced_from_the_dag_processor_as_deployed(api: AirflowApi, ui_demo: RunningDemo,
+                                                                      finished_run: str) -> None:
+    """The DAG's failure callback where a deployed Airflow runs it (the DAG processor, reading the Variable, the
+    SMTP connection and record_status's result through the API): the demo prints the e-mail it received."""
+    ghost = "0e9c4a51-1111-4222-8333-944455556666"  # a website Umami does not have: the plan fails at once
+    run_id = api.trigger(DAG_ID, conf={"date_from": SYNC_DAY, "website_ids": [ghost]})
+
+    assert api.wait_for_run(run_id, DAG_ID, timeout=RUN_TIMEOUT) == "failed"
+    ui_demo.wait_for(r"== Alert: e-mail to oncall@example\.com through connection smtp_default", 90)
+    assert ui_demo.wait_for(r"Subject: (.*)$", 5).group(1) == (
+        "[umami_mongo_sync] run of 2026-11-27 failed: analytics could not be planned")
+    first_error = ui_demo.wait_for(r"First error: (.*)$", 5).group(1)
+    assert first_error == (f"analytics could not be planned: website {ghost}: Umami has no such website "
+                           "(or it was deleted)")
+    ui_demo.wait_for(rf"Run: {re.escape(ui_demo.url)}/dags/{DAG_ID}/runs/", 5)
+
+
 def test_ctrl_c_stops_airflow_and_the_services_and_removes_temporary_folders(
         ui_demo: RunningDemo, finished_run: str) -> None:
     assert ui_demo.children, "the demo started no processes?"

@@ -20,6 +20,7 @@ import trustme
 
 from local_stack.postgres import run_sql_file
 from local_stack.umami_api import FakeUmami, RequestRecord
+from tests.factories import UmamiRows, at
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -499,3 +500,77 @@ def test_https_with_a_certificate_the_client_trusts(umami_rows_db: str, tmp_path
         assert reply.status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{fake.url}/api/websites", timeout=10)
+
+
+# --- each Umami version's shapes (Umami's source at v2.20.2, v3.1.0 and the newer getWebsiteSessions.ts) --------
+
+@pytest.fixture
+def versioned(umami_db: str, umami_level: str) -> Iterator[tuple[FakeUmami, requests.Session, dict[str, str]]]:
+    """The fake of the test's version over a day of its rows: a session with page views on two hostnames and
+    (from 3.1) performance beacons, and a session with one custom event; with a logged-in HTTP session."""
+    rows = UmamiRows(umami_db, umami_level)
+    rows.website()
+    two = rows.session(at(9))
+    rows.event(two, at(9), hostname="a.example.com")
+    rows.event(two, at(10), hostname="b.example.com")
+    if umami_level != "2.20.2":
+        rows.beacon(two, at(10, 1))
+    custom = rows.session(at(11))
+    rows.event(custom, at(11), event_type=2)
+    rows.close()
+    with FakeUmami(umami_db, version=umami_level) as fake, requests.Session() as http:
+        http.headers["Authorization"] = "Bearer " + http.post(f"{fake.url}/api/auth/login", json=CREDENTIALS,
+                                                              timeout=10).json()["token"]
+        yield fake, http, {"two": two, "custom": custom}
+
+
+DAY_RANGE = {"startAt": epoch_ms(at(0)), "endAt": epoch_ms(at(0, day=28)) - 1}
+
+
+@pytest.mark.umami_levels
+def test_each_version_lists_sessions_in_its_own_shape(versioned: tuple[FakeUmami, requests.Session, dict[str, str]],
+                                                       umami_level: str) -> None:
+    fake, http, ids = versioned
+
+    page = session_page(http, fake, **DAY_RANGE)
+
+    shape = {(row["id"], row.get("hostname", "-"), row["views"], row.get("events", "-")) for row in page["data"]}
+    two, custom = ids["two"], ids["custom"]
+    assert shape == {
+        "2.20.2": {(two, "-", 2, "-"), (custom, "-", 0, "-")},  # one row per session, no hostname, no events
+        "3.1.0": {(two, "a.example.com", 1, 0), (two, "b.example.com", 1, 0), (two, None, 0, 0),  # beacons
+                  (custom, "probe.example.com", 0, 1)},
+        "3.3": {(two, "a.example.com", 1, 0), (two, "b.example.com", 1, 0), (custom, "probe.example.com", 0, 1)},
+    }[umami_level]
+    assert page["count"] == len(page["data"])
+    assert page["pageSize"] == (10 if umami_level == "2.20.2" else 20)
+    ordered = http.get(fake.url + SESSIONS, params={**DAY_RANGE, "orderBy": "lastAt"}, timeout=10)
+    assert ordered.status_code == (500 if umami_level == "2.20.2" else 200)
+
+
+@pytest.mark.umami_levels
+def test_each_version_answers_activity_in_its_own_shape(
+        versioned: tuple[FakeUmami, requests.Session, dict[str, str]], umami_level: str) -> None:
+    fake, http, ids = versioned
+
+    events = http.get(f"{fake.url}{SESSIONS}/{ids['two']}/activity", params=DAY_RANGE, timeout=10).json()
+
+    assert [event["eventType"] for event in events] == {"2.20.2": [1, 1], "3.1.0": [5, 1, 1], "3.3": [1, 1]}[
+        umami_level]
+    if umami_level == "2.20.2":  # the whole stored event, as Prisma returns it
+        assert "eventId" not in events[0] and "hasData" not in events[0]
+        assert {"id", "sessionId", "visitId", "urlPath", "utmSource", "lifatid", "tag"} <= events[0].keys()
+    else:
+        assert list(events[0]) == ["createdAt", "urlPath", "urlQuery", "referrerDomain", "eventId", "eventType",
+                                   "eventName", "visitId", "hostname", "hasData"]
+
+
+@pytest.mark.umami_levels
+def test_each_version_has_its_own_website_fields(versioned: tuple[FakeUmami, requests.Session, dict[str, str]],
+                                                 umami_level: str) -> None:
+    fake, http, _ = versioned
+
+    website = http.get(f"{fake.url}/api/websites", timeout=10).json()["data"][0]
+
+    assert {"2.20.2": "shareId", "3.1.0": "replayEnabled", "3.3": "recorderEnabled"}[umami_level] in website
+    assert ("replayEnabled" in website) == (umami_level == "3.1.0")

@@ -63,6 +63,18 @@ def test_sub_windows_are_auto_by_default_and_a_number_still_goes() -> None:
         build_settings({"max_task_rows": 0})
 
 
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_a_dry_run_in_the_variable_is_refused_naming_the_trigger_form(value: str) -> None:
+    """A rehearsal is a per-run choice: in the Variable it would silently rehearse every scheduled run."""
+    with pytest.raises(SettingsError) as refused:
+        plan_run({}, '{"page_size": 200, "dry_run": ' + value + "}", {}, START, END)
+
+    message = str(refused.value)
+    assert "'umami_sync_settings' sets 'dry_run'" in message and "every scheduled run" in message
+    assert "remove it from the Variable" in message and "'Dry run' ticked" in message
+    assert plan_run({"dry_run": True}, '{"page_size": 200}', {}, START, END).settings.dry_run  # the form asks
+
+
 def test_identity_pattern_defaults_to_none_for_other_match_fields() -> None:
     assert SyncSettings(user_match_field="userId").identity_pattern is None
     assert SyncSettings(user_match_field="userId", identity_pattern="^u-").identity_pattern == "^u-"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import IdentityGroups, owned_groups
-from umami_sync.results import SessionSyncResult, WriteTotals, stop_reason
+from umami_sync.results import REFUSED_SAMPLE, SessionSyncResult, WriteTotals, stop_reason
 from umami_sync.users.updates import session_change
 
 if TYPE_CHECKING:
@@ -36,7 +36,8 @@ class ChunkPlan:
 
     changes: list[Change]
     identities: int
-    matched_identities: int
+    unmatched: list[str]
+    """The identities of the chunk that no user (not deleted) owns."""
 
 
 def plan_session_changes(groups: Iterable[IdentityGroup], owners: Owners, *, keep: int, now: datetime) -> ChunkPlan:
@@ -45,16 +46,17 @@ def plan_session_changes(groups: Iterable[IdentityGroup], owners: Owners, *, kee
     A user reached by several groups (one identity whose rows the database sorted apart) gets one change.
     """
     users: dict[Any, tuple[User, list[KnownSession]]] = {}
-    identities = matched = 0
+    identities, unmatched = 0, []
     for group in groups:
         identities += 1
         found = owners.get(group.identity, [])
-        matched += bool(found)
+        if not found:
+            unmatched.append(group.identity)
         for user in found:
             users.setdefault(user["_id"], (user, []))[1].extend(group.sessions)
     changes = [change for user, sessions in users.values()
                if (change := session_change(user, sessions, keep=keep, now=now)) is not None]
-    return ChunkPlan(changes, identities, matched)
+    return ChunkPlan(changes, identities, unmatched)
 
 
 def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: UmamiDatabase, users: UsersCollection,
@@ -67,13 +69,16 @@ def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: Uma
     totals = WriteTotals()
     groups = IdentityGroups(database.identity_rows(window, settings.identity_data_key),
                             IdentityRule.from_pattern(settings.identity_pattern), keep=settings.known_session_ids)
-    found: list[tuple[int, int]] = []  # (identities, matched identities) of each chunk
+    identities = unmatched = 0
+    sample: list[str] = []  # the first identities nobody owns (the result masks them)
     anonymous, error = 0, None
 
     def changes() -> Iterator[Change]:
+        nonlocal identities, unmatched
         for chunk, owners in owned_groups(groups, users):
             plan = plan_session_changes(chunk, owners, keep=settings.known_session_ids, now=now)
-            found.append((plan.identities, plan.matched_identities))
+            identities, unmatched = identities + plan.identities, unmatched + len(plan.unmatched)
+            sample.extend(plan.unmatched[:REFUSED_SAMPLE - len(sample)])
             yield from plan.changes
 
     try:
@@ -86,11 +91,10 @@ def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: Uma
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("session sync %s failed", window)
         error = stop_reason(exc)
-    identities, matched = (sum(counts) for counts in zip(*found, strict=True)) if found else (0, 0)
     result = SessionSyncResult(
         window_start=window.start, window_end=window.end, dry_run=settings.dry_run, rows_read=groups.rows_read,
-        invalid_rows=groups.invalid_rows, identities=identities, matched_identities=matched,
-        unmatched_identities=identities - matched, anonymous_sessions=anonymous, error=error,
+        invalid_rows=groups.invalid_rows, identities=identities, matched_identities=identities - unmatched,
+        unmatched_identities=unmatched, unmatched_sample=sample, anonymous_sessions=anonymous, error=error,
         **totals.result_fields())
     log.info("session sync %s: %s%s", window, result.summary(), f" error={result.error}" if result.error else "")
     return result

@@ -3,10 +3,15 @@
 The document is ``{_id: "global"}`` in the ``systemconfigs`` collection; everything of ours is under
 ``umamiSync``, other writers' fields are left alone. :func:`build_status_updates` is pure; it only holds
 figures that depend on the data (not on how often a run was retried), so re-running an interval
-leaves the document byte-identical. Times are the ends of the synced data intervals, and ``$max``
-keeps a back-fill of an older interval from moving them back; a website's figures are replaced only
-together with the days they belong to (``firstDaySynced`` .. ``lastDaySynced``, one day for a daily run),
-so a back-fill never mixes two days.
+leaves the document byte-identical. Every write is tied to the day it records, so that runs of several days
+may finish in any order, side by side, and retried:
+
+- times are the ends of the synced data intervals, and ``$max`` keeps a back-fill from moving them back;
+- ``lastRun`` is the run of the newest interval (a back-fill of an older one does not replace it);
+- a website's figures are replaced only together with the days they belong to (``firstDaySynced`` ..
+  ``lastDaySynced``), and its health (``errorCount``, ``lastError``) by a run of its failing day or a later one:
+  an older day never clears a newer failure; a failure counts once per run and day (``failedRuns``);
+- each website keeps the figures of its last days (``days``), the history a drop is measured against.
 """
 
 from __future__ import annotations
@@ -14,19 +19,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from umami_sync.results import REFUSED_SAMPLE
+from umami_sync.results import REFUSED_SAMPLE, Drop, FailedPart, StatusResult
+from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from pymongo.collection import Collection
 
     from umami_sync.results import AnalyticsResult, SessionSyncResult
-    from umami_sync.windows import DataInterval
 
 STATUS_ID = "global"
+HISTORY_DAYS = 7
+"""How many of a website's earlier days a drop is measured against (their median)."""
+MIN_HISTORY_DAYS = 3
+"""Fewer earlier days than this, and no drop is looked for (a new website has no usual yet)."""
+KEPT_FAILED_RUNS = 20
+DROP_FIGURES = {"sessions": "sessions", "matched_sessions": "matchedSessions"}
+"""The figures of a website's day that a drop is looked for in (result name: name in the document)."""
 
 
 class RunStatus(StrEnum):
@@ -42,8 +56,11 @@ class WebsiteOutcome:
     """The parts (sub-windows) of one website in one run, summed."""
 
     website_id: str
+    name: str | None = None
     figures: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    failed_days: list[str] = field(default_factory=list)
+    """The days of each failed part (``2026-11-27``, or a range with ``analytics_days_back``)."""
     refused: dict[str, Any] = field(default_factory=dict)
     """The users the server refused (``byReason`` counts, a sample of ``users``), when it refused any."""
 
@@ -62,6 +79,8 @@ class RunReport:
     sessions: SessionSyncResult | None
     websites: dict[str, WebsiteOutcome]
     problems: list[str] = field(default_factory=list)
+    refused: dict[str, Any] = field(default_factory=dict)
+    """The users the server refused in any stage (``byReason`` counts, a sample of ``users``)."""
 
     @property
     def sessions_succeeded(self) -> bool:
@@ -82,6 +101,15 @@ class RunReport:
             return RunStatus.FAILED
         return RunStatus.PARTIAL
 
+    @property
+    def day(self) -> str | None:
+        """The one UTC day a daily run synced (the day its history and health are kept for); None for a run of
+        several days, whose figures are not one day's."""
+        start, end = self.interval.start, self.interval.end
+        one_day = end - start == timedelta(days=1) and start == start.replace(hour=0, minute=0, second=0,
+                                                                               microsecond=0)
+        return start.date().isoformat() if one_day else None
+
 
 def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult | None,
               analytics: list[AnalyticsResult], *, expected_websites: list[str] | None,
@@ -90,29 +118,61 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     websites: dict[str, WebsiteOutcome] = {}
     for result in analytics:
         outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
+        outcome.name = outcome.name or result.website_name
         for name, value in result.recorded_figures().items():
             outcome.figures[name] = outcome.figures.get(name, 0) + value
         failure = result.failure()
         if failure and not result.succeeded:
             outcome.errors.append(failure)
+            outcome.failed_days.append(DataInterval(result.window_start, result.window_end).days)
     for website_id, outcome in websites.items():
         refused = [result for result in analytics if result.website_id == website_id and result.refused]
         if refused:
             outcome.refused = _refusals(refused)
     for website_id in expected_websites or []:
-        websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"]))
+        websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"],
+                                                       failed_days=[interval.days]))
     run_problems = list(problems or [])
     if sessions is None:
         run_problems.append("session sync left no result")
-    return RunReport(run_id, interval, sessions, websites, run_problems)
+    refusing = [result for result in [sessions, *analytics] if result is not None and result.refused]
+    return RunReport(run_id, interval, sessions, websites, run_problems, _refusals(refusing) if refusing else {})
+
+
+History = dict[str, dict[str, dict[str, Any]]]
+"""Each website's kept days: ``{website id: {day: {"sessions": n, "matchedSessions": n, ...}}}``."""
+
+
+def find_drops(report: RunReport, history: History, *, threshold: float | None) -> list[Drop]:
+    """The figures of a daily run's websites that fell below ``threshold`` times the median of the website's
+    earlier kept days (at least :data:`MIN_HISTORY_DAYS` of them). Failed websites are red already."""
+    day = report.day
+    if threshold is None or day is None:
+        return []
+    drops = []
+    for website_id, outcome in sorted(report.websites.items()):
+        earlier = [figures for kept, figures in sorted(history.get(website_id, {}).items()) if kept < day]
+        earlier = earlier[-HISTORY_DAYS:]
+        if not outcome.succeeded or len(earlier) < MIN_HISTORY_DAYS:
+            continue
+        for figure, stored in DROP_FIGURES.items():
+            usual, value = median(kept.get(stored, 0) for kept in earlier), outcome.figures.get(figure, 0)
+            if value < threshold * usual:
+                drops.append(Drop(website_id=website_id, website_name=outcome.name, day=day, figure=stored,
+                                  value=value, usual=usual, days=len(earlier)))
+    return drops
 
 
 Update = tuple[dict[str, Any], dict[str, Any]]
 PREFIX = "umamiSync"
 
 
-def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
-    """The ``update_one`` calls (filter, update) that record ``report``; the first one upserts the document."""
+def build_status_updates(report: RunReport, *, now: datetime, history: History | None = None,
+                         drops: list[Drop] | None = None) -> list[Update]:
+    """The ``update_one`` calls (filter, update) that record ``report``; the first one upserts the document.
+
+    ``history`` is each website's kept days as the document holds them now (to know which to let go), ``drops``
+    what :func:`find_drops` found in them."""
     end = report.interval.end
     first_day, day = report.interval.start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
     document = {"_id": STATUS_ID}
@@ -128,6 +188,11 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
         "errors": {wid: o.errors[-1][:500] for wid, o in sorted(report.websites.items()) if o.errors},
         "problems": report.problems,
     }
+    rejected = rejected_users(report)
+    if rejected:
+        run["rejected"] = rejected
+    if drops:
+        run["drops"] = [drop.model_dump(mode="json") for drop in drops]
     latest: dict[str, Any] = {}
     if report.sessions_succeeded:
         latest[f"{PREFIX}.lastSessionSync"] = end
@@ -135,25 +200,72 @@ def build_status_updates(report: RunReport, *, now: datetime) -> list[Update]:
         latest[f"{PREFIX}.lastAnalyticsSync"] = end
     if report.status is RunStatus.SUCCESS:
         latest[f"{PREFIX}.lastSuccessfulSync"] = end
-    run_update: dict[str, Any] = {"$set": {f"{PREFIX}.lastRun": run}, "$setOnInsert": {"createdAt": now}}
+    upsert: dict[str, Any] = {"$setOnInsert": {"createdAt": now}}
     if latest:
-        run_update["$max"] = latest
-    updates: list[Update] = [(document, run_update)]
+        upsert["$max"] = latest
+    newest_interval = {**document, f"{PREFIX}.lastRun.dataIntervalEnd": {"$not": {"$gt": end}}}
+    updates: list[Update] = [(document, upsert), (newest_interval, {"$set": {f"{PREFIX}.lastRun": run}})]
     for website_id, outcome in sorted(report.websites.items()):
         path = f"{PREFIX}.websiteSyncStatus.{website_id}"
+        not_newer_failure = {**document, f"{path}.lastErrorDay": {"$not": {"$gt": day}}}
         if outcome.succeeded:
-            updates.append((document, {"$set": {f"{path}.errorCount": 0}, "$unset": {f"{path}.lastError": ""}}))
+            updates.append((not_newer_failure, {"$set": {f"{path}.errorCount": 0}, "$unset": {
+                f"{path}.lastError": "", f"{path}.lastErrorDay": "", f"{path}.failedRuns": ""}}))
             same_day_or_later = {**document, f"{path}.lastDaySynced": {"$not": {"$gt": day}}}
             updates.append((same_day_or_later, {"$set": {
                 f"{path}.lastSync": end, f"{path}.lastDaySynced": day, f"{path}.firstDaySynced": first_day,
                 f"{path}.sessionsProcessed": outcome.figures.get("sessions", 0)}}))
+            kept = _history_update(report, website_id, (history or {}).get(website_id, {}), drops or [])
+            if kept:
+                updates.append((document, kept))
         else:
-            updates.append((document, {"$inc": {f"{path}.errorCount": 1}, "$set": {
-                f"{path}.lastError": outcome.errors[-1][:500], f"{path}.lastErrorAt": now}}))
+            failure = f"{day} {report.run_id}"
+            updates.append(({**not_newer_failure, f"{path}.failedRuns": {"$ne": failure}}, {
+                "$inc": {f"{path}.errorCount": 1},
+                "$set": {f"{path}.lastError": outcome.errors[-1][:500], f"{path}.lastErrorAt": now,
+                         f"{path}.lastErrorDay": day},
+                "$push": {f"{path}.failedRuns": {"$each": [failure], "$slice": -KEPT_FAILED_RUNS}}}))
     return updates
 
 
-def _refusals(results: list[AnalyticsResult] | list[SessionSyncResult]) -> dict[str, Any]:
+def _history_update(report: RunReport, website_id: str, kept: Mapping[str, Any], drops: list[Drop]) -> dict[str, Any]:
+    """The day of a daily run added to a website's kept days, and the days past :data:`HISTORY_DAYS` let go."""
+    day = report.day
+    if day is None:
+        return {}
+    newest = sorted({*kept, day}, reverse=True)[:HISTORY_DAYS + 1]
+    path = f"{PREFIX}.websiteSyncStatus.{website_id}.days"
+    update: dict[str, Any] = {}
+    if day in newest:
+        figures = report.websites[website_id].figures
+        entry: dict[str, Any] = {stored: figures.get(figure, 0) for figure, stored in DROP_FIGURES.items()}
+        below = {drop.figure: drop.usual for drop in drops if drop.website_id == website_id}
+        if below:
+            entry["belowUsual"] = below
+        update["$set"] = {f"{path}.{day}": entry}
+    old = sorted(set(kept) - set(newest))
+    if old:
+        update["$unset"] = {f"{path}.{gone}": "" for gone in old}
+    return update
+
+
+def rejected_users(report: RunReport) -> dict[str, Any]:
+    """The users the server refused in any stage, and the identities that matched no user, counted by reason
+    with a small sample of each; empty when nothing was rejected."""
+    rejected: dict[str, Any] = {}
+    if report.refused:
+        rejected["refusedUsers"] = report.refused
+    sessions = report.sessions
+    if sessions is not None and (sessions.unmatched_identities or sessions.invalid_rows):
+        by_reason = {"no user has this identity": sessions.unmatched_identities,
+                     "malformed identity (rows)": sessions.invalid_rows}
+        rejected["unmatchedIdentities"] = {
+            "byReason": {reason: count for reason, count in by_reason.items() if count},
+            **({"identities": list(sessions.unmatched_sample)} if sessions.unmatched_sample else {})}
+    return rejected
+
+
+def _refusals(results: Sequence[AnalyticsResult | SessionSyncResult]) -> dict[str, Any]:
     """What the status keeps of refused users: counts by the server's reason and the first users refused."""
     by_reason: dict[str, int] = {}
     for result in results:
@@ -177,10 +289,17 @@ def _session_figures(result: SessionSyncResult | None) -> dict[str, Any] | None:
     return figures
 
 
-def write_status(collection: Collection[dict[str, Any]], report: RunReport, *, now: datetime) -> None:
-    """Record ``report`` in the SystemConfig document of ``collection`` (created when missing)."""
-    for index, (where, update) in enumerate(build_status_updates(report, now=now)):
+def write_status(collection: Collection[dict[str, Any]], report: RunReport, *, now: datetime,
+                 drop_threshold: float | None) -> list[Drop]:
+    """Record ``report`` in the SystemConfig document of ``collection`` (created when missing); the drops found
+    against the websites' kept days."""
+    stored = collection.find_one({"_id": STATUS_ID}, {f"{PREFIX}.websiteSyncStatus": 1}) or {}
+    websites = stored.get(PREFIX, {}).get("websiteSyncStatus", {})
+    history: History = {wid: dict(site.get("days", {})) for wid, site in websites.items() if isinstance(site, dict)}
+    drops = find_drops(report, history, threshold=drop_threshold)
+    for index, (where, update) in enumerate(build_status_updates(report, now=now, history=history, drops=drops)):
         collection.update_one(where, update, upsert=index == 0)
+    return drops
 
 
 def describe_failures(report: RunReport) -> str:
@@ -190,3 +309,20 @@ def describe_failures(report: RunReport) -> str:
         parts.append(f"session sync: {report.sessions.failure()}")
     parts += [f"website {wid}: {o.errors[-1]}" for wid, o in sorted(report.websites.items()) if o.errors]
     return f"run {report.status}: " + "; ".join(parts)
+
+
+def run_result(report: RunReport, *, dry_run: bool, drops: list[Drop], modified: dict[str, int],
+               changes: dict[str, int]) -> StatusResult:
+    """What the status task hands on (to the task that ends the run, and to the alerts)."""
+    failed = [FailedPart(what=f"website {outcome.name or wid}", website_id=wid, days=", ".join(outcome.failed_days),
+                         error=outcome.errors[0])
+              for wid, outcome in sorted(report.websites.items()) if outcome.errors]
+    sessions = report.sessions
+    if sessions is not None and not sessions.succeeded:
+        failed.insert(0, FailedPart(what="session sync", days=report.interval.days,
+                                    error=sessions.failure() or "failed"))
+    return StatusResult(
+        run_id=report.run_id, status=str(report.status), days=report.interval.days,
+        dry_run=dry_run, websites=len(report.websites), failed=failed, problems=report.problems,
+        failure=None if report.status is RunStatus.SUCCESS else describe_failures(report), drops=drops,
+        rejected=rejected_users(report), modified=modified, changes=changes)

@@ -2,6 +2,7 @@
 
 The queries live beside this module in ``sql/`` (shipped inside the package, so a plugins.zip deploy
 carries them too). Every round trip to the server is bounded (:func:`umami_sync.connections.answer_within`).
+The tables the server has are looked at once (:attr:`UmamiDatabase.tables`): Umami 3.3 added ``session_link``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import contextlib
 import uuid
 from contextlib import closing
 from datetime import datetime
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 
 class IdentityRow(BaseModel):
-    """One place where an identity appeared: a session's distinct_id or a session_data value."""
+    """One place where an identity appeared: a session's distinct_id, a session_link row or a session_data
+    value."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,13 +38,26 @@ class IdentityRow(BaseModel):
     session_id: str
     website_id: str
     seen_at: datetime
-    source: Literal["distinct_id", "session_data"]
+    source: Literal["distinct_id", "session_link", "session_data"]
+
+
+class UmamiSchemaError(RuntimeError):
+    """The database lacks a table every Umami version has: it is not Umami's database."""
+
+
+IDENTITY_TABLES = ("session", "session_data")
+"""The tables of identities every Umami version has (``session_link`` only from 3.3 on)."""
 
 
 @cache
 def query(name: str) -> str:
     """The text of ``sql/<name>.sql``."""
     return (resources.files(__package__) / "sql" / f"{name}.sql").read_text()
+
+
+def identity_query(name: str, *, links: bool) -> str:
+    """``sql/<name>.sql`` reading the ``session_link`` rows (``links``: the database has that table) or none."""
+    return query(name).replace("{session_links}", query("session_links" if links else "no_session_links"))
 
 
 class UmamiDatabase:
@@ -57,12 +72,30 @@ class UmamiDatabase:
         self.fetch_size = fetch_size
         self._conn: Any = None
 
-    def count_anonymous(self, window: DataInterval, data_key: str) -> int:
-        """Sessions created in ``window`` with neither a distinct_id nor an identity key in session_data."""
+    @cached_property
+    def tables(self) -> frozenset[str]:
+        """The tables the sync reads that this database has, looked at once."""
         with closing(self._connect()) as conn, conn.cursor() as cursor, self._answer(conn):
-            cursor.execute(query("anonymous_sessions"), self._params(window, data_key))
+            cursor.execute(query("umami_tables"))
+            return frozenset(name for (name,) in cursor.fetchall())
+
+    def count_anonymous(self, window: DataInterval, data_key: str) -> int:
+        """Sessions created in ``window`` with no distinct_id, no identity key in session_data and no link."""
+        with closing(self._connect()) as conn, conn.cursor() as cursor, self._answer(conn):
+            cursor.execute(self._identity_query("anonymous_sessions"), self._params(window, data_key))
             row = cursor.fetchone()
         return int(row[0]) if row else 0
+
+    def has_sessions(self, website_id: str, window: DataInterval) -> bool:
+        """Whether this database holds a session of ``website_id`` with an event in ``window`` (not when it has no
+        such tables)."""
+        if not {"session", "website_event"} <= self.tables:
+            return False
+        with closing(self._connect()) as conn, conn.cursor() as cursor, self._answer(conn):
+            cursor.execute(query("sessions_present"), {"website": website_id, "start": window.start,
+                                                       "end": window.end})
+            row = cursor.fetchone()
+        return bool(row and row[0])
 
     def identity_rows(self, window: DataInterval, data_key: str) -> Iterator[IdentityRow]:
         """Stream the identity rows of ``window`` grouped by identity, newest first within one identity.
@@ -76,7 +109,7 @@ class UmamiDatabase:
             cursor = conn.cursor(name=f"umami_identities_{uuid.uuid4().hex}", withhold=True)
             try:
                 with self._answer(conn):
-                    cursor.execute(query("identities"), self._params(window, data_key))
+                    cursor.execute(self._identity_query("identities"), self._params(window, data_key))
                 while True:
                     with self._answer(conn):
                         rows = cursor.fetchmany(self.fetch_size)
@@ -116,6 +149,18 @@ class UmamiDatabase:
     def _answer(self, conn: object) -> AbstractContextManager[None]:
         return answer_within(conn, self.hook.answer_timeout,
                              what=f"Umami's PostgreSQL (connection {self.hook.postgres_conn_id!r})")
+
+    def _identity_query(self, name: str) -> str:
+        """``sql/<name>.sql`` reading ``session_link`` where this database has it.
+
+        :raises UmamiSchemaError: when the database lacks a table of identities every Umami version has.
+        """
+        missing = [table for table in IDENTITY_TABLES if table not in self.tables]
+        if missing:
+            raise UmamiSchemaError(
+                f"Umami's PostgreSQL (connection {self.hook.postgres_conn_id!r}) has no table {', '.join(missing)} "
+                "in its schema: the connection points at another database or schema")
+        return identity_query(name, links="session_link" in self.tables)
 
     def _params(self, window: DataInterval, data_key: str) -> dict[str, object]:
         return {"start": window.start, "end": window.end, "data_key": data_key, "websites": self.websites}

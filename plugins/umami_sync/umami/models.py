@@ -1,4 +1,7 @@
-"""Pydantic models of what Umami's REST API (3.1) returns, and row-by-row validation of list pages."""
+"""Pydantic models of what Umami's REST API returns (2.18 to 3.3+), and row-by-row validation of list pages.
+
+Each model declares only the fields the sync uses, so a field it does not use never makes a row invalid.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -31,6 +35,9 @@ def _canonical_uuid(value: str) -> str:
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
+
+BEACON = 5
+"""``event_type`` of a performance beacon (web vitals, Umami 3.1+): never activity."""
 
 UmamiId = Annotated[str, AfterValidator(_canonical_uuid)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -58,8 +65,10 @@ class _UmamiModel(BaseModel):
 class UmamiSession(_UmamiModel):
     """One row of ``GET /api/websites/{id}/sessions``: one session on one hostname.
 
-    Umami groups the list by session AND hostname, so a session with hits on two hostnames is two rows;
-    counts and times cover only that hostname's events inside the requested range.
+    Umami 3.x groups the list by session AND hostname, so a session with hits on two hostnames is two rows;
+    counts and times cover only that hostname's events inside the requested range. Umami 2.x lists one row per
+    session, without ``hostname`` and ``events``. Umami 3.1 and 3.2 list a session's performance beacons
+    (``event_type`` 5, no hostname) as a row of their own: :attr:`beacons_only`.
     """
 
     id: UmamiId
@@ -77,15 +86,21 @@ class UmamiSession(_UmamiModel):
     last_at: UtcDatetime
     visits: NonNegativeInt
     views: NonNegativeInt
-    events: NonNegativeInt
-    created_at: UtcDatetime = Field(description="Umami sends the last event time in the range here.")
+    events: NonNegativeInt | None = Field(None, description="Custom events; Umami 2.x does not send it.")
+
+    @property
+    def beacons_only(self) -> bool:
+        """Whether the row holds performance beacons only: no hostname, no page view and no custom event (a
+        row Umami 3.1 lists beside the session's real ones; newer Umami leaves beacons out of the list)."""
+        return self.hostname is None and self.views == 0 and self.events == 0
 
 
 class ActivityEvent(_UmamiModel):
-    """One event of ``GET .../sessions/{sessionId}/activity`` (newest first, at most 500 per call)."""
+    """One event of ``GET .../sessions/{sessionId}/activity`` (newest first, at most 500 per call); Umami 2.x
+    sends the whole stored event, with ``id`` where 3.x sends ``eventId``."""
 
     created_at: UtcDatetime
-    event_id: UmamiId
+    event_id: UmamiId = Field(validation_alias=AliasChoices("eventId", "id"))
     event_type: int
     visit_id: UmamiId
     hostname: Hostname = None
@@ -132,17 +147,25 @@ class LoginResponse(_UmamiModel):
 
 @dataclass(frozen=True, slots=True)
 class InvalidRow:
-    """A list row that failed validation: its id and hostname when they could be read, and a short reason."""
+    """A list row that failed validation: its id and hostname when they could be read, a short reason, and the
+    fields that failed (``row`` for a row that is not an object)."""
 
     session_id: str | None
     hostname: str | None
     error: str
+    fields: tuple[str, ...]
+
+
+def _failed_fields(exc: ValidationError) -> tuple[str, ...]:
+    """The fields that failed, by their names on the wire (``row`` for the row itself)."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    return tuple(".".join(str(loc) for loc in err["loc"]) or "row" for err in errors)
 
 
 def _short_error(exc: ValidationError) -> str:
     """Field locations and messages only: the offending input values are left out."""
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    parts = [f"{'.'.join(str(loc) for loc in err['loc']) or 'row'}: {err['msg']}" for err in errors]
+    parts = [f"{field}: {err['msg']}" for field, err in zip(_failed_fields(exc), errors, strict=True)]
     shown = "; ".join(parts[:_MAX_ERRORS_SHOWN])
     if len(parts) > _MAX_ERRORS_SHOWN:
         shown += f" (+{len(parts) - _MAX_ERRORS_SHOWN} more)"
@@ -161,5 +184,6 @@ def validate_session_rows(rows: list[Any]) -> list[UmamiSession | InvalidRow]:
         try:
             validated.append(UmamiSession.model_validate(row))
         except ValidationError as exc:
-            validated.append(InvalidRow(_text(row, "id"), _text(row, "hostname"), _short_error(exc)))
+            validated.append(InvalidRow(_text(row, "id"), _text(row, "hostname"), _short_error(exc),
+                                        _failed_fields(exc)))
     return validated

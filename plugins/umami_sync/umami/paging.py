@@ -15,6 +15,9 @@ The hook (:mod:`umami_sync.umami.api`) makes one request per call; this module d
   caller fails. A ``count`` that changes while paging starts the list again.
 * :func:`read_activity` reads a session's events (500 per call at most) and gives its exact figures across
   hostnames (the session list has one row per session AND hostname, each with that hostname's figures).
+
+Performance beacons are never activity: a list row of beacons only (Umami 3.1) is read but not handed on, and
+beacon events do not count in a session's figures, on every version.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
-from umami_sync.umami.models import InvalidRow, UmamiSession
+from umami_sync.umami.models import BEACON, InvalidRow, UmamiSession
 from umami_sync.windows import ApiWindow, to_epoch_ms
 
 if TYPE_CHECKING:
@@ -193,6 +196,8 @@ class _Pass:
                 continue
             self.report.rows += 1
             if isinstance(entry, UmamiSession):
+                if entry.beacons_only:  # performance beacons: no activity, and no hostname of the session
+                    continue
                 rows.append(ListedRow(entry, not self.sessions.add(session_key)))
             else:
                 self.report.invalid += 1
@@ -380,6 +385,8 @@ def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: Api
         fresh = [event for event in batch if event.event_id not in seen]
         for event in fresh:
             seen.add(event.event_id)
+            if event.event_type == BEACON:  # not activity: newer Umami leaves beacons out of its figures too
+                continue
             visits.add(event.visit_id)
             views += event.event_type == 1
             first = event.created_at if first is None else min(first, event.created_at)

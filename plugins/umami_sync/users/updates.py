@@ -113,22 +113,34 @@ def _sort_key(entry: Mapping[str, Any]) -> tuple[int, float, str]:
     return (0, -seen.timestamp(), str(entry.get("id"))) if seen else (1, 0.0, str(entry.get("id")))
 
 
+def _later(new: datetime | None, stored: Any) -> bool:
+    """Whether ``new`` is a later identity time than ``stored``, in whole milliseconds (what a BSON date keeps)."""
+    old = _utc(stored)
+    return new is not None and (old is None or int(new.timestamp() * 1000) > int(old.timestamp() * 1000))
+
+
 def merge_sessions(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
                    keep: int) -> dict[str, Any]:
     """``session_id`` and ``umamiSessions`` of ``user`` after learning ``sessions``.
 
-    ``umamiSessions`` keeps the ``keep`` most recent sessions, newest first; a session already known keeps
-    its first record. ``session_id`` is the most recent of them. A ``session_id`` written before this sync
-    kept a list (by the original tool) stays known, ranked after every dated session.
+    ``umamiSessions`` keeps the ``keep`` most recent sessions, newest first, each at its latest identity time:
+    a known session identified again later moves up. ``session_id`` is the most recent of them. A
+    ``session_id`` written before this sync kept a list (by the original tool) stays known, ranked after every
+    dated session.
     """
     stored = user.get("umamiSessions")
     old = [entry for entry in stored if isinstance(entry, dict)] if isinstance(stored, list) else []
-    known = {entry.get("id") for entry in old}
     merged = list(old)
+    known: dict[Any, int] = {}
+    for position, entry in enumerate(old):
+        known.setdefault(entry.get("id"), position)
     for session in sessions:
-        if session.id not in known:
-            known.add(session.id)
+        index = known.get(session.id)
+        if index is None:
+            known[session.id] = len(merged)
             merged.append(session.as_document())
+        elif _later(session.seen_at, merged[index].get("seenAt")):
+            merged[index] = session.as_document()
     legacy = user.get("session_id")
     if isinstance(legacy, str) and legacy not in known:
         merged.append(KnownSession(legacy, None, None).as_document())
@@ -169,14 +181,15 @@ def session_change(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
 
 
 def session_guard(user: Mapping[str, Any]) -> dict[str, Any]:
-    """Conditions that hold while ``session_id`` and the list of ``umamiSessions`` ids are as read: the id at
+    """Conditions that hold while ``session_id`` and ``umamiSessions`` are as read: the id and ``seenAt`` at
     each position, and nothing after the last (every change of ours changes one of them; scalar paths, as
     every compatible server compares them)."""
     stored = user.get("umamiSessions")
     entries = stored if isinstance(stored, list) else []
     guard: dict[str, Any] = {"session_id": user.get("session_id")}
-    guard.update({f"umamiSessions.{index}.id": read_path(entry, "id") if isinstance(entry, dict) else None
-                  for index, entry in enumerate(entries)})
+    for index, entry in enumerate(entries):
+        for name in ("id", "seenAt"):
+            guard[f"umamiSessions.{index}.{name}"] = read_path(entry, name) if isinstance(entry, dict) else None
     guard[f"umamiSessions.{len(entries)}"] = {"$exists": False}
     return guard
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
@@ -35,8 +36,8 @@ LATER_RUN_AT = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def rows(connections: Database, umami_db: str) -> Iterator[UmamiRows]:
-    umami = UmamiRows(umami_db)
+def rows(connections: Database, umami_db: str, umami_level: str) -> Iterator[UmamiRows]:
+    umami = UmamiRows(umami_db, umami_level)
     yield umami
     umami.close()
 
@@ -79,6 +80,7 @@ def test_real_fixture_rows_reach_their_users(run: Run, connections: Database, um
 
     assert (result.rows_read, result.identities, result.anonymous_sessions, result.invalid_rows) == (4, 3, 1, 0)
     assert (result.matched_identities, result.modified, result.unmatched_identities, result.failed) == (2, 2, 1, 0)
+    assert result.unmatched_sample == ["c***@example.com"]  # Carol is deleted: her identity owns no user
     alice = user(connections, "alice@example.com")
     assert alice["session_id"] == "8b046da9-3d41-5054-8060-170787f99fe0"
     assert alice["umamiSessions"] == [{"id": "8b046da9-3d41-5054-8060-170787f99fe0", "websiteId": WEBSITE,
@@ -393,3 +395,108 @@ def test_both_write_paths_end_in_the_same_documents_byte_for_byte(mongo_uri: str
     client.close()
     assert ends[0] == ends[1]
     assert len(ends[0]) == 5
+
+
+# --- every place an Umami version keeps identities, each at its own time (checked against its rows) -------------
+
+def seen(db: Database, email: str) -> dict[str, datetime]:
+    """The sessions a user is known by, and when each was last identified."""
+    return {entry["id"]: entry["seenAt"] for entry in user(db, email).get("umamiSessions", [])}
+
+
+def links(dsn: str, session: str) -> list[tuple[str, datetime]]:
+    """The people a session is linked to in Umami 3.3's ``session_link``, and when, as MongoDB keeps times."""
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("select distinct_id, created_at from session_link where session_id = %s"
+                             " order by created_at", (session,)).fetchall()
+    return [(person, moment.astimezone(UTC).replace(tzinfo=None)) for person, moment in found]
+
+
+YESTERDAY = DataInterval(at(0, day=26), at(0, day=27))
+
+
+@pytest.mark.umami_levels("3.3")
+def test_a_session_identified_on_the_day_after_it_began_is_synced_on_that_day(
+        run: Run, rows: UmamiRows, connections: Database, umami_db: str) -> None:
+    add_user(users(connections), "nia@example.com")
+    session = rows.session(at(20, day=26))  # anonymous yesterday evening
+    rows.event(session, at(20, day=26))
+    yesterday = run(interval=YESTERDAY, session_overlap_minutes=0)
+    rows.identify(session, "nia@example.com", at(9, 30))  # today, on the same session
+    rows.event(session, at(9, 30))
+
+    today = run(session_overlap_minutes=0, now=LATER_RUN_AT)
+
+    assert (yesterday.identities, yesterday.anonymous_sessions, today.identities, today.modified) == (0, 1, 1, 1)
+    assert links(umami_db, session) == [("nia@example.com", datetime(2026, 11, 27, 9, 30))]
+    assert seen(connections, "nia@example.com") == {session: datetime(2026, 11, 27, 9, 30)}
+    assert user(connections, "nia@example.com")["session_id"] == session
+
+
+@pytest.mark.umami_levels("3.3")
+def test_two_people_on_one_session_are_both_written(run: Run, rows: UmamiRows, connections: Database,
+                                                    umami_db: str) -> None:
+    """Issue #4512: behind one NAT and browser, the second identify overwrites ``session.distinct_id``;
+    ``session_link`` keeps both people."""
+    add_user(users(connections), "ola@example.com")
+    add_user(users(connections), "pam@example.com")
+    shared = rows.session(at(8))
+    rows.identify(shared, "ola@example.com", at(9))
+    rows.identify(shared, "pam@example.com", at(10))
+
+    result = run()
+
+    assert rows.conn.execute("select distinct_id from session where session_id = %s", (shared,)).fetchone() == (
+        "pam@example.com",)
+    assert links(umami_db, shared) == [("ola@example.com", datetime(2026, 11, 27, 9)),
+                                       ("pam@example.com", datetime(2026, 11, 27, 10))]
+    assert (result.identities, result.matched_identities, result.modified) == (2, 2, 2)
+    assert seen(connections, "ola@example.com") == {shared: datetime(2026, 11, 27, 9)}
+    assert seen(connections, "pam@example.com") == {shared: datetime(2026, 11, 27, 10)}
+
+
+@pytest.mark.umami_levels("3.3")
+def test_an_anonymous_session_that_is_claimed_is_written_at_the_claim(run: Run, rows: UmamiRows,
+                                                                     connections: Database, umami_db: str) -> None:
+    add_user(users(connections), "quy@example.com")
+    add_user(users(connections), "ron@example.com")
+    session = rows.session(at(8))
+    rows.event(session, at(8))
+
+    claimed = rows.claim(session, "quy@example.com", at(12))
+    rows.identify(session, "quy@example.com", at(12))  # the identify that follows a claim changes nothing
+    refused = rows.claim(session, "ron@example.com", at(13))  # held by someone else: not Ron's to claim
+
+    result = run()
+
+    assert (claimed, refused) == (True, False)
+    assert links(umami_db, session) == [("quy@example.com", datetime(2026, 11, 27, 12))]
+    assert (result.identities, result.modified, result.anonymous_sessions) == (1, 1, 0)
+    assert seen(connections, "quy@example.com") == {session: datetime(2026, 11, 27, 12)}  # the claim, not 08:00
+    assert "umamiSessions" not in user(connections, "ron@example.com")
+
+
+@pytest.mark.umami_levels
+def test_an_identity_upserted_twice_moves_session_id_to_its_session(run: Run, rows: UmamiRows,
+                                                                     connections: Database) -> None:
+    """Seen on a real 3.1.0 server over a sequence of runs: a returning visitor's older session is identified
+    again on the next day; ``session_id`` moves to it (where ``umamiAnalytics`` goes too)."""
+    add_user(users(connections), "sia@example.com")
+    older = rows.session(at(10, day=26))
+    rows.session_data(older, at(10, 5, day=26), value="sia@example.com")
+    newer = rows.session(at(12, day=26))
+    rows.session_data(newer, at(12, 5, day=26), value="sia@example.com")
+    run(interval=YESTERDAY, session_overlap_minutes=0)
+    assert user(connections, "sia@example.com")["session_id"] == newer
+
+    rows.session_data(older, at(9), value="Sia@example.com")  # identify({email}) again, today
+
+    today = run(session_overlap_minutes=0, now=LATER_RUN_AT)
+
+    stored = rows.conn.execute("select count(*), max(created_at) from session_data where session_id = %s"
+                               " and data_key = 'email'", (older,)).fetchone()
+    assert stored == (1, at(9))  # one row per key, its time moved to the latest write
+    assert (today.identities, today.modified) == (1, 1)
+    assert user(connections, "sia@example.com")["session_id"] == older
+    assert seen(connections, "sia@example.com") == {older: datetime(2026, 11, 27, 9),
+                                                    newer: datetime(2026, 11, 26, 12, 5)}

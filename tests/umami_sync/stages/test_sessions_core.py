@@ -25,6 +25,6 @@ def test_one_change_per_user_and_identities_counted() -> None:
 
     plan = plan_session_changes(groups, {"ann@x.io": [ann], "bo@x.io": [known]}, keep=5, now=NOW)
 
-    assert (plan.identities, plan.matched_identities) == (4, 3)
+    assert (plan.identities, plan.unmatched) == (4, ["nobody@x.io"])
     assert [(change.user_id, change.fields["session_id"]) for change in plan.changes] == [(1, "a2")]
     assert [entry["id"] for entry in plan.changes[0].fields["umamiSessions"]] == ["a2", "a1"]

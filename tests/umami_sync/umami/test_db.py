@@ -1,16 +1,19 @@
-"""Reading Umami's PostgreSQL: the identity stream against a real server."""
+"""Reading Umami's PostgreSQL: the identity stream against a real server, at every schema level."""
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.factories import UmamiRows, at
+from local_stack.postgres import create_database
+from tests.conftest import postgres_connection
+from tests.factories import WEBSITE, UmamiRows, at
 from umami_sync.connections import UmamiDatabaseHook
-from umami_sync.umami.db import UmamiDatabase
+from umami_sync.umami.db import UmamiDatabase, UmamiSchemaError
 from umami_sync.windows import DataInterval
 
 pytestmark = pytest.mark.integration
@@ -37,3 +40,36 @@ def test_the_identity_stream_survives_a_server_that_ends_idle_transactions(
         time.sleep(0.25)  # the writer is busy: two fetches are more than 300 ms apart
 
     assert sorted(read) == [f"slow{n}@example.com" for n in range(6)]
+
+
+@pytest.mark.umami_levels
+def test_identities_come_from_every_source_the_server_has(umami_db: str, umami_level: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = UmamiRows(umami_db, umami_level)
+    first = rows.session(at(8), distinct_id="ann@example.com")
+    rows.session_data(rows.session(at(9)), at(9, 5), value="bo@example.com")
+    rows.session(at(10), distinct_id="cy@example.com", website_id="5b3a2b8e-2d0e-4c39-9f7e-0f2a9d3c6e11")
+    if rows.links:
+        rows.identify(first, "dee@example.com", at(11))  # another person on Ann's session
+    rows.close()
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_DB", postgres_connection(umami_db))
+    database = UmamiDatabase(UmamiDatabaseHook(), websites=[WEBSITE])
+
+    found = [(row.identity, row.source, row.seen_at) for row in database.identity_rows(DAY, "email")]
+
+    linked = [("dee@example.com", "session_link", at(11))] if umami_level == "3.3" else []
+    distinct = "dee@example.com" if linked else "ann@example.com"  # the last identify wins on 3.3
+    assert sorted(found) == sorted([(distinct, "distinct_id", at(8)), ("bo@example.com", "session_data", at(9, 5)),
+                                    *linked])
+    assert ("session_link" in database.tables) == bool(linked)
+    assert database.count_anonymous(DAY, "email") == 0
+
+
+def test_a_database_without_umamis_tables_is_named(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection to another database fails saying so, not with PostgreSQL's "relation does not exist"."""
+    other = create_database(postgres_dsn, f"not_umami_{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("AIRFLOW_CONN_UMAMI_DB", postgres_connection(other))
+
+    with pytest.raises(UmamiSchemaError, match=r"connection 'umami_db'\) has no table session, session_data in its "
+                                               r"schema: the connection points at another database or schema"):
+        list(UmamiDatabase(UmamiDatabaseHook()).identity_rows(DAY, "email"))

@@ -168,3 +168,43 @@ def test_missing_required_field_is_invalid(umami_fixtures: Path, field: str) -> 
     assert valid == []
     assert len(invalid) == 1
     assert invalid[0].error.startswith(f"{field}:")
+
+
+def test_a_row_of_umami_2x_is_valid_and_fields_the_sync_does_not_use_never_invalidate(umami_fixtures: Path) -> None:
+    """Umami 2.18-2.20 send no ``hostname`` and no ``events``; ``createdAt`` is not read at all."""
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+    v2 = {key: value for key, value in row.items() if key not in {"hostname", "events"}}
+
+    valid, invalid = validate_sessions([{**v2, "createdAt": "not a time", "orderBy": {"odd": True}}])
+
+    assert invalid == []
+    assert (valid[0].hostname, valid[0].events, valid[0].views, valid[0].beacons_only) == (None, None, 1, False)
+
+
+@pytest.mark.parametrize(("hostname", "views", "events", "beacons"), [
+    (None, 0, 0, True),  # Umami 3.1: a session's performance beacons, listed as a row of their own
+    (None, 0, None, False),  # Umami 2.x: a session with custom events only (2.x sends no hostname, no events)
+    (None, 0, 1, False), ("a.example.com", 0, 0, False), (None, 1, 0, False)])
+def test_a_row_of_performance_beacons_only_is_recognised(umami_fixtures: Path, hostname: str | None, views: int,
+                                                        events: int | None, beacons: bool) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+
+    session = UmamiSession.model_validate({**row, "hostname": hostname, "views": views, "events": events})
+
+    assert session.beacons_only is beacons
+
+
+def test_an_activity_event_of_umami_2x_carries_id() -> None:
+    event_id = "4b1e2a4c-2f5e-4a38-9d5e-7e0b6f0f8a11"
+    stored = {"id": event_id, "websiteId": "266abb41-957e-4dd3-8229-6a601f80a9db", "createdAt":
+              "2026-11-27T15:46:32.531Z", "urlPath": "/", "eventType": 1, "visitId": event_id, "hostname": None}
+
+    assert ActivityEvent.model_validate(stored).event_id == event_id
+
+
+def test_an_invalid_row_names_the_fields_that_failed(umami_fixtures: Path) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+
+    _, invalid = validate_sessions([{**row, "visits": "many", "lastAt": None}, "not an object"])
+
+    assert [entry.fields for entry in invalid] == [("lastAt", "visits"), ("row",)]

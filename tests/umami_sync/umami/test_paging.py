@@ -40,9 +40,9 @@ WINDOW = ApiWindow(int(DAY.timestamp() * 1000), int((DAY + timedelta(days=1)).ti
 WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
 
 
-def row(session: str, last: datetime, hostname: str = "a.example.com", views: int = 1) -> UmamiSession:
+def row(session: str, last: datetime, hostname: str | None = "a.example.com", views: int = 1) -> UmamiSession:
     return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, first_at=last, last_at=last, visits=1,
-                        views=views, events=0, created_at=last)
+                        views=views, events=0)
 
 
 def sessions(count: int, *, tie_groups: int) -> list[UmamiSession]:
@@ -187,6 +187,19 @@ def test_a_session_on_two_hostnames_is_two_rows_and_says_so() -> None:
         ("b.example.com", False), ("a.example.com", True)]
 
 
+def test_a_row_of_beacons_only_is_read_but_neither_handed_on_nor_a_second_hostname() -> None:
+    """Umami 3.1 lists a session's performance beacons as a row of their own (hostname NULL, views 0, events 0)."""
+    late, early = DAY + timedelta(hours=12), DAY + timedelta(hours=10)
+    session = str(uuid.uuid4())
+    rows = [row(session, late, None, views=0), row(session, early)]
+    listing = SessionListing(UnstableList(rows), page_size=1, what="test list")
+
+    listed = [item for page in listing for item in page.rows]
+
+    assert [(item.session.hostname, item.another_row_before) for item in listed] == [("a.example.com", False)]
+    assert (listing.report.rows, listing.report.missing) == (2, 0)
+
+
 def test_an_empty_page_before_the_count_is_repaired_from_one_whole_page() -> None:
     rows = sessions(9, tie_groups=9)
     server = UnstableList(rows, serve=lambda page, size, entries: [] if (page, size) == (2, 3) else entries)
@@ -260,7 +273,7 @@ def test_a_count_that_keeps_changing_gives_up_naming_the_list() -> None:
 
 def test_malformed_rows_count_as_read_and_are_handed_over() -> None:
     rows = sessions(3, tie_groups=3)
-    bad = InvalidRow(rows[1].id, rows[1].hostname, "visits: not a number")
+    bad = InvalidRow(rows[1].id, rows[1].hostname, "visits: not a number", ("visits",))
     server = UnstableList(rows, serve=lambda page, size, entries: [bad if e == rows[1] else e for e in entries])
     listing = SessionListing(server, page_size=3, what="test list")
 
@@ -273,7 +286,7 @@ def test_malformed_rows_count_as_read_and_are_handed_over() -> None:
 
 def test_rows_without_an_id_are_each_counted_once() -> None:
     rows = sessions(4, tie_groups=4)
-    anonymous = [InvalidRow(None, None, "id: Field required"), InvalidRow(None, None, "id: Field required")]
+    anonymous = [InvalidRow(None, None, "id: Field required", ("id",)) for _ in range(2)]
     server = UnstableList(rows, serve=lambda page, size, entries: [anonymous[0] if e == rows[1] else
                                                                    anonymous[1] if e == rows[2] else e
                                                                    for e in entries])
@@ -330,7 +343,7 @@ def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size(monkeypa
 
 # --- activity -----------------------------------------------------------------------------------
 
-def event(when: datetime, visit: str, event_type: int = 1, hostname: str = "a.example.com") -> ActivityEvent:
+def event(when: datetime, visit: str, event_type: int = 1, hostname: str | None = "a.example.com") -> ActivityEvent:
     return ActivityEvent(created_at=when, event_id=str(uuid.uuid4()), event_type=event_type, visit_id=visit,
                          hostname=hostname)
 
@@ -360,6 +373,20 @@ def test_activity_gives_exact_figures_across_hostnames() -> None:
     assert figures is not None
     assert (figures.first_at, figures.last_at) == (at, at + timedelta(minutes=30))
     assert (figures.views, figures.visits, len(served.windows)) == (2, 2, 1)
+
+
+def test_performance_beacons_are_not_activity() -> None:
+    """Umami 3.1's activity answers a session's beacons (``event_type`` 5) with its page views."""
+    visit = str(uuid.uuid4())
+    at = DAY + timedelta(hours=10)
+    served = Activity([event(at - timedelta(minutes=5), visit, event_type=5, hostname=None), event(at, visit),
+                       event(at + timedelta(minutes=30), str(uuid.uuid4()), event_type=5, hostname=None)])
+
+    figures = read_activity(served, WINDOW, what="session S")
+
+    assert figures is not None
+    assert (figures.first_at, figures.last_at, figures.views, figures.visits) == (at, at, 1, 1)
+    assert read_activity(Activity(served.events[2:]), WINDOW, what="session S") is None  # beacons only
 
 
 def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary() -> None:

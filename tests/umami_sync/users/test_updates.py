@@ -20,6 +20,7 @@ from umami_sync.users.updates import (
 
 NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
 T = datetime(2026, 11, 27, 12, tzinfo=UTC)
+H = timedelta(hours=1)
 
 
 def naive(moment: datetime) -> datetime:
@@ -41,14 +42,34 @@ def analytics(session: str = "s1", *, last: int = 0, first: int = -1, views: int
                      T + timedelta(hours=first), T + timedelta(hours=last), visits, views)
 
 
-def test_sessions_merge_newest_first_bounded_and_keep_their_first_record() -> None:
+def test_sessions_merge_newest_first_bounded_each_at_its_latest_identity_time() -> None:
     user = {"_id": 1, "umamiSessions": [stored(known("s2", 2)), stored(known("s1", 1))]}
 
     merged = merge_sessions(user, [known("s3", 3), known("s1", 9), known("s0", 0)], keep=3)
 
-    assert [entry["id"] for entry in merged["umamiSessions"]] == ["s3", "s2", "s1"]
-    assert merged["umamiSessions"][2] == stored(known("s1", 1))  # a known session keeps its first record
-    assert merged["session_id"] == "s3"
+    assert [entry["id"] for entry in merged["umamiSessions"]] == ["s1", "s3", "s2"]
+    assert merged["umamiSessions"][0] == known("s1", 9).as_document()  # identified again later: it moves up
+    assert merged["session_id"] == "s1"
+
+
+def test_a_session_identified_again_on_a_later_day_becomes_session_id() -> None:
+    """The sequence seen on a real 3.1.0 server: a returning visitor's older session is identified again on day
+    A+1 (a new session_data write); ``session_id`` moves to it, as ``umamiAnalytics`` does."""
+    user = {"_id": 1, "session_id": "s2", "umamiSessions": [stored(known("s2", 2)), stored(known("s1", 1))]}
+
+    merged = merge_sessions(user, [known("s1", 24)], keep=5)
+
+    assert merged["session_id"] == "s1"
+    assert [entry["id"] for entry in merged["umamiSessions"]] == ["s1", "s2"]
+    assert merge_sessions(user, [known("s1", 0)], keep=5)["umamiSessions"] == user["umamiSessions"]  # earlier
+
+
+def test_the_same_identity_time_below_a_millisecond_changes_nothing() -> None:
+    """MongoDB keeps whole milliseconds: a time PostgreSQL holds in microseconds is the stored one."""
+    user = {"_id": 1, "session_id": "s1", "umamiSessions": [stored(known("s1", 1))]}
+    again = KnownSession("s1", "w1", T + timedelta(hours=1, microseconds=999))
+
+    assert session_change(user, [again], keep=5, now=NOW) is None
 
 
 def test_a_session_id_from_before_the_list_stays_known_after_every_dated_one() -> None:
@@ -75,7 +96,8 @@ def test_a_session_change_is_none_when_nothing_changes_and_guarded_otherwise() -
     change = session_change(user, [known("s2", 2)], keep=5, now=NOW)
     assert change is not None
     assert change.user_id == 7
-    assert change.guard == {"session_id": "s1", "umamiSessions.0.id": "s1", "umamiSessions.1": {"$exists": False}}
+    assert change.guard == {"session_id": "s1", "umamiSessions.0.id": "s1", "umamiSessions.0.seenAt": naive(T + H),
+                            "umamiSessions.1": {"$exists": False}}
     assert change.fields["session_id"] == "s2" and change.fields["updatedAt"] == NOW
     redone = change.redo({**user, "session_id": "s9"})  # another writer first
     assert redone is not None and redone.guard["session_id"] == "s9"
@@ -92,6 +114,9 @@ def test_every_change_of_the_session_list_changes_its_guard() -> None:
 
     assert after_second["session_id"] == "s1"
     assert session_guard(after_second) != second.guard  # so a stale third change cannot match any more
+    settled = {**user, "session_id": "s1"}
+    again = session_change(settled, [known("s1", 5)], keep=5, now=NOW)  # the same ids, a later identity time
+    assert again is not None and session_guard({**settled, **again.fields}) != again.guard
     assert session_guard({"_id": 1, "umamiSessions": "corrupt"}) == {"session_id": None,
                                                                       "umamiSessions.0": {"$exists": False}}
 

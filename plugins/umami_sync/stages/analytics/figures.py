@@ -8,7 +8,8 @@ span hostnames).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from umami_sync.users.updates import Analytics
@@ -16,7 +17,7 @@ from umami_sync.users.updates import Analytics
 if TYPE_CHECKING:
     from collections.abc import Mapping, Set
 
-    from umami_sync.umami.models import UmamiSession
+    from umami_sync.umami.models import InvalidRow, UmamiSession
     from umami_sync.umami.paging import ActivityFigures, ListedPage
 
 
@@ -80,3 +81,35 @@ def page_analytics(plan: PagePlan, read: Mapping[str, ActivityFigures | None]) -
     unread = [row.id for row in plan.to_read if read.get(row.id) is None]
     refined = frozenset(item.id for item in from_events if item.id in plan.earlier)
     return PageAnalytics(plan.exact + from_events, refined, unread)
+
+
+@dataclass
+class InvalidFields:
+    """The fields the invalid rows of one pass over a list failed on: rows per field, and the first reason."""
+
+    rows: Counter[str] = field(default_factory=Counter)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def add(self, row: InvalidRow) -> None:
+        """Count one invalid row."""
+        self.rows.update(row.fields)
+        for name in row.fields:
+            self.reasons.setdefault(name, row.error)
+
+    def failure(self, rows: int, invalid: int, *, max_share: float, what: str) -> str | None:
+        """Why a window whose ``rows`` are ``invalid`` beyond ``max_share`` fails, naming the field that failed
+        most; None when they are not."""
+        if not rows or invalid <= max_share * rows:
+            return None
+        name, failed = max(self.rows.items(), key=lambda item: (item[1], item[0]))
+        return (f"{invalid} of {rows} rows of Umami's session list for {what} are invalid, more than "
+                f"max_invalid_share {max_share:g} allows; {failed} failed on field {name!r} (first: "
+                f"{self.reasons[name]}): an Umami whose list this sync cannot read? Those rows were not written")
+
+
+def kept_elsewhere(listed: int, connection: str, what: str) -> str:
+    """Why a window the API lists rows for cannot be synced from a database that holds none of its sessions."""
+    return (f"Umami's API lists {listed} session rows of {what}, but its PostgreSQL database (connection "
+            f"{connection!r}) holds no session with an event then: Umami keeps its data in ClickHouse "
+            "(CLICKHOUSE_URL is set, and no identity reaches PostgreSQL), or the connection points at another "
+            "database")

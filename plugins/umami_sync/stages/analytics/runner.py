@@ -17,7 +17,7 @@ from umami_sync.identities import IdentityRule
 from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
-from umami_sync.stages.analytics.figures import page_analytics, plan_page
+from umami_sync.stages.analytics.figures import InvalidFields, kept_elsewhere, page_analytics, plan_page
 from umami_sync.stages.analytics.reads import DatabaseSpans, SessionEvents
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
 from umami_sync.umami.paging import ReadAhead, SessionListing
@@ -53,11 +53,13 @@ class JobProgress:
     merged_sessions: int = 0
     unread_sessions: int = 0
     matched_sessions: int = 0
+    invalid: InvalidFields = field(default_factory=InvalidFields)
 
     def new_pass(self) -> None:
         """The list is read again from the top: count it again, read again what it merged."""
         self.merged.clear()
         self.left.clear()
+        self.invalid = InvalidFields()
         self.sessions = self.merged_sessions = self.unread_sessions = self.matched_sessions = 0
 
     def figures(self) -> dict[str, int]:
@@ -75,6 +77,7 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
             progress.new_pass()
         for invalid in page.invalid:
             log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
+            progress.invalid.add(invalid)
         plan = plan_page(page, progress.merged)
         progress.merged.update(row.id for row in plan.to_read)
         found = page_analytics(plan, {row.id: events.figures(row.id) for row in plan.to_read})
@@ -130,7 +133,10 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
                                        contest, progress, now=now)) as changes:  # closed: no page is left fetching
             users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
-                            dry_run=settings.dry_run)
+                            dry_run=settings.dry_run) or progress.invalid.failure(
+            listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)
+        if error is None and listing.report.count and not database.has_sessions(job.website_id, job.interval):
+            error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
     except (UmamiCredentialsError, UmamiConfigError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly

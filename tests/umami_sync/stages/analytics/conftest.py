@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def rows(umami_server: FakeUmami, umami_db: str) -> Iterator[UmamiRows]:
-    umami = UmamiRows(umami_db)
+def rows(umami_server: FakeUmami, umami_db: str, umami_level: str) -> Iterator[UmamiRows]:
+    umami = UmamiRows(umami_db, umami_level)
     umami.website()
     yield umami
     umami.close()

@@ -40,12 +40,14 @@ def visitor(rows: UmamiRows, db: Database, email: str, *, hours: tuple[int, ...]
 
 
 def truth(dsn: str, website_id: str, interval: DataInterval) -> dict[str, tuple[Any, ...]]:
-    """Each session's (firstAt, lastAt, views, visits) in ``interval``, from Umami's events themselves."""
+    """Each session's (firstAt, lastAt, views, visits) in ``interval``, from Umami's events themselves (performance
+    beacons, ``event_type`` 5, are not activity)."""
     with psycopg.connect(dsn) as conn:
         found = conn.execute(
             "select session_id::text, min(created_at), max(created_at), sum((event_type = 1)::int),"
             " count(distinct visit_id) from website_event where website_id = %s and created_at >= %s"
-            " and created_at < %s group by session_id", (website_id, interval.start, interval.end)).fetchall()
+            " and created_at < %s and event_type <> 5 group by session_id",
+            (website_id, interval.start, interval.end)).fetchall()
     return {row[0]: (row[1].replace(tzinfo=None), row[2].replace(tzinfo=None), row[3], row[4]) for row in found}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.factories import WEBSITE, at
-from umami_sync.stages.analytics.figures import page_analytics, plan_page
+from umami_sync.stages.analytics.figures import InvalidFields, page_analytics, plan_page
 from umami_sync.umami.models import InvalidRow, UmamiSession
 from umami_sync.umami.paging import ActivityFigures, ListedPage, ListedRow
 
@@ -14,12 +14,12 @@ ONE, TWO, THREE = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
 
 def row(session: str, hostname: str, hour: int, *, views: int = 1) -> UmamiSession:
     return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, browser="chrome", first_at=at(hour),
-                        last_at=at(hour), visits=1, views=views, events=views, created_at=at(hour))
+                        last_at=at(hour), visits=1, views=views, events=views)
 
 
 def page(*rows: tuple[UmamiSession, bool], invalid: int = 0) -> ListedPage:
     return ListedPage([ListedRow(session, before) for session, before in rows],
-                      [InvalidRow(None, None, "bad") for _ in range(invalid)])
+                      [InvalidRow(None, None, "row: bad", ("row",)) for _ in range(invalid)])
 
 
 def test_a_session_with_one_row_is_that_row() -> None:
@@ -68,3 +68,18 @@ def test_figures_come_from_the_events_and_attributes_from_the_row() -> None:
 
     assert (item.browser, item.first_at, item.last_at, item.views, item.visits) == (
         "chrome", at(9) - timedelta(minutes=5), at(10), 2, 1)
+
+
+def test_a_window_whose_rows_are_mostly_invalid_names_the_field_that_failed_most() -> None:
+    invalid = InvalidFields()
+    for _ in range(7):
+        invalid.add(InvalidRow(ONE, None, "events: Field required", ("events",)))
+    invalid.add(InvalidRow(TWO, None, "lastAt: bad; visits: bad", ("lastAt", "visits")))
+
+    assert invalid.failure(10, 5, max_share=0.5, what="website W") is None  # half: not most
+    assert InvalidFields().failure(0, 0, max_share=0.5, what="website W") is None  # an empty day
+    assert invalid.failure(10, 8, max_share=0.5, what="website W") == (
+        "8 of 10 rows of Umami's session list for website W are invalid, more than max_invalid_share 0.5 allows; "
+        "7 failed on field 'events' (first: events: Field required): an Umami whose list this sync cannot read? "
+        "Those rows were not written")
+    assert invalid.failure(10, 1, max_share=0, what="website W") is not None  # none tolerated

@@ -1,10 +1,8 @@
--- Umami 3.1.x tables read by umami_mongo_sync, exactly as Umami's own PostgreSQL migrations
--- (prisma/migrations 01_init .. 19_add_session_replay, the set shipped with v3.1.0) leave them:
--- same column order (columns added by later migrations come last), types, nullability, defaults,
--- primary keys and indexes. Umami declares no foreign keys. Only the five tables the sync and the
--- local test double use are created; users, teams, reports, ... are not needed here.
---
--- Provenance of each column / index is noted as "-- NN" (the migration that created it).
+-- Umami's tables that umami_mongo_sync and the local Umami API read, as Umami 2.20.2's PostgreSQL migrations
+-- (db/postgresql/migrations 01_init .. 13_add_revenue; 3.1.0's prisma/migrations 01 .. 13 are the same) leave
+-- them: column order, types, nullability, defaults, keys and indexes. Written for this project from reading
+-- those migrations (see README.md here); Umami declares no foreign keys. Tables the sync does not read (users,
+-- teams, reports, ...) are not created. "-- NN" names the migration a column or index comes from.
 
 -- CreateTable (01_init; 09 dropped hostname and subdivision2, renamed subdivision1 to region; 10 added distinct_id)
 CREATE TABLE "session" (
@@ -40,11 +38,12 @@ CREATE TABLE "session_data" (
     CONSTRAINT "session_data_pkey" PRIMARY KEY ("session_data_id")
 );
 
--- CreateTable (01_init; 04 added created_by, team_id; 15 dropped share_id; 19 added replay_enabled, replay_config)
+-- CreateTable (01_init; 04 added created_by, team_id)
 CREATE TABLE "website" (
     "website_id" UUID NOT NULL,
     "name" VARCHAR(100) NOT NULL,
     "domain" VARCHAR(500),
+    "share_id" VARCHAR(50),
     "reset_at" TIMESTAMPTZ(6),
     "user_id" UUID,
     "created_at" TIMESTAMPTZ(6) DEFAULT CURRENT_TIMESTAMP,
@@ -52,13 +51,11 @@ CREATE TABLE "website" (
     "deleted_at" TIMESTAMPTZ(6),
     "created_by" UUID,
     "team_id" UUID,
-    "replay_enabled" BOOLEAN NOT NULL DEFAULT false,
-    "replay_config" JSONB,
 
     CONSTRAINT "website_pkey" PRIMARY KEY ("website_id")
 );
 
--- CreateTable (01_init; 05 visit_id; 07 tag; 08 click ids and utm_*; 09 hostname; 18 web vitals) = 31 columns
+-- CreateTable (01_init; 05 visit_id; 07 tag; 08 click ids and utm_*; 09 hostname) = 26 columns
 CREATE TABLE "website_event" (
     "event_id" UUID NOT NULL,
     "website_id" UUID NOT NULL,
@@ -86,11 +83,6 @@ CREATE TABLE "website_event" (
     "utm_source" VARCHAR(255),
     "utm_term" VARCHAR(255),
     "hostname" VARCHAR(100),
-    "cls" DECIMAL(10,4),
-    "fcp" DECIMAL(10,1),
-    "inp" DECIMAL(10,1),
-    "lcp" DECIMAL(10,1),
-    "ttfb" DECIMAL(10,1),
 
     CONSTRAINT "website_event_pkey" PRIMARY KEY ("event_id")
 );
@@ -110,7 +102,8 @@ CREATE TABLE "event_data" (
     CONSTRAINT "event_data_pkey" PRIMARY KEY ("event_data_id")
 );
 
--- session indexes (01, 03, 09; 17 dropped session_session_id_key)
+-- session indexes (01, 03, 09)
+CREATE UNIQUE INDEX "session_session_id_key" ON "session"("session_id");
 CREATE INDEX "session_created_at_idx" ON "session"("created_at");
 CREATE INDEX "session_website_id_idx" ON "session"("website_id");
 CREATE INDEX "session_website_id_created_at_idx" ON "session"("website_id", "created_at");
@@ -130,7 +123,10 @@ CREATE INDEX "session_data_session_id_idx" ON "session_data"("session_id");
 CREATE INDEX "session_data_session_id_created_at_idx" ON "session_data"("session_id", "created_at");
 CREATE INDEX "session_data_website_id_created_at_data_key_idx" ON "session_data"("website_id", "created_at", "data_key");
 
--- website indexes (01, 04; 15 dropped the share_id ones; 17 dropped website_website_id_key)
+-- website indexes (01, 04)
+CREATE UNIQUE INDEX "website_website_id_key" ON "website"("website_id");
+CREATE UNIQUE INDEX "website_share_id_key" ON "website"("share_id");
+CREATE INDEX "website_share_id_idx" ON "website"("share_id");
 CREATE INDEX "website_user_id_idx" ON "website"("user_id");
 CREATE INDEX "website_created_at_idx" ON "website"("created_at");
 CREATE INDEX "website_team_id_idx" ON "website"("team_id");
