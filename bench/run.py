@@ -58,10 +58,13 @@ USERNAME, PASSWORD = "admin", "umami"
 PATHS = ("on", "off")
 """The two write paths (``mongo_collation``): identities matched through a collation, or portably."""
 OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics")
+CPU_PER_ROW_US = 25.0
+"""Client CPU a stage may spend per row (identity row in stage 1, session in stage 2), in microseconds."""
 SMOKE = {"websites": 1, "sessions": 300, "identified": 100, "users": 500, "scales": "1", "baseline_budget": 5.0,
-         "tie_sessions": 300, "tie_page_size": 20}
+         "tie_sessions": 300, "tie_page_size": 20, "listing_rows": "20000,60000"}
 DEFAULTS = {"websites": 3, "sessions": 200_000, "identified": 60_000, "users": 100_000, "scales": "1,4",
-            "baseline_budget": 60.0, "tie_sessions": 3_000, "tie_page_size": 50}
+            "baseline_budget": 60.0, "tie_sessions": 3_000, "tie_page_size": 50,
+            "listing_rows": "1000000,10000000"}
 Figures = dict[str, Any]
 
 
@@ -117,16 +120,17 @@ class WorkerServer:
     """The fork server of ``bench/worker.py``: it imports the product once, then forks a fresh child per
     step; the step's peak RSS is the child's ``ru_maxrss`` (from ``wait4``)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, product: Path = ROOT) -> None:
         self.folder = folder
+        self.product = product
         self.env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(str(path) for path in (ROOT, ROOT / "plugins", ROOT / "include",
+            "PYTHONPATH": os.pathsep.join(str(path) for path in (ROOT, product / "plugins", ROOT / "include",
                                                                   ROOT / "dags")),
             "AIRFLOW_HOME": str(folder / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         }
-        self.log_path = folder / "worker-server.log"
+        self.log_path = folder / f"worker-server-{len(list(folder.glob('worker-server*.log')))}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen([sys.executable, "-m", "bench.worker", "--serve"], cwd=ROOT, env=self.env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True)
@@ -141,19 +145,29 @@ class WorkerServer:
         reply: Figures = json.loads(line)
         return reply
 
-    def fork(self, config: Path, log: Path, env: dict[str, str]) -> tuple[int, float]:
-        """Run one step in a fresh child; its exit code and peak RSS (MB)."""
+    def fork(self, config: Path, log: Path, env: dict[str, str], *, profile: Path | None = None) -> Figures:
+        """Run one step in a fresh child; what ``wait4`` said of it: exit code, peak RSS (MB) and client CPU
+        (user and system seconds). With ``profile``, py-spy samples the child into that file meanwhile."""
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps({"config": str(config), "log": str(log), "env": env}) + "\n")
         self.process.stdin.flush()
         pid = self._reply()["pid"]
+        sampler = None if profile is None else subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--threads", "--gil",
+             "--nonblocking", "--rate", "200", "--format", "raw", "--output", str(profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             done = self._reply()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             raise
-        return done["exit_code"], done["ru_maxrss_kb"] / 1024
+        finally:
+            if sampler is not None:
+                sampler.wait(timeout=60)
+        return {"exit_code": done["exit_code"], "rss_peak_mb": done["ru_maxrss_kb"] / 1024,
+                "cpu_user_seconds": done["cpu_user_seconds"], "cpu_system_seconds": done["cpu_system_seconds"],
+                "cpu_seconds": done["cpu_user_seconds"] + done["cpu_system_seconds"]}
 
     def close(self) -> None:
         """Let the server end (stdin closed); kill it if it does not."""
@@ -173,24 +187,29 @@ class Worker:
 
     runs = 0  # steps run so far by any worker (numbers the files of each step)
 
-    def __init__(self, server: WorkerServer, env: dict[str, str], common: Figures) -> None:
+    def __init__(self, server: WorkerServer, env: dict[str, str], common: Figures, *,
+                 profile: Path | None = None) -> None:
         self.server = server
         self.folder = server.folder
         self.env = env
         self.common = common
+        self.profile = profile
 
     def run(self, task: str, **config: Any) -> Figures:
-        """Run ``task`` with the common config plus ``config``; return its figures and ``rss_peak_mb``."""
+        """Run ``task`` with the common config plus ``config``; return its figures with ``rss_peak_mb`` and
+        ``cpu_seconds`` (the child's user + system time)."""
         Worker.runs += 1
-        stem = self.folder / f"{Worker.runs:02d}-{task}"
+        name = f"{Worker.runs:02d}-{task}"
+        stem = self.folder / name
         out, config_path, log_path = (stem.with_suffix(suffix) for suffix in (".out.json", ".json", ".log"))
         config_path.write_text(json.dumps({**self.common, **config, "task": task, "out": str(out)}, default=str))
-        exit_code, rss_peak_mb = self.server.fork(config_path, log_path, self.env)
-        if exit_code != 0:
+        usage = self.server.fork(config_path, log_path, self.env,
+                                 profile=self.profile / f"{name}.txt" if self.profile else None)
+        if usage["exit_code"] != 0:
             tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
-            raise RuntimeError(f"bench worker {task!r} failed with exit code {exit_code}:\n{tail}")
+            raise RuntimeError(f"bench worker {task!r} failed with exit code {usage['exit_code']}:\n{tail}")
         figures: Figures = json.loads(out.read_text())
-        figures["rss_peak_mb"] = rss_peak_mb
+        figures.update((key, value) for key, value in usage.items() if key != "exit_code")
         return figures
 
 
@@ -205,12 +224,17 @@ def copy_indexes(source: Database[Figures], target: Database[Figures], source_na
 
 
 def request_split(umami: FakeUmami, website_ids: Sequence[str]) -> Figures:
-    """What the Umami double answered: per website its list pages and per-session (activity) reads, the
-    requests about no one website (logins, website discovery), and the non-2xx answers."""
+    """What the Umami double answered: per website its list pages and per-session (activity) reads, the requests
+    of planning (its login, website discovery and each website's row count; all before the first job's login),
+    the other requests about no one website (the jobs' logins), and the non-2xx answers."""
     per_site = {website: {"list_pages": 0, "session_reads": 0, "other": 0} for website in website_ids}
-    other = failed = 0
+    other = failed = logins = planning = 0
     for record in umami.requests:
         failed += record.status >= 300
+        logins += record.path.endswith("/auth/login")
+        if logins <= 1:
+            planning += 1
+            continue
         site = next((website for website in website_ids if f"/websites/{website}" in record.path), None)
         if site is None:
             other += 1
@@ -219,7 +243,7 @@ def request_split(umami: FakeUmami, website_ids: Sequence[str]) -> Figures:
         kind = "list_pages" if path.endswith("/sessions") else "session_reads" if path.endswith("/activity") \
             else "other"
         per_site[site][kind] += 1
-    return {"per_website": per_site, "other": other, "non_2xx": failed}
+    return {"per_website": per_site, "planning": planning, "other": other, "non_2xx": failed}
 
 
 def complete(figures: Figures, what: str) -> Figures:
@@ -275,11 +299,13 @@ def list_shape(dsn: str, website_id: str, start: datetime, end: datetime) -> Fig
 class Bench:
     """One benchmark run over one or more scales, then the tie-heavy day."""
 
-    def __init__(self, args: argparse.Namespace, mongo_uri: str, folder: Path, server: WorkerServer) -> None:
+    def __init__(self, args: argparse.Namespace, mongo_uri: str, folder: Path, server: WorkerServer,
+                 before: WorkerServer | None = None) -> None:
         self.args = args
         self.mongo_uri = mongo_uri
         self.folder = folder
         self.server = server
+        self.before = before
         self.client: MongoClient[Figures] = MongoClient(mongo_uri)
         self.db = self.client[DATABASE]
         self.settings: Figures = {key: value for key, value in
@@ -334,6 +360,8 @@ class Bench:
                     "analytics", settings={**self.settings, "users_collection": "users"}), "stage 2")
                 figures["analytics"]["http"] = {**request_split(umami, traffic.website_ids),
                                                 "page_size": self.page_size}
+                if full and self.before is not None:
+                    figures["before"] = self.before_runs(postgres.dsn, umami, traffic, sizes)
                 if full:
                     figures["limits"] = self.limits(worker, umami, traffic, sizes)
                     figures["paths"] = self.paths(worker, traffic, sizes, figures)
@@ -342,7 +370,39 @@ class Bench:
                 self.db.drop_collection("users")
         return figures
 
-    def worker(self, dsn: str, umami_url: str, traffic: TrafficSummary) -> Worker:
+    def before_runs(self, dsn: str, umami: FakeUmami, traffic: TrafficSummary, sizes: Sizes) -> Figures:
+        """Both stages of the product to compare with (``--before``), on a fresh copy of the users with the same
+        indexes, as the stage runs above ran."""
+        assert self.before is not None
+        worker = self.worker(dsn, umami.url, traffic, server=self.before)
+        self.seed("users_before", traffic, sizes)
+        copy_indexes(self.db, self.db, "users_record", "users_before")
+        settings = {**self.settings, "users_collection": "users_before"}
+        log(f"before ({self.before.product}): stage 1")
+        figures: Figures = {"sessions": complete(worker.run("sessions", settings=settings), "stage 1, before")}
+        log(f"before ({self.before.product}): stage 2")
+        umami.reset()
+        figures["analytics"] = complete(worker.run("analytics", settings=settings), "stage 2, before")
+        figures["analytics"]["http"] = {**request_split(umami, traffic.website_ids), "page_size": self.page_size}
+        self.db.drop_collection("users_before")
+        return figures
+
+    def listings(self) -> Figures:
+        """The listing alone on generated lists (``bench/listing.py``), at each of ``--listing-rows``, with this
+        product (and the one of ``--before``)."""
+        figures: Figures = {"page_size": self.page_size, "runs": []}
+        for rows in self.args.listing_rows:
+            for label, server in (("after", self.server), ("before", self.before)):
+                if server is None:
+                    continue
+                log(f"listing alone ({label}): {rows:,} generated rows")
+                run = Worker(server, {}, {}, profile=self.args.profile).run("listing", rows=rows,
+                                                                            page_size=self.page_size)
+                figures["runs"].append({"product": label, **run})
+        return figures
+
+    def worker(self, dsn: str, umami_url: str, traffic: TrafficSummary, *,
+               server: WorkerServer | None = None) -> Worker:
         """A worker launcher whose children see this day's servers."""
         env = {
             "AIRFLOW_CONN_UMAMI_DB": postgres_connection(dsn),
@@ -352,7 +412,7 @@ class Bench:
         common = {"dsn": dsn, "mongo_uri": self.mongo_uri, "database": DATABASE, "umami_url": umami_url,
                   "username": USERNAME, "password": PASSWORD, "website_ids": list(traffic.website_ids),
                   "start": traffic.start.isoformat(), "end": traffic.end.isoformat()}
-        return Worker(self.server, env, common)
+        return Worker(server or self.server, env, common, profile=self.args.profile)
 
     def limits(self, worker: Worker, umami: FakeUmami, traffic: TrafficSummary, sizes: Sizes) -> Figures:
         """Bare read, bare writes of the recorded operations, and bare API paging."""
@@ -478,7 +538,7 @@ class Bench:
         return {"expected": len(truth), "written": written, "exact": exact, "wrong": wrong}
 
 
-def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
+def summarise(scales: list[Figures], ties: Figures | None, listings: Figures | None = None) -> Figures:
     """Derived figures (rates, ratios, memory growth) and the targets, from the raw figures of each scale."""
     main = scales[0]
     sessions, analytics = main["sessions"], main["analytics"]
@@ -494,7 +554,9 @@ def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
             "bulk_writes": session_result["bulk_writes"],
             "http_requests": sessions["http_requests"],
             "rss_peak_mb": sessions["rss_peak_mb"],
+            **_cpu(sessions, session_result["rows_read"]),
             "lookup_seconds": _probe(sessions, "lookup_by_identity"),
+            **_calls(sessions, "lookup_by_identity"),
             "unfolded_scan_seconds": _probe(sessions, "unfolded_scan"),
             "bulk_write_seconds": _probe(sessions, "bulk_write"),
         },
@@ -504,8 +566,8 @@ def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
             "rows_per_second": ratio(sessions_read, analytics["seconds"]),
             "changes": analytics_changes(analytics),
             "bulk_writes": sum(result["bulk_writes"] for result in results),
-            "http_requests": sum(sum(site.values()) for site in analytics["http"]["per_website"].values())
-            + analytics["http"]["other"],
+            "http_requests": _requests(analytics["http"]),
+            "planning_requests": analytics["http"]["planning"],
             "list_pages": sum(result["list_pages"] for result in results),
             "repair_pages": sum(result["repair_pages"] for result in results),
             "session_reads": sum(result["session_reads"] for result in results),
@@ -513,6 +575,8 @@ def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
             "left_to_other_tasks": sum(result.get("left_to_other_tasks", 0) for result in results),
             "retries": sum(result["retries"] for result in results),
             "rss_peak_mb": analytics["rss_peak_mb"],
+            **_cpu(analytics, sessions_read),
+            **_calls(analytics, "lookup_by_session"),
             "websites": [_website(result, analytics["http"]["page_size"]) for result in results],
             **_time_split(analytics),
         },
@@ -524,7 +588,16 @@ def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
         targets.append(_target("stage 1 <= 1.3x (bare read + bare write)", limit["sessions"]["ratio_to_sum"], 1.3))
         targets.append(_target("stage 1 <= 1.1x the slower of read / write (aim)",
                                limit["sessions"]["ratio_to_slower"], 1.1))
+        for stage, number in (("sessions", 1), ("analytics", 2)):
+            targets.append(_target(f"stage {number} client CPU <= 1.5x (bare read + bare write + look-ups alone)",
+                                   limit[stage]["cpu_ratio"], 1.5))
+    targets.append(_target("stage 1 client CPU <= 25 us per identity row",
+                           summary["sessions"]["cpu_per_row_us"], CPU_PER_ROW_US))
+    targets.append(_target("stage 2 client CPU <= 25 us per session", summary["analytics"]["cpu_per_row_us"],
+                           CPU_PER_ROW_US))
     targets.extend(_request_targets(summary["analytics"]["websites"], main["analytics"]))
+    if "before" in main:
+        summary["before"] = _before(main["before"])
     if "paths" in main:
         summary["paths"] = _paths(main["paths"])
         targets.extend(_path_targets(summary["paths"]))
@@ -542,8 +615,62 @@ def summarise(scales: list[Figures], ties: Figures | None) -> Figures:
             growth = summary["memory"][stage]["growth_mb"]
             targets.append({"name": f"{stage}: peak RSS growth {scales[0]['scale']}x -> {scales[-1]['scale']}x "
                                     "<= +50 MB", "value": growth, "limit": 50.0, "met": growth <= 50.0})
+    if listings is not None:
+        summary["listing"] = _listing(listings)
+        targets.extend(_listing_targets(summary["listing"]))
     summary["targets"] = targets
     return summary
+
+
+LISTING_BYTES_PER_ROW_BEFORE = 138
+"""What the listing held per row before it kept its hashes in flat arrays (two Python sets of ints; issue 18)."""
+
+
+def _requests(http: Figures) -> int:
+    """Every request a stage-2 run sent (``request_split``)."""
+    total: int = sum(sum(site.values()) for site in http["per_website"].values()) + http["planning"] + http["other"]
+    return total
+
+
+def _calls(figures: Figures, lookup: str) -> Figures:
+    """A step's owner look-up calls and the ``find`` commands it sent."""
+    return {"lookup_calls": figures["probes"][lookup]["calls"], "find_calls": figures["probes"]["find"]["calls"]}
+
+
+def _before(before: Figures) -> Figures:
+    """The stage runs of the product compared with (``--before``)."""
+    sessions, analytics = before["sessions"], before["analytics"]
+    return {
+        "sessions": {"seconds": sessions["seconds"], "rss_peak_mb": sessions["rss_peak_mb"],
+                     **_cpu(sessions, sessions["result"]["rows_read"]), **_calls(sessions, "lookup_by_identity")},
+        "analytics": {"seconds": analytics["seconds"], "rss_peak_mb": analytics["rss_peak_mb"],
+                      **_cpu(analytics, sum(result["sessions"] for result in analytics["results"])),
+                      **_calls(analytics, "lookup_by_session"),
+                      "http_requests": _requests(analytics["http"])},
+    }
+
+
+def _listing(listings: Figures) -> Figures:
+    """Each product's listing-alone runs, and its memory per row between its smallest and largest run."""
+    summary: Figures = {"page_size": listings["page_size"]}
+    for product in ("after", "before"):
+        runs = [run for run in listings["runs"] if run["product"] == product]
+        if not runs:
+            continue
+        first, last = runs[0], runs[-1]
+        summary[product] = {
+            "runs": [{key: run[key] for key in ("rows", "rows_per_second", "cpu_per_row_us", "rss_peak_mb")}
+                     for run in runs],
+            "bytes_per_row": ratio((last["rss_peak_mb"] - first["rss_peak_mb"]) * 2**20, last["rows"] - first["rows"])}
+    return summary
+
+
+def _listing_targets(listing: Figures) -> list[Figures]:
+    per_row = listing["after"]["bytes_per_row"]
+    if per_row is None:  # one size only: no growth to measure
+        return []
+    before = listing.get("before", {}).get("bytes_per_row") or LISTING_BYTES_PER_ROW_BEFORE
+    return [_target(f"listing memory per row <= half the {before:,.0f} bytes before", per_row, before / 2)]
 
 
 def _target(name: str, value: float | None, limit: float) -> Figures:
@@ -560,21 +687,29 @@ def _website(result: Figures, page_size: int) -> Figures:
             "page_size": page_size, "complete": result["error"] is None and result["missing_rows"] == 0}
 
 
-def _probe(figures: Figures, label: str) -> float:
-    """Seconds a step spent in one probed method (``worker.stage_probes``)."""
-    seconds: float = figures["probes"][label]["seconds"]
+def _probe(figures: Figures, label: str, kind: str = "seconds") -> float:
+    """Seconds a step spent in one probed method (``worker.stage_probes``); ``kind="cpu_seconds"``: the CPU time
+    of the calling thread in it."""
+    seconds: float = figures["probes"][label][kind]
     return seconds
+
+
+def _cpu(figures: Figures, rows: int) -> Figures:
+    """A step's client CPU (user + system of its child, from ``wait4``), in all and per row in microseconds."""
+    return {"cpu_seconds": figures["cpu_seconds"], "cpu_per_row_us": ratio(figures["cpu_seconds"] * 1e6, rows)}
 
 
 def _time_split(figures: Figures) -> Figures:
     """Where a stage-2 run's wall time went (see ``worker.stage_probes``): the main thread pages the list,
     reads sessions, looks owners up and asks PostgreSQL for sessions' first and last events; the rest of its
     time is planning and waiting for the writer."""
-    parts = {"list_page_seconds": _probe(figures, "list_pages"),
+    list_pages, waited = _probe(figures, "list_pages"), _probe(figures, "list_wait")
+    parts = {"list_wait_seconds": waited if figures["probes"]["list_wait"]["calls"] else list_pages,
              "session_read_seconds": _probe(figures, "session_reads"),
              "lookup_seconds": _probe(figures, "lookup_by_session"),
              "span_query_seconds": _probe(figures, "session_spans")}
-    return {**parts, "bulk_write_seconds": _probe(figures, "bulk_write"),
+    return {**parts, "list_page_seconds": list_pages, "list_overlap_seconds": list_pages - parts["list_wait_seconds"],
+            "bulk_write_seconds": _probe(figures, "bulk_write"),
             "rest_seconds": figures["seconds"] - sum(parts.values())}
 
 
@@ -593,15 +728,32 @@ def _limit_ratios(main: Figures) -> Figures:
     return {
         "sessions": {"read_seconds": read, "write_seconds": write, "ratio_to_sum": ratio(stage1, read + write),
                      "ratio_to_slower": ratio(stage1, max(read, write)), "lookup_alone_seconds": lookup1,
-                     "ratio_to_server_work": ratio(stage1, write + lookup1)},
+                     "ratio_to_server_work": ratio(stage1, write + lookup1),
+                     **_cpu_limits(main["sessions"], limits["read"], limits["sessions_write"],
+                                   reruns["sessions_rerun"], "lookup_by_identity")},
         "analytics": {"read_seconds": http, "write_seconds": analytics_write,
                       "ratio_to_sum": ratio(stage2, http + analytics_write),
                       "ratio_to_slower": ratio(stage2, max(http, analytics_write)),
                       "slower": "bare API paging" if http >= analytics_write else "bare bulk_write",
                       "excess_seconds": excess, "lookup_seconds": lookup,
                       "lookup_share_of_excess": ratio(lookup, excess), "lookup_alone_seconds": lookup2,
-                      "ratio_to_server_work": ratio(stage2, analytics_write + lookup2)},
+                      "ratio_to_server_work": ratio(stage2, analytics_write + lookup2),
+                      **_cpu_limits(main["analytics"], limits["http"], limits["analytics_write"],
+                                    reruns["analytics_rerun"], "lookup_by_session")},
     }
+
+
+def _cpu_limits(stage: Figures, read: Figures, write: Figures, rerun: Figures, lookup: str) -> Figures:
+    """The client CPU of a stage's bare read and bare write (their children, per row and per operation) and of its
+    look-ups alone (the CPU of the look-up calls in a re-run), and the stage's CPU over their sum."""
+    lookups = _probe(rerun, lookup, "cpu_seconds")
+    floor = read["cpu_seconds"] + write["cpu_seconds"] + lookups
+    return {"read_cpu_seconds": read["cpu_seconds"], "read_cpu_per_row_us": ratio(read["cpu_seconds"] * 1e6,
+                                                                                  read["rows"]),
+            "write_cpu_seconds": write["cpu_seconds"], "write_cpu_per_op_us": ratio(write["cpu_seconds"] * 1e6,
+                                                                                   write["rows"]),
+            "lookup_alone_cpu_seconds": lookups, "cpu_floor_seconds": floor,
+            "cpu_ratio": ratio(stage["cpu_seconds"], floor)}
 
 
 def _request_targets(websites: list[Figures], analytics: Figures) -> list[Figures]:
@@ -724,6 +876,7 @@ def table(report: Figures) -> str:
         ("changes sent", f"{s1['changes']:,}", f"{s2['changes']:,}"),
         ("bulk_write calls", f"{s1['bulk_writes']:,}", f"{s2['bulk_writes']:,}"),
         ("HTTP requests (retries)", f"{s1['http_requests']:,}", f"{s2['http_requests']:,} ({s2['retries']})"),
+        ("  planning: login, websites, row counts", "-", f"{s2['planning_requests']:,}"),
         ("  list pages (repair) + session reads", "-",
          f"{s2['list_pages']:,} ({s2['repair_pages']}) + {s2['session_reads']:,}"),
     ]
@@ -734,12 +887,19 @@ def table(report: Figures) -> str:
         ("users left to another website's task", "-", f"{s2['left_to_other_tasks']:,}"),
         ("owner look-up (s) [by identity | by session]", _number(s1["lookup_seconds"], 2),
          _number(s2["lookup_seconds"], 2)),
+        ("owner look-up calls / find commands", f"{s1['lookup_calls']:,} / {s1['find_calls']:,}",
+         f"{s2['lookup_calls']:,} / {s2['find_calls']:,}"),
         ("session spans query in PostgreSQL (s)", "-", _number(s2["span_query_seconds"], 2)),
         ("API list pages + session reads (s)", "-",
          f"{_number(s2['list_page_seconds'], 2)} + {_number(s2['session_read_seconds'], 2)}"),
+        ("  list pages, main thread waited (s) [overlapped]", "-",
+         f"{_number(s2['list_wait_seconds'], 2)} [{_number(s2['list_overlap_seconds'], 2)}]"),
         ("bulk_write calls, writer thread (s)", _number(s1["bulk_write_seconds"], 2),
          _number(s2["bulk_write_seconds"], 2)),
         ("peak RSS of the worker (MB)", _number(s1["rss_peak_mb"]), _number(s2["rss_peak_mb"])),
+        ("client CPU of the step (s)", _number(s1["cpu_seconds"], 2), _number(s2["cpu_seconds"], 2)),
+        ("client CPU per row (us) [identity row | session]", _number(s1["cpu_per_row_us"], 1),
+         _number(s2["cpu_per_row_us"], 1)),
     ]
     if "limits" in summary:
         l1, l2 = summary["limits"]["sessions"], summary["limits"]["analytics"]
@@ -756,6 +916,12 @@ def table(report: Figures) -> str:
              _number(l2["lookup_alone_seconds"], 2)),
             ("sync / (bare write + look-ups alone)", _number(l1["ratio_to_server_work"], 2, "x"),
              _number(l2["ratio_to_server_work"], 2, "x")),
+            ("client CPU: bare read (s) [us per row]", _cpu_cell(l1, "read"), _cpu_cell(l2, "read")),
+            ("client CPU: bare bulk_write (s) [us per op]", _cpu_cell(l1, "write"), _cpu_cell(l2, "write")),
+            ("client CPU: look-ups alone, in a re-run (s)", _number(l1["lookup_alone_cpu_seconds"], 2),
+             _number(l2["lookup_alone_cpu_seconds"], 2)),
+            ("client CPU / (bare read + write + look-ups)", _number(l1["cpu_ratio"], 2, "x"),
+             _number(l2["cpu_ratio"], 2, "x")),
         ]
     if "baseline" in summary:
         base = summary["baseline"]
@@ -796,8 +962,12 @@ def table(report: Figures) -> str:
         lines.append(f"write paths (mongo_collation; auto chose {summary['paths']['auto']} here), each on a fresh "
                      "copy of the users: changes sent / wall time")
         lines += [f"{label:<{width}}{first:>22}{second:>22}" for label, first, second in path_rows]
+    if "before" in summary:
+        lines += _before_lines(summary, meta["before"], width)
     if "ties" in summary:
         lines += _tie_lines(summary["ties"], width)
+    if "listing" in summary:
+        lines += _listing_lines(summary["listing"], width)
     if "limits" in summary:
         lines.append(_stage2_note(summary))
     lines.append("targets:")
@@ -807,6 +977,41 @@ def table(report: Figures) -> str:
         lines.append(f"  [{'met' if target['met'] else 'MISSED'}] {target['name']}: {shown} "
                      f"(limit {target['limit']})")
     return "\n".join(lines)
+
+
+def _before_lines(summary: Figures, product: str, width: int) -> list[str]:
+    before, after = summary["before"], {stage: summary[stage] for stage in ("sessions", "analytics")}
+    lines = [f"before ({product}) -> after, the same day on a fresh copy of the users:"]
+    for label, key, digits in (("wall time (s)", "seconds", 2), ("client CPU of the step (s)", "cpu_seconds", 2),
+                               ("client CPU per row (us)", "cpu_per_row_us", 1), ("peak RSS (MB)", "rss_peak_mb", 1),
+                               ("owner look-up calls", "lookup_calls", 0), ("find commands", "find_calls", 0)):
+        cells = [f"{_number(before[stage][key], digits)} -> {_number(after[stage][key], digits)}"
+                 for stage in ("sessions", "analytics")]
+        lines.append(f"{label:<{width}}{cells[0]:>22}{cells[1]:>22}")
+    requests = f"{before['analytics']['http_requests']:,} -> {after['analytics']['http_requests']:,}"
+    lines.append(f"{'HTTP requests':<{width}}{'-':>22}{requests:>22}")
+    return lines
+
+
+def _listing_lines(listing: Figures, width: int) -> list[str]:
+    lines = [f"listing alone (generated pages of {listing['page_size']:,} rows through SessionListing and the figure "
+             "rules, no servers): rows per second / client CPU per row (us) / peak RSS (MB)"]
+    for product in ("before", "after"):
+        if product not in listing:
+            continue
+        for run in listing[product]["runs"]:
+            label = f"{product}: {run['rows']:,} rows"
+            value = (f"{_number(run['rows_per_second'], 0)} / {_number(run['cpu_per_row_us'], 1)} / "
+                     f"{_number(run['rss_peak_mb'], 1)}")
+            lines.append(f"{label:<{width}}{value:>44}")
+        label = f"{product}: memory per row (bytes)"
+        lines.append(f"{label:<{width}}{_number(listing[product]['bytes_per_row'], 1):>44}")
+    return lines
+
+
+def _cpu_cell(limit: Figures, step: str) -> str:
+    per = limit["read_cpu_per_row_us" if step == "read" else "write_cpu_per_op_us"]
+    return f"{_number(limit[f'{step}_cpu_seconds'], 2)} [{_number(per, 1)}]"
 
 
 def _tie_lines(ties: Figures, width: int) -> list[str]:
@@ -832,8 +1037,10 @@ def _stage2_note(summary: Figures) -> str:
     share = limit["lookup_share_of_excess"]
     slower = max(limit["read_seconds"], limit["write_seconds"])
     return (f"stage 2: {_number(s2['seconds'], 1)} s = {limit['slower']} {_number(slower, 1)} s + "
-            f"{_number(limit['excess_seconds'], 1)} s. Main thread: list pages {_number(s2['list_page_seconds'], 1)}"
-            f" s, session reads {_number(s2['session_read_seconds'], 1)} s, owner look-up "
+            f"{_number(limit['excess_seconds'], 1)} s. Reader thread: list pages "
+            f"{_number(s2['list_page_seconds'], 1)} s, of which the main thread waited "
+            f"{_number(s2['list_wait_seconds'], 1)} s. Main thread: session reads "
+            f"{_number(s2['session_read_seconds'], 1)} s, owner look-up "
             f"{_number(s2['lookup_seconds'], 1)} s ({_number(None if share is None else share * 100, 0)}% of the "
             f"excess), session spans query {_number(s2['span_query_seconds'], 1)} s, the rest (planning, waiting for "
             f"the writer) {_number(s2['rest_seconds'], 1)} s. Writer thread: bulk_write "
@@ -858,6 +1065,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tie-sessions", type=int, help="sessions of the tie-heavy day (0: skip it)")
     parser.add_argument("--tie-page-size", type=int, help="the sync's page_size on the tie-heavy day")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one scale: checks the bench runs")
+    parser.add_argument("--profile", type=Path, help="a folder: py-spy samples every step into it (slows the steps)")
+    parser.add_argument("--listing-rows", help="generated list rows of the listing-alone steps, comma-separated "
+                                               "(default 1000000,10000000; 0: skip them)")
+    parser.add_argument("--before", type=Path, help="a checkout of the product to compare with: its stages (first "
+                                                    "scale) and listing steps run too, side by side")
     args = parser.parse_args(argv)
     for key, value in (SMOKE if args.smoke else DEFAULTS).items():
         if getattr(args, key) is None:
@@ -865,6 +1077,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for key, value in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    args.listing_rows = [int(part) for part in str(args.listing_rows).split(",") if int(part or 0) > 0]
     return args
 
 
@@ -879,21 +1094,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="umami-bench-")))
         server = WorkerServer(folder)
         stack.callback(server.close)
-        bench = Bench(args, mongo_uri, folder, server)
+        before = None if args.before is None else WorkerServer(folder, product=args.before.resolve())
+        if before is not None:
+            stack.callback(before.close)
+        bench = Bench(args, mongo_uri, folder, server, before)
         stack.callback(bench.client.close)
         measured = [bench.scale(scale, base.times(scale), full=index == 0) for index, scale in enumerate(scales)]
         ties = bench.ties() if args.tie_sessions > 0 else None
+        listings = bench.listings() if args.listing_rows else None
         bench.client.drop_database(DATABASE)
     report: Figures = {
         "meta": {"generated_at": datetime.now(UTC).isoformat(), "python": platform.python_version(),
                  "cpus": os.cpu_count(), "mongo": shown_uri(args.mongo_uri) if args.mongo_uri
                  else "SecantusDB (local, in memory)", "smoke": args.smoke, "day": DAY.isoformat(),
-                 "settings": bench.settings, "baseline_budget_seconds": args.baseline_budget},
+                 "settings": bench.settings, "baseline_budget_seconds": args.baseline_budget,
+                 "before": None if args.before is None else str(args.before)},
         "scales": measured,
     }
     if ties is not None:
         report["ties"] = ties
-    report["summary"] = summarise(measured, ties)
+    if listings is not None:
+        report["listing"] = listings
+    report["summary"] = summarise(measured, ties, listings)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.out.with_name(args.out.name + ".tmp")
     temporary.write_text(json.dumps(report, indent=2, default=str))

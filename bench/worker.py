@@ -72,45 +72,53 @@ def _timed(figures: Figures, run: Callable[[], Figures]) -> Figures:
 
 
 class Probes:
-    """Wall time spent inside chosen methods of the product, in this process only: the methods are wrapped
-    on their classes here (the product's code is not changed). Calls from any thread are summed."""
+    """Wall time and CPU time (of the calling thread) spent inside chosen methods of the product, in this process
+    only: the methods are wrapped on their classes here (the product's code is not changed). Calls from any thread
+    are summed."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def wrap(self, owner: type, name: str, label: str) -> None:
-        """Time every call of ``owner.name`` under ``label``."""
-        self.seconds[label], self.calls[label] = 0.0, 0
-        original: Callable[..., Any] = getattr(owner, name)
+        """Time every call of ``owner.name`` under ``label`` (a product without that method: none, at 0)."""
+        self.seconds[label], self.cpu_seconds[label], self.calls[label] = 0.0, 0.0, 0
+        original: Callable[..., Any] | None = getattr(owner, name, None)
+        if original is None:
+            return
 
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                elapsed = time.perf_counter() - started
+                elapsed, used = time.perf_counter() - started, time.thread_time() - cpu
                 with self._lock:
                     self.seconds[label] += elapsed
+                    self.cpu_seconds[label] += used
                     self.calls[label] += 1
 
         setattr(owner, name, timed)
 
     def as_dict(self) -> Figures:
-        """``{label: {"seconds", "calls"}}``."""
-        return {label: {"seconds": self.seconds[label], "calls": self.calls[label]} for label in self.seconds}
+        """``{label: {"seconds", "cpu_seconds", "calls"}}``."""
+        return {label: {"seconds": self.seconds[label], "cpu_seconds": self.cpu_seconds[label],
+                        "calls": self.calls[label]} for label in self.seconds}
 
 
 def stage_probes() -> Probes:
     """Where a stage's time goes: the owner look-ups (stage 1: by identity, its one scan of non-folded users
     included; stage 2: by session), stage 2's query of sessions' first and last events in Umami's PostgreSQL
     (which task writes a user active on several websites or sub-windows), the Umami list pages and
-    per-session reads (HTTP, parsing included), and the ``bulk_write`` calls (on the writer thread,
-    overlapping the rest)."""
+    per-session reads (HTTP, parsing included; the list pages on the reader thread, one page ahead), the waits of
+    the main thread for the next page, the ``find`` commands sent, and the ``bulk_write`` calls (on the writer
+    thread, overlapping the rest)."""
     from pymongo.collection import Collection
 
+    from umami_sync.umami import paging
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
     from umami_sync.users.store import UsersCollection
@@ -123,6 +131,8 @@ def stage_probes() -> Probes:
     probes.wrap(Collection, "bulk_write", "bulk_write")
     probes.wrap(UmamiHook, "session_page", "list_pages")
     probes.wrap(UmamiHook, "session_activity", "session_reads")
+    probes.wrap(getattr(paging, "ReadAhead", object), "_wait", "list_wait")
+    probes.wrap(Collection, "find", "find")
     return probes
 
 
@@ -236,6 +246,13 @@ def baseline_analytics(config: Config) -> Figures:
             budget_seconds=config["budget_seconds"]).as_dict())
 
 
+def listing(config: Config) -> Figures:
+    """Generated list pages through the listing and the figure rules (``bench/listing.py``), no servers."""
+    from bench.listing import run_listing
+
+    return _timed({}, lambda: run_listing(config["rows"], config["page_size"]).as_dict())
+
+
 def noop(config: Config) -> Figures:
     """An empty step: what a child costs before any work (its pid tells the children apart)."""
     return _timed({}, lambda: {"pid": os.getpid()})
@@ -243,6 +260,7 @@ def noop(config: Config) -> Figures:
 
 TASKS: dict[str, Callable[[Config], Figures]] = {
     "noop": noop,
+    "listing": listing,
     "sessions": run_sessions,
     "analytics": run_analytics,
     "record": record_operations,
@@ -294,7 +312,8 @@ def serve() -> int:
             _child(request)
         _answer({"pid": pid})
         _, status, usage = os.wait4(pid, 0)
-        _answer({"exit_code": os.waitstatus_to_exitcode(status), "ru_maxrss_kb": usage.ru_maxrss})
+        _answer({"exit_code": os.waitstatus_to_exitcode(status), "ru_maxrss_kb": usage.ru_maxrss,
+                 "cpu_user_seconds": usage.ru_utime, "cpu_system_seconds": usage.ru_stime})
     return 0
 
 

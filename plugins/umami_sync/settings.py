@@ -121,7 +121,11 @@ class SyncSettings(BaseModel):
         None, ge=1, le=24 * 366, description="Session sync reads at least this many hours before the interval end.")
     analytics_days_back: int = Field(1, ge=1, le=366,
                                      description="Analytics sync reads this many days before the interval end.")
-    sub_windows: int = Field(1, ge=1, le=96, description="Mapped analytics tasks per website and interval.")
+    sub_windows: Annotated[int, Field(ge=1, le=96)] | Literal["auto"] = Field(
+        "auto", description="Mapped analytics tasks per website and interval; auto: as many as keep each task's list "
+                            "within max_task_rows (planning asks each website's list for its row count).")
+    max_task_rows: int = Field(500_000, ge=1, le=50_000_000,
+                               description="With sub_windows auto: the most list rows one analytics task reads.")
 
     # Speed and politeness
     page_size: int = Field(5000, ge=1, le=100_000, description="Sessions per Umami API page.")

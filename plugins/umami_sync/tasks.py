@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult, StatusResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics.jobs import AnalyticsJob, NoWebsiteError, UnknownWebsiteError
+from umami_sync.stages.analytics.jobs import AnalyticsJob, AnalyticsPlanError, NoWebsiteError, UnknownWebsiteError
 from umami_sync.stages.status import run_result, summarise
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
@@ -84,7 +84,7 @@ def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict
     failure, retryable = None, True
     try:
         jobs = plan_analytics_jobs(resolved.settings, resolved.interval)
-    except (UnknownWebsiteError, NoWebsiteError, UmamiCredentialsError, UmamiConfigError) as exc:
+    except (UnknownWebsiteError, NoWebsiteError, UmamiCredentialsError, UmamiConfigError, AnalyticsPlanError) as exc:
         failure, retryable = str(exc), False
     except UmamiError as exc:
         failure = f"the websites could not be listed: {exc}"

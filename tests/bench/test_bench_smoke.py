@@ -28,7 +28,8 @@ def run(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[
     completed = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--websites", "1", "--sessions", "300", "--identified",
          "100", "--users", "500", "--scales", "1", "--baseline-budget", "5", "--tie-sessions", str(TIE_SESSIONS),
-         "--tie-page-size", str(TIE_PAGE_SIZE), "--mongo-uri", mongo_uri, "--out", str(out)],
+         "--tie-page-size", str(TIE_PAGE_SIZE), "--listing-rows", "20000,60000", "--mongo-uri", mongo_uri,
+         "--out", str(out)],
         cwd=REPO, env={**os.environ}, capture_output=True, text=True, timeout=280, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -47,7 +48,8 @@ def positive(value: Any) -> bool:
 
 def test_the_table_has_every_section(run: tuple[dict[str, Any], str]) -> None:
     _, table = run
-    for text in ("stage 1: sessions", "owner look-up (s)", "list pages (repair) + session reads",
+    for text in ("stage 1: sessions", "owner look-up (s)", "list pages (repair) + session reads", "client CPU",
+                 "listing alone",
                  "write paths (mongo_collation; auto chose", "collation on: re-run", "collation off: first run",
                  "tie-heavy day:", "sessions expected / written / exact", "stage 2 beyond its slower limit",
                  "targets:"):
@@ -80,6 +82,7 @@ def test_requests_are_split_into_list_pages_and_session_reads(report: dict[str, 
     (analytics,) = scale["analytics"]["results"]
     served = scale["analytics"]["http"]["per_website"][analytics["website_id"]]
     assert served == {"list_pages": analytics["list_pages"], "session_reads": analytics["session_reads"], "other": 0}
+    assert scale["analytics"]["http"]["planning"] == 3  # its login, the website list, the website's row count
     assert analytics["requests"] == analytics["list_pages"] + analytics["session_reads"] + analytics["logins"]
     (site,) = report["summary"]["analytics"]["websites"]
     assert site["allowed"] == math.ceil(analytics["list_rows"] / site["page_size"]) + analytics["session_reads"] + 2
@@ -150,9 +153,9 @@ def test_summary_has_every_stage_figure_and_ratio(report: dict[str, Any]) -> Non
     for stage in ("sessions", "analytics"):
         figures = summary[stage]
         for key in ("seconds", "rows_per_second", "bulk_writes", "rss_peak_mb", "lookup_seconds",
-                    "bulk_write_seconds"):
+                    "bulk_write_seconds", "cpu_seconds", "cpu_per_row_us", "lookup_calls", "find_calls"):
             assert positive(figures[key]), (stage, key)
-        for key in ("ratio_to_sum", "ratio_to_slower"):
+        for key in ("ratio_to_sum", "ratio_to_slower", "read_cpu_seconds", "write_cpu_seconds", "cpu_ratio"):
             assert positive(summary["limits"][stage][key]), (stage, key)
     assert positive(summary["analytics"]["http_requests"])
     assert positive(summary["analytics"]["list_page_seconds"])
@@ -162,5 +165,15 @@ def test_summary_has_every_stage_figure_and_ratio(report: dict[str, Any]) -> Non
     assert any(name.startswith("re-run sends 0 changes") for name in names)
     assert any(name.startswith("tie-heavy day: every session exact") for name in names)
     assert all(isinstance(target["met"], bool) for target in summary["targets"])
-    correctness = [target for target in summary["targets"] if not target["name"].startswith(("stage 1 <=", "end to"))]
+    correctness = [target for target in summary["targets"]
+                   if not target["name"].startswith(("stage 1 <=", "end to")) and "client CPU" not in target["name"]]
     assert all(target["met"] for target in correctness), correctness
+
+
+def test_the_listing_alone_reads_every_generated_row(report: dict[str, Any]) -> None:
+    runs = report["listing"]["runs"]
+    assert [run["rows"] for run in runs] == [20_000, 60_000]
+    for run in runs:
+        assert run["sessions"] == run["analytics"] and run["read_from_events"] > 0
+        assert positive(run["cpu_per_row_us"]) and positive(run["rss_peak_mb"])
+    assert report["summary"]["listing"]["after"]["bytes_per_row"] is not None

@@ -53,6 +53,16 @@ def test_a_bad_value_names_the_setting() -> None:
         parse_variable("[1]")
 
 
+def test_sub_windows_are_auto_by_default_and_a_number_still_goes() -> None:
+    assert (SyncSettings().sub_windows, SyncSettings().max_task_rows) == ("auto", 500_000)
+    assert build_settings({"sub_windows": 4, "max_task_rows": 2_000_000}).sub_windows == 4
+    for bad in (0, 97, "often"):
+        with pytest.raises(SettingsError, match="sub_windows"):
+            build_settings({"sub_windows": bad})
+    with pytest.raises(SettingsError, match="max_task_rows"):
+        build_settings({"max_task_rows": 0})
+
+
 @pytest.mark.parametrize("value", ["true", "false"])
 def test_a_dry_run_in_the_variable_is_refused_naming_the_trigger_form(value: str) -> None:
     """A rehearsal is a per-run choice: in the Variable it would silently rehearse every scheduled run."""

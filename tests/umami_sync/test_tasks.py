@@ -73,6 +73,20 @@ def test_users_the_server_refuses_fail_the_task_without_a_retry(
         tasks.session_sync(run_plan(), {"ti": TaskInstance()})
 
 
+def test_more_tasks_than_airflow_maps_fail_the_plan_without_a_retry(umami_server: Any, umami_db: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = UmamiRows(umami_db)
+    rows.website()
+    rows.close()
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    ti = TaskInstance()
+
+    with pytest.raises(AirflowFailException, match=r"needs 3 tasks .*core\.max_map_length = 2"):
+        tasks.plan_analytics(run_plan(sub_windows=3), {"ti": ti})
+
+    assert ti.pushed["result"]["stage"] == "plan" and "max_map_length" in ti.pushed["result"]["error"]
+
+
 def test_a_connection_that_breaks_the_rule_fails_the_plan_without_a_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 

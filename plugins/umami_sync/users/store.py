@@ -83,6 +83,7 @@ class UsersCollection:
         self._collation = collation
         self._projection = dict.fromkeys((match_field, *OUR_FIELDS), 1)
         self._unfolded: dict[str, list[Any]] | None = None
+        self._either_path: bool | None = None
 
     @property
     def collation(self) -> bool:
@@ -184,13 +185,13 @@ class UsersCollection:
         return unfolded
 
     def users_by_session(self, session_ids: list[str]) -> dict[str, list[User]]:
-        """Each of ``session_ids``' users (not deleted) that know it, with our fields as they are now."""
+        """Each of ``session_ids``' users (not deleted) that know it, with our fields as they are now: one query per
+        chunk where the server serves an ``$or`` of both paths from their indexes, else one per path and chunk."""
         wanted = set(session_ids)
         users: dict[Any, User] = {}
-        for path in SESSION_ID_PATHS:
-            for chunk in batched(session_ids, LOOKUP_CHUNK):
-                for user in self.collection.find({path: {"$in": chunk}, **NOT_DELETED}, self._projection):
-                    users[user["_id"]] = user
+        for query in self._session_queries(session_ids):
+            for user in self.collection.find({**query, **NOT_DELETED}, self._projection):
+                users[user["_id"]] = user
         owners: dict[str, list[User]] = {}
         for user_id in sorted(users, key=str):
             user = users[user_id]
@@ -199,6 +200,30 @@ class UsersCollection:
             for session_id in wanted.intersection(known):
                 owners.setdefault(session_id, []).append(user)
         return owners
+
+    def _session_queries(self, session_ids: list[str]) -> Iterator[dict[str, Any]]:
+        if self._either_path is None:
+            self._either_path = self.or_uses_indexes()
+            log.info("owners of sessions are looked up with %s", "one query per chunk (an indexed $or)"
+                     if self._either_path else "one query per path and chunk (this server would scan for an $or)")
+        for chunk in batched(session_ids, LOOKUP_CHUNK):
+            if self._either_path:
+                yield {"$or": [{path: {"$in": chunk}} for path in SESSION_ID_PATHS]}
+            else:
+                yield from ({path: {"$in": chunk}} for path in SESSION_ID_PATHS)
+
+    def or_uses_indexes(self) -> bool:
+        """Whether this server answers an ``$or`` of the session paths from their indexes (asked once, with
+        ``explain``). MongoDB does; a server that would scan the collection for it (SecantusDB does), or that
+        cannot explain, is asked one path at a time."""
+        probe = {"$or": [{path: {"$in": ["umami-sync-probe"]}} for path in SESSION_ID_PATHS], **NOT_DELETED}
+        try:
+            plan = self.collection.find(probe, {"_id": 1}).explain().get("queryPlanner", {}).get("winningPlan", {})
+        except PyMongoError as exc:
+            log.info("the server cannot explain a query (%s); sessions are looked up one path at a time", exc)
+            return False
+        stages = set(_plan_stages(plan))
+        return "IXSCAN" in stages and "COLLSCAN" not in stages
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -312,6 +337,19 @@ def _server_reason(message: object) -> str:
 
 def _batch_error(failed: int, size: int, code: object, message: object) -> str:
     return f"bulk_write: {failed} of {size} operations failed (first: {code}: {str(message or '')[:200]})"
+
+
+def _plan_stages(plan: Mapping[str, Any]) -> Iterator[str]:
+    """Every stage of an ``explain`` plan (MongoDB nests them as ``inputStage``, ``inputStages`` and, in the
+    slot-based engine's output, ``queryPlan``)."""
+    if isinstance(stage := plan.get("stage"), str):
+        yield stage
+    for key in ("inputStage", "queryPlan"):
+        if isinstance(child := plan.get(key), dict):
+            yield from _plan_stages(child)
+    for child in plan.get("inputStages") or []:
+        if isinstance(child, dict):
+            yield from _plan_stages(child)
 
 
 def _covers(index: Mapping[str, Any], key: str, collation: Collation | None) -> bool:

@@ -123,6 +123,70 @@ def test_users_by_session_read_our_fields_as_they_are(users_db: Database, mongo_
     assert found["s2"][0]["umamiAnalytics"] == {"id": "s2"}
 
 
+@pytest.mark.parametrize("either_path", [True, False], ids=["one $or per chunk", "one query per path"])
+def test_both_ways_of_looking_sessions_up_find_the_same_owners(users_db: Database, mongo_collation: str,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               either_path: bool) -> None:
+    one = add_user(users_db["users"], "a@x.io", session_id="s1", umamiSessions=[{"id": "s1"}])
+    two = add_user(users_db["users"], "b@x.io", umamiSessions=[{"id": "s0"}, {"id": "s150"}])
+    add_user(users_db["users"], "c@x.io", session_id="s150", isDeleted=True)
+    sent: list[dict[str, Any]] = []
+    find = Collection.find
+    monkeypatch.setattr(Collection, "find", lambda self, *args, **kwargs: sent.append(args[0]) or find(
+        self, *args, **kwargs))
+    users = store(users_db, mongo_collation)
+    monkeypatch.setattr(users, "or_uses_indexes", lambda: either_path)
+
+    found = users.users_by_session([f"s{n}" for n in range(200)])
+
+    assert {session: [user["_id"] for user in owners] for session, owners in found.items()} == {
+        "s0": [two], "s1": [one], "s150": [two]}
+    assert len(sent) == (2 if either_path else 4)  # 200 ids: two chunks of 100
+
+
+def test_sessions_are_looked_up_one_path_at_a_time_on_a_server_that_would_scan_for_an_or(
+        users_db: Database, mongo_collation: str) -> None:
+    add_user(users_db["users"], "a@x.io", session_id="s1")
+    users = store(users_db, mongo_collation)
+    users.ensure_indexes()
+
+    assert users.or_uses_indexes() is False  # SecantusDB explains a collection scan for the $or
+
+
+MONGODB_OR_PLAN = {"stage": "FETCH", "filter": {"isDeleted": {"$not": {"$eq": True}}}, "inputStage": {
+    "stage": "OR", "inputStages": [
+        {"stage": "IXSCAN", "keyPattern": {"session_id": 1}, "indexName": "umami_sync_session_id"},
+        {"stage": "IXSCAN", "keyPattern": {"umamiSessions.id": 1}, "indexName": "umami_sync_umamiSessions_id"}]}}
+"""The winning plan MongoDB (6.0, classic engine) explains for the sync's ``$or`` of the two indexed paths."""
+
+
+@pytest.mark.parametrize(("plan", "indexed"), [
+    (MONGODB_OR_PLAN, True),
+    ({"queryPlan": MONGODB_OR_PLAN, "slotBasedPlan": {"stages": "..."}}, True),  # the slot-based engine's shape
+    ({"stage": "COLLSCAN", "filter": {}}, False),
+    ({"stage": "SUBPLAN", "inputStage": {"stage": "OR", "inputStages": [
+        {"stage": "IXSCAN"}, {"stage": "COLLSCAN"}]}}, False),
+    ({}, False),
+])
+def test_an_or_is_sent_only_when_the_plan_reads_indexes_and_scans_nothing(users_db: Database,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          plan: dict[str, Any], indexed: bool) -> None:
+    monkeypatch.setattr("pymongo.cursor.Cursor.explain",
+                        lambda self: {"queryPlanner": {"winningPlan": plan}})
+
+    assert store(users_db, "on").or_uses_indexes() is indexed
+
+
+def test_a_server_that_cannot_explain_gets_one_query_per_path(users_db: Database,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Any) -> dict[str, Any]:
+        raise OperationFailure("explain is not supported", code=115)
+
+    monkeypatch.setattr("pymongo.cursor.Cursor.explain", refuse)
+
+    assert store(users_db, "off").or_uses_indexes() is False
+
+
 def _planned(users: UsersCollection, email: str) -> Change:
     """The session change stage 1 would send for ``email``'s user as it is now: session ``s1`` of ``w1``."""
     change = session_change(users.users_by_identity([email])[email][0], [KnownSession("s1", "w1", SEEN)],

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from airflow.sdk import conf
 from pydantic import BaseModel, ConfigDict
 
 from umami_sync.settings import SETTINGS_VARIABLE
 from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
 from umami_sync.umami.paging import all_websites
-from umami_sync.windows import DataInterval
+from umami_sync.windows import ApiWindow, DataInterval
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from umami_sync.settings import SyncSettings
     from umami_sync.umami.api import UmamiHook
@@ -71,6 +73,48 @@ class NoWebsiteError(UmamiError):
     """Discovery found no website to sync: the connection's user sees none."""
 
 
+class AnalyticsPlanError(ValueError):
+    """The run's analytics cannot be planned as the settings ask; the message names what to change."""
+
+
+MAX_PARTS = 96
+"""The most sub-windows of one website's interval (a quarter of an hour of a day), as ``sub_windows`` allows."""
+
+
+def auto_windows(interval: DataInterval, count: Callable[[DataInterval], int], *, max_rows: int,
+                 what: str) -> list[DataInterval]:
+    """Consecutive sub-windows of ``interval`` whose lists hold at most ``max_rows`` rows each (``count`` asks Umami
+    for a window's rows): a window with more is cut into as many equal parts as it needs, and those are asked again.
+    A day that would need more than :data:`MAX_PARTS` windows raises :class:`AnalyticsPlanError`."""
+    done: list[DataInterval] = []
+    todo = [interval]
+    while todo:
+        window = todo.pop()
+        rows = count(window)
+        if rows <= max_rows:
+            done.append(window)
+            continue
+        parts = window.split(math.ceil(rows / max_rows))
+        if len(parts) < 2 or len(done) + len(todo) + len(parts) > MAX_PARTS:
+            raise AnalyticsPlanError(
+                f"{what}: {rows:,} list rows in {window}; at most max_task_rows ({max_rows:,}) rows per task would "
+                f"take more than {MAX_PARTS} tasks for this website. Raise max_task_rows (each task then holds more "
+                "rows and memory), or set sub_windows to a number of tasks per website")
+        todo += reversed(parts)
+    return done
+
+
+def _check_map_length(jobs: list[AnalyticsJob], websites: int) -> None:
+    """More jobs than Airflow maps fails the plan, saying what to change."""
+    limit = conf.getint("core", "max_map_length")
+    if len(jobs) > limit:
+        raise AnalyticsPlanError(
+            f"the run's analytics needs {len(jobs):,} tasks ({websites} website{'s' * (websites != 1)} x their "
+            f"sub-windows), more than "
+            f"Airflow maps (core.max_map_length = {limit:,}). Lower sub_windows, raise max_task_rows, sync fewer "
+            "websites per run (website_ids), or raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH)")
+
+
 def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tuple[str, str]]:
     """(id, name) of each configured website, checked against the API: an id no website has, or one the
     connection's user may not view, raises :class:`UnknownWebsiteError` naming it."""
@@ -99,18 +143,29 @@ def _nothing_discovered(api: UmamiHook, *, include_teams: bool) -> str:
 
 
 def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) -> list[AnalyticsJob]:
-    """The jobs of one run: every website (configured and checked, or discovered) x sub-window."""
+    """The jobs of one run: every website (configured and checked, or discovered) x sub-window; more jobs than
+    Airflow maps, or a website whose day cannot be split small enough, raise :class:`AnalyticsPlanError`."""
     if settings.website_ids:
         websites = configured_websites(api, settings.website_ids)
     else:
         websites = [(site.id, site.name) for site in all_websites(api, include_teams=settings.include_team_websites)]
         if not websites:
             raise NoWebsiteError(_nothing_discovered(api, include_teams=settings.include_team_websites))
-    parts = settings.analytics_interval(interval).split(settings.sub_windows)
     ids = tuple(website_id for website_id, _ in websites)
-    return [
-        AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
-                     part=number, parts=len(parts), run_websites=ids)
-        for website_id, name in websites
-        for number, part in enumerate(parts, start=1)
-    ]
+    jobs: list[AnalyticsJob] = []
+    for website_id, name in websites:
+        parts = _windows(settings, settings.analytics_interval(interval), api, website_id, name)
+        jobs += [AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
+                              part=number, parts=len(parts), run_websites=ids)
+                 for number, part in enumerate(parts, start=1)]
+    _check_map_length(jobs, len(websites))
+    return jobs
+
+
+def _windows(settings: SyncSettings, interval: DataInterval, api: UmamiHook, website_id: str,
+             name: str) -> list[DataInterval]:
+    """The sub-windows of one website: ``sub_windows`` equal parts, or (auto) as many as its rows need."""
+    if settings.sub_windows != "auto":
+        return interval.split(settings.sub_windows)
+    return auto_windows(interval, lambda window: api.session_page(website_id, ApiWindow.of(window), 1, 1).count,
+                        max_rows=settings.max_task_rows, what=f"website {name} ({website_id})")

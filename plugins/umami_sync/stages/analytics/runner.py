@@ -7,7 +7,9 @@ A window whose list could not be read completely fails the task, after writing w
 
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +20,11 @@ from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
 from umami_sync.stages.analytics.figures import InvalidFields, kept_elsewhere, page_analytics, plan_page
 from umami_sync.stages.analytics.reads import DatabaseSpans, SessionEvents
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
-from umami_sync.umami.paging import SessionListing
+from umami_sync.umami.paging import ReadAhead, SessionListing
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
     from datetime import datetime
 
     from umami_sync.owners import Owners
@@ -68,7 +70,7 @@ class JobProgress:
 
 
 def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owners_of: Callable[[list[str]], Owners],
-                      contest: Contest, progress: JobProgress, *, now: datetime) -> Iterator[Change]:
+                      contest: Contest, progress: JobProgress, *, now: datetime) -> Generator[Change]:
     """The changes of a listing, page by page, ``progress`` keeping the figures."""
     for page in pages:
         if page.restarted:
@@ -92,6 +94,19 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
         yield from decided.changes
 
 
+@contextmanager
+def collector_spared() -> Iterator[None]:
+    """Leave the objects alive before the job (Airflow and the product as imported: a few hundred thousand) out of
+    the garbage collector's passes while it runs (``gc.freeze``); measured, those passes took a quarter of the
+    listing's CPU."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@collector_spared()
 def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval, api: UmamiHook,
                        database: UmamiDatabase, users: UsersCollection, now: datetime) -> AnalyticsResult:
     """Read one website's sessions for the job's window and enrich their users.
@@ -114,9 +129,9 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
             database.identity_rows(settings.session_window(interval), settings.identity_data_key),
             IdentityRule.from_pattern(settings.identity_pattern), users, job.website_id,
             keep=settings.known_session_ids) if settings.dry_run else None
-        changes = analytics_changes(listing, events, lambda ids: session_owners(users, ids, planned), contest,
-                                    progress, now=now)
-        users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
+        with closing(analytics_changes(ReadAhead(listing), events, lambda ids: session_owners(users, ids, planned),
+                                       contest, progress, now=now)) as changes:  # closed: no page is left fetching
+            users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run) or progress.invalid.failure(
             listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,13 +13,16 @@ import pytest
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, at
 from tests.umami_sync.stages.analytics.support import DAY
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.analytics.jobs import UnknownWebsiteError
+from umami_sync.stages.analytics.jobs import MAX_PARTS, AnalyticsPlanError, UnknownWebsiteError, auto_windows
 from umami_sync.wiring import plan_analytics_jobs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
+    from umami_sync.windows import DataInterval
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +50,7 @@ def test_configured_websites_are_checked_and_named(rows: UmamiRows, umami_server
     assert [(j.website_id, j.label, j.window_start) for j in jobs] == [
         (OTHER_WEBSITE, "Other Site · 2026-11-26..2026-11-27", at(0, day=26))]
     assert [record.path for record in umami_server.requests if record.method == "GET"] == [
-        f"/api/websites/{OTHER_WEBSITE}"]
+        f"/api/websites/{OTHER_WEBSITE}", f"/api/websites/{OTHER_WEBSITE}/sessions"]  # sub_windows auto: its count
 
 
 def test_a_configured_id_that_no_website_has_fails_the_plan_naming_it(rows: UmamiRows,
@@ -88,3 +93,68 @@ def test_discovery_that_finds_no_website_fails_the_plan_saying_what_to_set(
             {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
         with pytest.raises(NoWebsiteError, match=rf"Umami lists no website for user '{fake.username}'.*website_ids"):
             plan_analytics_jobs(SyncSettings(include_team_websites=include_teams), DAY)
+
+
+# --- sub_windows auto: as many tasks as keep each within max_task_rows ------------------------------------------
+
+def rows_at(*hours: float) -> Callable[[DataInterval], int]:
+    """A list's row count in a window, for rows whose last events fall at ``hours`` of the day."""
+    return lambda window: sum(window.start <= DAY.start + timedelta(hours=hour) < window.end for hour in hours)
+
+
+def test_a_day_within_the_bound_is_one_window_asked_once() -> None:
+    asked: list[DataInterval] = []
+
+    def count(window: DataInterval) -> int:
+        asked.append(window)
+        return 500_000
+
+    assert auto_windows(DAY, count, max_rows=500_000, what="website Shop") == [DAY] == asked
+
+
+def test_a_big_day_is_cut_into_windows_that_each_hold_at_most_the_bound_in_order() -> None:
+    hours = [hour / 10 for hour in range(240)] + [12.05] * 30  # 270 rows, a burst at noon
+
+    windows = auto_windows(DAY, rows_at(*hours), max_rows=50, what="website Shop")
+
+    assert windows[0].start == DAY.start and windows[-1].end == DAY.end
+    assert all(first.end == second.start for first, second in itertools.pairwise(windows))  # no gap, no overlap
+    assert all(rows_at(*hours)(window) <= 50 for window in windows)
+    assert sum(rows_at(*hours)(window) for window in windows) == 270
+    assert len(windows) < 10
+
+
+def test_a_day_too_big_to_split_fails_the_plan_naming_the_setting() -> None:
+    with pytest.raises(AnalyticsPlanError, match=r"website Shop: 1,000 list rows in .* max_task_rows \(10\) .*"
+                                                 rf"more than {MAX_PARTS} tasks"):
+        auto_windows(DAY, rows_at(*[12.0] * 1000), max_rows=10, what="website Shop")  # all in one millisecond
+
+
+def test_planning_asks_each_website_its_count_and_splits_only_the_big_one(rows: UmamiRows,
+                                                                           umami_server: FakeUmami) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
+    for hour in range(8):
+        rows.event(rows.session(at(hour)), at(hour, 30))
+    rows.event(rows.session(at(3), website_id=OTHER_WEBSITE), at(3, 30), website_id=OTHER_WEBSITE)
+    umami_server.reset()
+
+    jobs = plan_analytics_jobs(SyncSettings(max_task_rows=3), DAY)
+
+    assert [(j.website_id, j.part, j.parts) for j in jobs if j.website_id == OTHER_WEBSITE] == [(OTHER_WEBSITE, 1, 1)]
+    mine = [j for j in jobs if j.website_id == WEBSITE]  # 8 rows: thirds of the day, then thirds of the first
+    assert [(j.window_start, j.window_end) for j in mine] == [
+        (at(0), at(2, 40)), (at(2, 40), at(5, 20)), (at(5, 20), at(8)), (at(8), at(16)), (at(16), at(0, day=28))]
+    assert [j.parts for j in mine] == [5] * 5 and all(j.contested for j in jobs)
+    counts = [record for record in umami_server.requests if record.path.endswith("/sessions")]
+    assert len(counts) == 1 + 3 + 3 + 1 and all(record.query["pageSize"] == "1" for record in counts)
+
+
+def test_more_tasks_than_airflow_maps_fail_the_plan_saying_what_to_change(rows: UmamiRows,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rows.website(OTHER_WEBSITE, "Other Site")
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "5")
+
+    assert len(plan_analytics_jobs(SyncSettings(sub_windows=2), DAY)) == 4
+    with pytest.raises(AnalyticsPlanError, match=r"needs 6 tasks \(2 websites x their sub-windows\), more than "
+                                                 r"Airflow maps \(core.max_map_length = 5\). Lower sub_windows"):
+        plan_analytics_jobs(SyncSettings(sub_windows=3), DAY)
