@@ -19,7 +19,8 @@ from pydantic import TypeAdapter
 from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult, StatusResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics.jobs import AnalyticsJob, AnalyticsPlanError, NoWebsiteError, UnknownWebsiteError
+from umami_sync.stages.analytics.jobs import AnalyticsJob, NoWebsiteError, UnknownWebsiteError
+from umami_sync.stages.analytics.sizing import AnalyticsPlanError
 from umami_sync.stages.status import run_result, summarise
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status

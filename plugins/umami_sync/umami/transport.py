@@ -201,6 +201,9 @@ class Transport:
         self._wait = _WaitRetryAfter(multiplier=backoff_base, max=min(backoff_max, max_retry_wait))
         self._sleep = sleep
         self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
+        # A listing's reader thread (ReadAhead) and the main thread send through one transport: one of them at a
+        # time passes the rate limit and counts.
+        self._turn = threading.Lock()
         self._session: Session | None = None
 
     def send(self, method: str, url: str, *, params: dict[str, Any] | None = None,
@@ -232,9 +235,10 @@ class Transport:
     def _attempt(self, method: str, url: str, path: str, **kwargs: Any) -> Answer:
         """One try; :class:`_Transient` for what is worth retrying, :class:`UmamiRequestError` for any other
         error of the exchange."""
-        if self._limiter is not None:
-            self._limiter.wait()
-        self.stats.requests += 1
+        with self._turn:
+            if self._limiter is not None:
+                self._limiter.wait()
+            self.stats.requests += 1
         session = self._session = self._session or self.session_factory()
         failure: Exception
         try:
@@ -275,8 +279,9 @@ class Transport:
             raise
 
     def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
-        self.stats.retries += 1
-        self.stats.waited_seconds += state.upcoming_sleep
+        with self._turn:
+            self.stats.retries += 1
+            self.stats.waited_seconds += state.upcoming_sleep
         failure = state.outcome.exception() if state.outcome else None
         log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
                     method, path, failure, state.attempt_number, self.max_retries, state.upcoming_sleep)

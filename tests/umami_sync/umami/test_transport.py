@@ -5,6 +5,7 @@ trickling TCP proxy."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -218,6 +219,55 @@ def test_the_rate_limit_spaces_sends_on_a_fake_clock() -> None:
 
     assert adapter.sent_at == [0.0, 0.0, 10.0, 10.0, 20.0]
     assert transport.stats.waited_seconds == 0.0  # the rate limit is not a retry
+
+
+class TimedAdapter(BaseAdapter):
+    """Answers 200 after up to a tenth of a second, noting the real monotonic time each request came at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent_at: list[float] = []
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent_at.append(time.monotonic())
+        time.sleep(random.uniform(0.0, 0.1))
+        response = requests.Response()
+        response.status_code, response._content, response.request = 200, b"{}", request
+        return response
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_the_rate_limit_holds_for_two_threads_sending_through_one_transport() -> None:
+    # The listing's reader thread (ReadAhead) and the main thread (session reads) share the hook's transport.
+    adapter = TimedAdapter()
+
+    def session() -> requests.Session:
+        made = requests.Session()
+        made.mount("http://", adapter)
+        return made
+
+    period = 0.2
+    transport = Transport(session, timeout=5.0, max_retries=0, backoff_base=0.01, backoff_max=0.05,
+                          max_retry_wait=1.0, rate_limit_calls=2, rate_limit_period=period, sleep=time.sleep,
+                          clock=time.monotonic)
+
+    def send_eight(start_after: float) -> None:
+        time.sleep(start_after)
+        for _ in range(8):
+            transport.send("GET", URL)
+
+    threads = [threading.Thread(target=send_eight, args=(start_after,)) for start_after in (0.0, period / 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    sent = sorted(adapter.sent_at)
+    assert len(sent) == transport.stats.requests == 16
+    # any three sends in a row span at least the period (less a little for the time between the limiter and the send)
+    assert min(third - first for first, third in zip(sent, sent[2:], strict=False)) >= period - 0.01
 
 
 def _wait(attempt: int, failure: BaseException, *, base: float = 0.5, cap: float = 3.0) -> float:

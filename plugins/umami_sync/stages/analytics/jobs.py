@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from airflow.sdk import conf
 from pydantic import BaseModel, ConfigDict
 
 from umami_sync.settings import SETTINGS_VARIABLE
+from umami_sync.stages.analytics.sizing import auto_windows, check_map_length
 from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
 from umami_sync.umami.paging import all_websites
 from umami_sync.windows import ApiWindow, DataInterval
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
     from umami_sync.settings import SyncSettings
     from umami_sync.umami.api import UmamiHook
@@ -73,48 +72,6 @@ class NoWebsiteError(UmamiError):
     """Discovery found no website to sync: the connection's user sees none."""
 
 
-class AnalyticsPlanError(ValueError):
-    """The run's analytics cannot be planned as the settings ask; the message names what to change."""
-
-
-MAX_PARTS = 96
-"""The most sub-windows of one website's interval (a quarter of an hour of a day), as ``sub_windows`` allows."""
-
-
-def auto_windows(interval: DataInterval, count: Callable[[DataInterval], int], *, max_rows: int,
-                 what: str) -> list[DataInterval]:
-    """Consecutive sub-windows of ``interval`` whose lists hold at most ``max_rows`` rows each (``count`` asks Umami
-    for a window's rows): a window with more is cut into as many equal parts as it needs, and those are asked again.
-    A day that would need more than :data:`MAX_PARTS` windows raises :class:`AnalyticsPlanError`."""
-    done: list[DataInterval] = []
-    todo = [interval]
-    while todo:
-        window = todo.pop()
-        rows = count(window)
-        if rows <= max_rows:
-            done.append(window)
-            continue
-        parts = window.split(math.ceil(rows / max_rows))
-        if len(parts) < 2 or len(done) + len(todo) + len(parts) > MAX_PARTS:
-            raise AnalyticsPlanError(
-                f"{what}: {rows:,} list rows in {window}; at most max_task_rows ({max_rows:,}) rows per task would "
-                f"take more than {MAX_PARTS} tasks for this website. Raise max_task_rows (each task then holds more "
-                "rows and memory), or set sub_windows to a number of tasks per website")
-        todo += reversed(parts)
-    return done
-
-
-def _check_map_length(jobs: list[AnalyticsJob], websites: int) -> None:
-    """More jobs than Airflow maps fails the plan, saying what to change."""
-    limit = conf.getint("core", "max_map_length")
-    if len(jobs) > limit:
-        raise AnalyticsPlanError(
-            f"the run's analytics needs {len(jobs):,} tasks ({websites} website{'s' * (websites != 1)} x their "
-            f"sub-windows), more than "
-            f"Airflow maps (core.max_map_length = {limit:,}). Lower sub_windows, raise max_task_rows, sync fewer "
-            "websites per run (website_ids), or raise max_map_length (AIRFLOW__CORE__MAX_MAP_LENGTH)")
-
-
 def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tuple[str, str]]:
     """(id, name) of each configured website, checked against the API: an id no website has, or one the
     connection's user may not view, raises :class:`UnknownWebsiteError` naming it."""
@@ -144,7 +101,8 @@ def _nothing_discovered(api: UmamiHook, *, include_teams: bool) -> str:
 
 def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) -> list[AnalyticsJob]:
     """The jobs of one run: every website (configured and checked, or discovered) x sub-window; more jobs than
-    Airflow maps, or a website whose day cannot be split small enough, raise :class:`AnalyticsPlanError`."""
+    Airflow maps, or a website whose day cannot be split small enough, raise
+    :class:`~umami_sync.stages.analytics.sizing.AnalyticsPlanError`."""
     if settings.website_ids:
         websites = configured_websites(api, settings.website_ids)
     else:
@@ -158,7 +116,7 @@ def plan_jobs(settings: SyncSettings, interval: DataInterval, api: UmamiHook) ->
         jobs += [AnalyticsJob(website_id=website_id, website_name=name, window_start=part.start, window_end=part.end,
                               part=number, parts=len(parts), run_websites=ids)
                  for number, part in enumerate(parts, start=1)]
-    _check_map_length(jobs, len(websites))
+    check_map_length(len(jobs), len(websites))
     return jobs
 
 

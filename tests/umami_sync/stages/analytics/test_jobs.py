@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import uuid
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,16 +11,15 @@ import pytest
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, at
 from tests.umami_sync.stages.analytics.support import DAY
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.analytics.jobs import MAX_PARTS, AnalyticsPlanError, UnknownWebsiteError, auto_windows
+from umami_sync.stages.analytics.jobs import UnknownWebsiteError
+from umami_sync.stages.analytics.sizing import AnalyticsPlanError
 from umami_sync.wiring import plan_analytics_jobs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
 
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
-    from umami_sync.windows import DataInterval
 
 pytestmark = pytest.mark.integration
 
@@ -96,39 +93,6 @@ def test_discovery_that_finds_no_website_fails_the_plan_saying_what_to_set(
 
 
 # --- sub_windows auto: as many tasks as keep each within max_task_rows ------------------------------------------
-
-def rows_at(*hours: float) -> Callable[[DataInterval], int]:
-    """A list's row count in a window, for rows whose last events fall at ``hours`` of the day."""
-    return lambda window: sum(window.start <= DAY.start + timedelta(hours=hour) < window.end for hour in hours)
-
-
-def test_a_day_within_the_bound_is_one_window_asked_once() -> None:
-    asked: list[DataInterval] = []
-
-    def count(window: DataInterval) -> int:
-        asked.append(window)
-        return 500_000
-
-    assert auto_windows(DAY, count, max_rows=500_000, what="website Shop") == [DAY] == asked
-
-
-def test_a_big_day_is_cut_into_windows_that_each_hold_at_most_the_bound_in_order() -> None:
-    hours = [hour / 10 for hour in range(240)] + [12.05] * 30  # 270 rows, a burst at noon
-
-    windows = auto_windows(DAY, rows_at(*hours), max_rows=50, what="website Shop")
-
-    assert windows[0].start == DAY.start and windows[-1].end == DAY.end
-    assert all(first.end == second.start for first, second in itertools.pairwise(windows))  # no gap, no overlap
-    assert all(rows_at(*hours)(window) <= 50 for window in windows)
-    assert sum(rows_at(*hours)(window) for window in windows) == 270
-    assert len(windows) < 10
-
-
-def test_a_day_too_big_to_split_fails_the_plan_naming_the_setting() -> None:
-    with pytest.raises(AnalyticsPlanError, match=r"website Shop: 1,000 list rows in .* max_task_rows \(10\) .*"
-                                                 rf"more than {MAX_PARTS} tasks"):
-        auto_windows(DAY, rows_at(*[12.0] * 1000), max_rows=10, what="website Shop")  # all in one millisecond
-
 
 def test_planning_asks_each_website_its_count_and_splits_only_the_big_one(rows: UmamiRows,
                                                                            umami_server: FakeUmami) -> None:
