@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,12 +17,14 @@ from umami_sync.stages.analytics.sizing import AnalyticsPlanError
 from umami_sync.wiring import plan_analytics_jobs
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
 
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
 
 pytestmark = pytest.mark.integration
+
 
 def test_jobs_cover_discovered_websites_and_sub_windows(rows: UmamiRows) -> None:
     rows.website(OTHER_WEBSITE, "Other Site")
@@ -60,8 +63,9 @@ def test_a_configured_id_that_no_website_has_fails_the_plan_naming_it(rows: Umam
             plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE, missing)), DAY)
 
 
-def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connections: Database,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@contextmanager
+def a_user_who_owns_no_website(umami_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUmami]:
+    """The local API with the connection's user a plain user, and WEBSITE someone else's."""
     from local_stack.umami_api import FakeUmami
 
     rows = UmamiRows(umami_db)
@@ -70,8 +74,14 @@ def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connectio
     with FakeUmami(umami_db, role="user") as fake:
         monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
             {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
-        with pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it"):
-            plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
+        yield fake
+
+
+def test_a_website_the_user_may_not_view_fails_the_plan(umami_db: str, connections: Database,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with (a_user_who_owns_no_website(umami_db, monkeypatch),
+          pytest.raises(UnknownWebsiteError, match=rf"website {WEBSITE}: the connection's user may not view it")):
+        plan_analytics_jobs(SyncSettings(website_ids=(WEBSITE,)), DAY)
 
 
 @pytest.mark.parametrize("include_teams", [False, True])
@@ -79,17 +89,11 @@ def test_discovery_that_finds_no_website_fails_the_plan_saying_what_to_set(
         umami_db: str, connections: Database, monkeypatch: pytest.MonkeyPatch, include_teams: bool) -> None:
     """A team member who does not own the team (seen on a real 3.1.0 server: includeTeams lists only the teams
     the user owns) discovers nothing; so does any user who owns no website."""
-    from local_stack.umami_api import FakeUmami
     from umami_sync.stages.analytics.jobs import NoWebsiteError
 
-    rows = UmamiRows(umami_db)
-    rows.website(WEBSITE, user_id=str(uuid.uuid4()))  # someone else's
-    rows.close()
-    with FakeUmami(umami_db, role="user") as fake:
-        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", json.dumps(
-            {"conn_type": "http", "host": fake.url, "login": fake.username, "password": fake.password}))
-        with pytest.raises(NoWebsiteError, match=rf"Umami lists no website for user '{fake.username}'.*website_ids"):
-            plan_analytics_jobs(SyncSettings(include_team_websites=include_teams), DAY)
+    with (a_user_who_owns_no_website(umami_db, monkeypatch) as fake,
+          pytest.raises(NoWebsiteError, match=rf"Umami lists no website for user '{fake.username}'.*website_ids")):
+        plan_analytics_jobs(SyncSettings(include_team_websites=include_teams), DAY)
 
 
 # --- sub_windows auto: as many tasks as keep each within max_task_rows ------------------------------------------
