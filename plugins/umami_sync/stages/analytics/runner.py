@@ -1,6 +1,6 @@
 """The runner of one stage-2 task: read a website's session list for the task's window, turn it into analytics
-(:mod:`.figures`), find the sessions' users (:mod:`umami_sync.owners`), decide the changes (:mod:`.contest`)
-and write them; then build the task's result once from what each part counted.
+(:mod:`.figures`), find the sessions' users (:mod:`umami_sync.owners`), decide the changes (:mod:`.contest`,
+page by page in :mod:`.changes`) and write them; then build the task's result once from what each part counted.
 
 A window whose list could not be read completely fails the task, after writing what was read.
 """
@@ -10,88 +10,32 @@ from __future__ import annotations
 import gc
 import logging
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
-from umami_sync.stages.analytics.contest import Contest, plan_analytics_changes
-from umami_sync.stages.analytics.figures import InvalidFields, kept_elsewhere, page_analytics, plan_page
+from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
+from umami_sync.stages.analytics.contest import Contest
+from umami_sync.stages.analytics.figures import kept_elsewhere
 from umami_sync.stages.analytics.reads import DatabaseSpans, SessionEvents
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
 from umami_sync.umami.paging import ReadAhead, SessionListing
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable, Iterator
+    from collections.abc import Iterator
     from datetime import datetime
 
-    from umami_sync.owners import Owners
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
-    from umami_sync.stages.analytics.reads import SessionFigures
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.paging import ListedPage, ListingReport
+    from umami_sync.umami.paging import ListingReport
     from umami_sync.users.store import UsersCollection
-    from umami_sync.users.updates import Change, Rank
     from umami_sync.windows import DataInterval
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class JobProgress:
-    """What one job found in the current pass over its listing (a listing that starts again begins a new pass),
-    and the rank of the analytics it gave each user (kept across passes)."""
-
-    given: dict[Any, Rank] = field(default_factory=dict)
-    merged: set[str] = field(default_factory=set)
-    left: set[Any] = field(default_factory=set)
-    sessions: int = 0
-    merged_sessions: int = 0
-    unread_sessions: int = 0
-    matched_sessions: int = 0
-    invalid: InvalidFields = field(default_factory=InvalidFields)
-
-    def new_pass(self) -> None:
-        """The list is read again from the top: count it again, read again what it merged."""
-        self.merged.clear()
-        self.left.clear()
-        self.invalid = InvalidFields()
-        self.sessions = self.merged_sessions = self.unread_sessions = self.matched_sessions = 0
-
-    def figures(self) -> dict[str, int]:
-        """The result's figures of this job's sessions."""
-        return {"sessions": self.sessions, "merged_sessions": self.merged_sessions,
-                "unread_sessions": self.unread_sessions, "matched_sessions": self.matched_sessions,
-                "left_to_other_tasks": len(self.left)}
-
-
-def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owners_of: Callable[[list[str]], Owners],
-                      contest: Contest, progress: JobProgress, *, now: datetime) -> Generator[Change]:
-    """The changes of a listing, page by page, ``progress`` keeping the figures."""
-    for page in pages:
-        if page.restarted:
-            progress.new_pass()
-        for invalid in page.invalid:
-            log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
-            progress.invalid.add(invalid)
-        plan = plan_page(page, progress.merged)
-        progress.merged.update(row.id for row in plan.to_read)
-        found = page_analytics(plan, {row.id: events.figures(row.id) for row in plan.to_read})
-        for session_id in found.unread:
-            log.error("session %s is listed but has no events in the window; not written", session_id)
-        decided = plan_analytics_changes(found, owners_of([item.id for item in found.analytics]), progress.given,
-                                         now=now, contest=contest)
-        progress.given.update(decided.given)
-        progress.left.update(decided.lost)
-        progress.sessions += plan.new_sessions
-        progress.merged_sessions += len(plan.to_read)
-        progress.unread_sessions += len(found.unread)
-        progress.matched_sessions += decided.matched_sessions
-        yield from decided.changes
 
 
 @contextmanager

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tests.factories import WEBSITE, at
+from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
 from umami_sync.stages.analytics.contest import Contest
-from umami_sync.stages.analytics.runner import JobProgress, analytics_changes
 from umami_sync.umami.api import SessionPage
 from umami_sync.umami.models import UmamiSession
 from umami_sync.umami.paging import ActivityFigures, SessionListing
