@@ -75,10 +75,24 @@ class UmamiRows:
             " on conflict (website_id, distinct_id, session_id) do nothing",
             (website_id, session_id, distinct_id, created_at))
 
-    def claim(self, session_id: str, distinct_id: str, created_at: datetime, *, website_id: str = WEBSITE) -> bool:
+    def claim(self, session_id: str, distinct_id: str, created_at: datetime, *, website_id: str = WEBSITE,
+              link_only: bool = False) -> bool:
         """``tryClaimAnonymousSession``: an identified visitor takes over its anonymous session when nobody else
-        holds it; whether it could."""
+        holds it; whether it could. One version of it sets ``session.distinct_id`` and links; another
+        (``link_only``) only links, when no link of another id exists, and leaves ``distinct_id`` NULL."""
         assert self.links, f"Umami {self.level} does not claim anonymous sessions"
+        values = {"id": distinct_id, "website": website_id, "session": session_id, "at": created_at}
+        if link_only:
+            other = ("select 1 from session_link where website_id = %(website)s::uuid"
+                     " and session_id = %(session)s::uuid and distinct_id <> %(id)s::varchar")
+            row = self.conn.execute(
+                f"""with claim as (
+                     insert into session_link (website_id, session_id, distinct_id, created_at)
+                     select %(website)s::uuid, %(session)s::uuid, %(id)s::varchar, %(at)s::timestamptz where not exists ({other})
+                     on conflict (website_id, distinct_id, session_id) do nothing)
+                   select not exists ({other}) as "canReuse"
+                """, values).fetchone()
+            return bool(row and row[0])
         row = self.conn.execute(
             """with claim as (
                  update session set distinct_id = %(id)s
@@ -91,8 +105,7 @@ class UmamiRows:
                  on conflict (website_id, distinct_id, session_id) do nothing
                  returning 1)
                select exists (select 1 from claim) as "canReuse"
-            """,
-            {"id": distinct_id, "website": website_id, "session": session_id, "at": created_at}).fetchone()
+            """, values).fetchone()
         return bool(row and row[0])
 
     def session_data(self, session_id: str, created_at: datetime, *, key: str = "email",

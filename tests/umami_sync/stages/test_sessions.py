@@ -476,6 +476,30 @@ def test_an_anonymous_session_that_is_claimed_is_written_at_the_claim(run: Run, 
     assert "umamiSessions" not in user(connections, "ron@example.com")
 
 
+@pytest.mark.umami_levels("3.3")
+def test_a_session_claimed_by_a_link_alone_is_written_at_the_claim(run: Run, rows: UmamiRows,
+                                                                   connections: Database, umami_db: str) -> None:
+    """The claim of another 3.3 release writes the link only: ``session.distinct_id`` stays NULL, and the link
+    is the only place the identity is."""
+    add_user(users(connections), "sal@example.com")
+    add_user(users(connections), "tom@example.com")
+    session = rows.session(at(7))
+    rows.event(session, at(7))
+
+    claimed = rows.claim(session, "sal@example.com", at(11), link_only=True)
+    refused = rows.claim(session, "tom@example.com", at(12), link_only=True)  # Sal's link is there first
+
+    result = run()
+
+    assert (claimed, refused) == (True, False)
+    assert rows.conn.execute("select distinct_id from session where session_id = %s", (session,)).fetchone() == (
+        None,)
+    assert links(umami_db, session) == [("sal@example.com", datetime(2026, 11, 27, 11))]
+    assert (result.identities, result.modified, result.anonymous_sessions) == (1, 1, 0)
+    assert seen(connections, "sal@example.com") == {session: datetime(2026, 11, 27, 11)}
+    assert "umamiSessions" not in user(connections, "tom@example.com")
+
+
 @pytest.mark.umami_levels
 def test_an_identity_upserted_twice_moves_session_id_to_its_session(run: Run, rows: UmamiRows,
                                                                      connections: Database) -> None:
