@@ -88,7 +88,8 @@ class UmamiRows:
             row = self.conn.execute(
                 f"""with claim as (
                      insert into session_link (website_id, session_id, distinct_id, created_at)
-                     select %(website)s::uuid, %(session)s::uuid, %(id)s::varchar, %(at)s::timestamptz where not exists ({other})
+                     select %(website)s::uuid, %(session)s::uuid, %(id)s::varchar, %(at)s::timestamptz
+                     where not exists ({other})
                      on conflict (website_id, distinct_id, session_id) do nothing)
                    select not exists ({other}) as "canReuse"
                 """, values).fetchone()

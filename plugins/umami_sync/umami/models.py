@@ -5,6 +5,7 @@ Each model declares only the fields the sync uses, so a field it does not use ne
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,9 +28,13 @@ _MAX_ERROR_CHARS = 200
 _MAX_ERRORS_SHOWN = 3
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _canonical_uuid(value: str) -> str:
-    """Umami ids are uuids: keep them in PostgreSQL's lower-case text form."""
-    return str(uuid.UUID(value))
+    """Umami ids are uuids: keep them in PostgreSQL's lower-case text form. What PostgreSQL sends is in that
+    form already and is kept as it is (a match costs a tenth of building a ``uuid.UUID``: two per list row)."""
+    return value if _CANONICAL_UUID.fullmatch(value) else str(uuid.UUID(value))
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -127,6 +127,11 @@ class _CountChangedError(Exception):
         self.before, self.after = before, after
 
 
+RESERVE_LIMIT = 1 << 20
+"""The most members a listing makes room for up front (16 MB a set); a list's count is the server's word, so a
+larger one grows as its rows come."""
+
+
 class Fingerprints:
     """A set of 64-bit hashes kept in one flat array (open addressing, linear probing): 12 to 24 bytes a member,
     where a Python ``set`` of ints takes about 70 (the int objects and the set's slots).
@@ -156,12 +161,28 @@ class Fingerprints:
             self._grow()
         return True
 
+    def reserve(self, members: int) -> None:
+        """Make room for ``members`` in all (at most :data:`RESERVE_LIMIT`) before they come, so the array is not
+        rebuilt on the way there."""
+        capacity, members = len(self._slots), min(members, RESERVE_LIMIT)
+        while 3 * members > 2 * capacity:
+            capacity *= 2
+        if capacity > len(self._slots):
+            self._rehash(capacity)
+
     def _grow(self) -> None:
-        old = self._slots
-        self._slots, self._mask, self._size = array("q", bytes(16 * len(old))), 2 * len(old) - 1, 0
+        self._rehash(2 * len(self._slots))
+
+    def _rehash(self, capacity: int) -> None:
+        """Move every member into an empty array of ``capacity`` slots (no member repeats: no compare)."""
+        old, slots, mask = self._slots, array("q", bytes(8 * capacity)), capacity - 1
         for key in old:
             if key:
-                self.add(key)
+                index = key & mask
+                while slots[index]:
+                    index = (index + 1) & mask
+                slots[index] = key
+        self._slots, self._mask = slots, mask
 
 
 @dataclass
@@ -203,6 +224,11 @@ class _Pass:
                 self.report.invalid += 1
                 invalid.append(entry)
         return ListedPage(rows, invalid, restarted)
+
+    def reserve(self, rows: int) -> None:
+        """Room for a list of ``rows`` rows (its count), so the fingerprints are not rebuilt while it is read."""
+        self.rows.reserve(rows)
+        self.sessions.reserve(rows)
 
     def _place(self, key: datetime | None, position: int, page: int, row_key: int) -> None:
         run = self.run
@@ -265,6 +291,8 @@ class SessionListing:
         page_number, count = 1, None
         while True:
             page = self._page(page_number, self.page_size, count)
+            if count is None:
+                state.reserve(page.count)
             count = report.count = page.count
             yield state.take(page, track=True, restarted=page_number == 1 and report.restarts > 0)
             if page_number * self.page_size >= count:

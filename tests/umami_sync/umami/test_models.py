@@ -208,3 +208,24 @@ def test_an_invalid_row_names_the_fields_that_failed(umami_fixtures: Path) -> No
     _, invalid = validate_sessions([{**row, "visits": "many", "lastAt": None}, "not an object"])
 
     assert [entry.fields for entry in invalid] == [("lastAt", "visits"), ("row",)]
+
+
+@pytest.mark.parametrize("written", ["6E0E58D6-3C4A-4C55-9A4C-4D5C2D6F1A11", "{6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a11}",
+                                     "6e0e58d63c4a4c559a4c4d5c2d6f1a11", "6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a11"])
+def test_ids_in_any_form_python_reads_as_a_uuid_become_postgresqls_text_form(umami_fixtures: Path,
+                                                                             written: str) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+
+    session = UmamiSession.model_validate({**row, "id": written, "websiteId": written})
+
+    assert session.id == session.website_id == "6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a11"
+
+
+@pytest.mark.parametrize("written", ["6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a1", "6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a11\n",
+                                     "6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a1g"])
+def test_an_id_that_is_not_a_uuid_makes_its_row_invalid(umami_fixtures: Path, written: str) -> None:
+    row = _load(umami_fixtures, "api_sessions_p1.json")["data"][0]
+
+    _, invalid = validate_sessions([{**row, "id": written}])
+
+    assert [row.fields for row in invalid] == [("id",)]
