@@ -12,8 +12,18 @@ versions differ where the sync can tell (``version``, named as the schema levels
   (``id`` where 3.x has ``eventId``, no ``hasData``) and the activity range ignores ``reset_at``; websites have
   ``shareId`` and no replay columns.
 - ``3.3``: the list and the activity leave performance beacons (``event_type`` 5) out; websites have
-  ``recorderEnabled`` where 3.1 has ``replayEnabled``. The activity route of the newest code, which adds the
-  events of other sessions linked to the same person and widens the range, is not modelled.
+  ``recorderEnabled`` where 3.1 has ``replayEnabled``.
+- ``3.4`` (on the 3.3 schema level; Umami's repository after 3.3, the commits named): as 3.3, plus
+  - the activity route of identity stitching (``.../activity/route.ts`` at 188b628c): unless the request names a
+    ``distinctId`` (a string of at most 50 characters), the session's ``session_link`` ids are looked up; when there
+    is exactly one, the events of every session linked to that id are answered, and when that adds a session the
+    range widens to whole months (UTC), the start of the first link's month to the end of the last one's. A named
+    ``distinctId`` takes the place of the lookup: one linked to no session leaves the route on the one session;
+  - the session list ordered ``max(created_at) desc, session_id`` (a tie-breaker), and the newer ``pagedRawQuery``'s
+    cap (``prisma.test.ts`` at 17f0c4a4): a request's ``maxResults`` (a positive integer, as the UI sends 10,000) caps
+    ``count`` at that many rows and the answer says ``isCapped: true`` once ``count`` reaches the cap (``false``
+    otherwise, always sent). ``max_results`` makes the fake cap requests that ask for none, as a server or proxy
+    that caps on its own would.
 
 Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bearer <token>``:
 
@@ -81,9 +91,13 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 DEFAULT_USER_ID = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
-VERSIONS = ("2.20.2", "3.1.0", "3.3")
-"""The Umami versions the fake speaks (the schema levels of :mod:`local_stack.postgres`)."""
+VERSIONS = ("2.20.2", "3.1.0", "3.3", "3.4")
+"""The Umami versions the fake speaks (named as the schema levels of :mod:`local_stack.postgres`, and 3.4)."""
 V2 = "2.20.2"
+V34 = "3.4"
+"""Umami after 3.3 (its database at the 3.3 schema level)."""
+NO_BEACONS = ("3.3", V34)
+"""The versions whose list and activity leave performance beacons out."""
 DEFAULT_PAGE_SIZE = {V2: 10}
 """``pageSize`` when a request gives none, where it is not 20."""
 EVENT_TYPE_PAGE_VIEW = 1
@@ -101,7 +115,8 @@ def _session_list_sql(version: str) -> str:
     events = (f'sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as "events",'
               if v3 else "")
     same_website = "and session.website_id = website_event.website_id" if v3 else ""
-    beacons = f"and website_event.event_type != {EVENT_TYPE_PERFORMANCE}" if version == "3.3" else ""
+    beacons = f"and website_event.event_type != {EVENT_TYPE_PERFORMANCE}" if version in NO_BEACONS else ""
+    tie_breaker = ", session.session_id" if version == V34 else ""
     return f"""
     select
       session.session_id as "id",
@@ -139,7 +154,7 @@ def _session_list_sql(version: str) -> str:
       session.country,
       session.region,
       session.city
-    order by max(website_event.created_at) desc
+    order by max(website_event.created_at) desc{tie_breaker}
 """
 
 
@@ -239,19 +254,50 @@ _ACTIVITY_COLUMNS = """created_at as "createdAt",
 
 
 def _activity_sql(version: str) -> str:
-    """getSessionActivity.ts as ``version`` runs it (3.3 leaves beacons out)."""
-    beacons = f"and event_type != {EVENT_TYPE_PERFORMANCE}" if version == "3.3" else ""
+    """getSessionActivity.ts as ``version`` runs it (3.3 leaves beacons out; 3.4 reads a list of sessions)."""
+    beacons = f"and event_type != {EVENT_TYPE_PERFORMANCE}" if version in NO_BEACONS else ""
+    sessions = "session_id = any(%(sessionIds)s::uuid[])" if version == V34 else "session_id = %(sessionId)s::uuid"
     return f"""
     select
       {_ACTIVITY_COLUMNS_V2 if version == V2 else _ACTIVITY_COLUMNS}
     from website_event
     where website_id = %(websiteId)s::uuid
-      and session_id = %(sessionId)s::uuid
+      and {sessions}
       {beacons}
       and created_at between %(startDate)s and %(endDate)s
     order by created_at desc
     limit {ACTIVITY_LIMIT}
 """
+
+
+# getLinkedDistinctIds.ts and getLinkedSessionIds.ts (relationalQuery), 3.4's activity route.
+_LINKED_DISTINCT_IDS_SQL = """
+    select distinct distinct_id as "distinctId"
+    from session_link
+    where website_id = %(websiteId)s::uuid
+      and session_id = %(sessionId)s::uuid
+"""
+_LINKED_SESSION_IDS_SQL = """
+    select session_id as "sessionId", min(created_at) as "createdAt"
+    from session_link
+    where website_id = %(websiteId)s::uuid
+      and distinct_id = %(distinctId)s
+    group by session_id
+"""
+DISTINCT_ID_LENGTH = 50
+"""FIELD_LENGTH.distinctId: the longest ``distinctId`` 3.4's activity route accepts."""
+
+
+def _start_of_month(moment: datetime) -> datetime:
+    """date-fns ``startOfMonth`` on a server running in UTC."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _end_of_month(moment: datetime) -> datetime:
+    """date-fns ``endOfMonth`` on a server running in UTC: the month's last millisecond."""
+    start = _start_of_month(moment)
+    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return following - timedelta(milliseconds=1)
 
 
 # Prisma's Website model of each version, in its field order.
@@ -266,6 +312,7 @@ _WEBSITE_FIELDS = {
            'created_by as "createdBy", created_at as "createdAt", updated_at as "updatedAt", '
            'deleted_at as "deletedAt", recorder_enabled as "recorderEnabled", replay_config as "replayConfig"',
 }
+_WEBSITE_FIELDS[V34] = _WEBSITE_FIELDS["3.3"]
 
 # getUserWebsites (getWebsites): live websites of the user; {fields} are the version's.
 _WEBSITE_LIST_SQL = """
@@ -441,6 +488,15 @@ class _QueryParams:
             return None
         return value
 
+    def text(self, name: str, *, max_length: int) -> str | None:
+        """``z.string().max(max_length).optional()``."""
+        value = self._query.get(name)
+        if value is not None and len(value) > max_length:
+            self.properties.setdefault(name, []).append(
+                f"Too big: expected string to have <={max_length} characters")
+            return None
+        return value
+
     def check(self) -> None:
         """Raise :class:`_QueryError` when any parameter failed."""
         if self.properties:
@@ -565,11 +621,14 @@ class FakeUmami:
     def __init__(self, dsn: str, *, version: str = "3.1.0", username: str = "admin", password: str = "umami",
                  user_id: str = DEFAULT_USER_ID, api_key: str | None = None, role: str = "admin",
                  user_created_at: datetime = datetime(2026, 11, 27, 15, 38, 58, 314000, tzinfo=UTC),
-                 rate_limit: int = 50, rate_window_seconds: float = 15.0,
+                 rate_limit: int = 50, rate_window_seconds: float = 15.0, max_results: int | None = None,
                  ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
         if version not in VERSIONS:
             raise ValueError(f"FakeUmami speaks Umami {', '.join(VERSIONS)}, not {version!r}")
+        if max_results is not None and version != V34:
+            raise ValueError(f"Umami {version} caps no list (maxResults came after 3.3)")
         self.version = version
+        self.max_results = max_results
         self.default_page_size = DEFAULT_PAGE_SIZE.get(version, 20)
         self.port = port
         self.username = username
@@ -836,6 +895,7 @@ class FakeUmami:
         end_at = params.number("endAt")
         page = params.number("page", integer=True, positive=True)
         page_size = params.number("pageSize", integer=True, positive=True)
+        cap = params.number("maxResults", integer=True, positive=True) if self.version == V34 else None
         try:
             params.check()
             if start_at is None or end_at is None:  # Umami's withDateRange refinement
@@ -856,15 +916,20 @@ class FakeUmami:
             values = {"websiteId": website_id, "search": f"%{search}%",
                       "startDate": self._start_date(conn, website_id, start_at),
                       "endDate": _js_date(end_at)}
-            count = conn.execute(f"select count(*) as num from ({sql}) t", values).fetchone()
+            limit = int(cap or self.max_results or 0)
+            counted = f"{sql} limit {limit}" if limit else sql  # the newer pagedRawQuery counts up to the cap
+            count = conn.execute(f"select count(*) as num from ({counted}) t", values).fetchone()
             rows = conn.execute(f"{sql}limit {size} offset {size * (number - 1)}", values).fetchall()
         data = [self._served_session(_json_row(row)) for row in rows
                 if str(row["id"]) not in self.faults.hidden_ids]
         callback = self.faults.on_session_page
         if callback is not None:
             callback(number)
-        return _Reply(200, {"data": data, "count": count["num"] if count else 0, "page": number,
-                            "pageSize": size})
+        total = count["num"] if count else 0
+        body: dict[str, Any] = {"data": data, "count": total, "page": number, "pageSize": size}
+        if self.version == V34:
+            body["isCapped"] = bool(limit) and total >= limit
+        return _Reply(200, body)
 
     @staticmethod
     def _start_date(conn: psycopg.Connection[dict[str, Any]], website_id: str, start_at: float) -> datetime:
@@ -910,17 +975,38 @@ class FakeUmami:
         params = _QueryParams(query)
         start_at = params.number("startAt", integer=True, required=True)
         end_at = params.number("endAt", integer=True, required=True)
+        distinct_id = params.text("distinctId", max_length=DISTINCT_ID_LENGTH) if self.version == V34 else None
         if (refused := params.refusal()) is not None:
             return refused
         assert start_at is not None and end_at is not None
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()
         with self._pool.connection() as conn:
+            sessions = [session_id]
+            if self.version == V34:
+                sessions, start_at, end_at = self._linked(conn, website_id, session_id, distinct_id, start_at, end_at)
             start = _js_date(start_at) if self.version == V2 else self._start_date(conn, website_id, start_at)
             rows = conn.execute(_activity_sql(self.version), {
-                "websiteId": website_id, "sessionId": session_id, "startDate": start, "endDate": _js_date(end_at),
-            }).fetchall()
+                "websiteId": website_id, "sessionId": session_id, "sessionIds": sessions, "startDate": start,
+                "endDate": _js_date(end_at)}).fetchall()
         return _Reply(200, [_json_row(row) for row in rows])
+
+    @staticmethod
+    def _linked(conn: psycopg.Connection[dict[str, Any]], website_id: str, session_id: str, distinct_id: str | None,
+                start_at: float, end_at: float) -> tuple[list[str], float, float]:
+        """3.4's activity route: the sessions whose events it answers, and its range (see the module doc)."""
+        values = {"websiteId": website_id, "sessionId": session_id, "distinctId": distinct_id}
+        distinct_ids = [distinct_id] if distinct_id else [
+            row["distinctId"] for row in conn.execute(_LINKED_DISTINCT_IDS_SQL, values).fetchall()]
+        if len(distinct_ids) != 1:
+            return [session_id], start_at, end_at
+        links = conn.execute(_LINKED_SESSION_IDS_SQL, {**values, "distinctId": distinct_ids[0]}).fetchall()
+        sessions = list(dict.fromkeys([session_id, *(str(link["sessionId"]) for link in links)]))
+        dates = [link["createdAt"] for link in links if link["createdAt"] is not None]
+        if len(sessions) > 1 and dates:
+            start_at = min(start_at, _start_of_month(min(dates)).timestamp() * 1000)
+            end_at = max(end_at, _end_of_month(max(dates)).timestamp() * 1000)
+        return sessions, start_at, end_at
 
     def _session_properties(self, website_id: str, session_id: str, authorized: bool) -> _Reply:
         if not authorized or not self._can_view_website(website_id):

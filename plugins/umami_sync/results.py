@@ -180,6 +180,18 @@ class AnalyticsResult(_StageResult):
     left_to_other_tasks: int = Field(
         0, description="Users whose latest session of the run is another website's (or a later sub-window's): "
                        "that task writes them.")
+    disproved_analytics: int = Field(
+        0, description="Users whose stored umamiAnalytics their session's events do not bear out (a firstAt or "
+                       "lastAt at which it had no event, more views or visits than it had): replaced.")
+    sessions_without_span: int = Field(
+        0, description="Contested sessions Umami's PostgreSQL gave no first and last event for: the list's lastAt "
+                       "stood in for theirs (logged).")
+    sessions_not_widened: int = Field(
+        0, description="Sessions begun in an earlier sub-window whose figures over the run's interval could not be "
+                       "read: this window's were written (logged).")
+    events_left_out: int = Field(
+        0, description="Events a session's activity answered outside the window asked for or of another session: "
+                       "left out of its figures (reads of the activity route only).")
     list_pages: int = Field(0, description="Requests for pages of the session list (repair pages included).")
     repair_pages: int = 0
     restarts: int = 0

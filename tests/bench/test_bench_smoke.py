@@ -131,7 +131,7 @@ def test_the_tie_heavy_day_is_complete_and_exact(report: dict[str, Any]) -> None
     assert ties["list_rows"] == TIE_SESSIONS + ties["multi_hostname_sessions"] == ties["rows_read"]
     assert ties["tied_rows"] > TIE_SESSIONS // 2  # most rows share their last second with another row
     assert (ties["missing_rows"], ties["error"], ties["page_size"]) == (0, None, TIE_PAGE_SIZE)
-    assert ties["session_reads"] >= ties["merged_sessions"]
+    assert ties["session_reads"] == 0  # sessions on two hostnames are counted by Umami's database, not read
     assert ties["requests"] == ties["list_pages"] + ties["session_reads"] + ties["logins"] <= ties["allowed"]
     (result,) = report["ties"]["analytics"]["results"]
     served = report["ties"]["analytics"]["http"]["per_website"][result["website_id"]]

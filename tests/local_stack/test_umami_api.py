@@ -574,3 +574,79 @@ def test_each_version_has_its_own_website_fields(versioned: tuple[FakeUmami, req
 
     assert {"2.20.2": "shareId", "3.1.0": "replayEnabled", "3.3": "recorderEnabled"}[umami_level] in website
     assert ("replayEnabled" in website) == (umami_level == "3.1.0")
+
+
+# --- Umami after 3.3 ("3.4", on the 3.3 schema level): linked activity, the list's tie-breaker and cap ---------------
+
+@pytest.fixture
+def linked(umami_db: str) -> Iterator[tuple[FakeUmami, requests.Session, dict[str, str]]]:
+    """The 3.4 fake over one person's sessions linked to one distinct id: ``today`` (page views at 09:00 and
+    10:00 on the 27th), ``before`` (the 24th, linked then) and ``after`` (December 17th, linked then); and
+    ``pair``, linked to two people, and ``alone``, the only session of its person."""
+    rows = UmamiRows(umami_db, "3.3")
+    rows.website()
+    ids = {}
+    for name, moment in (("today", at(9)), ("before", at(9, day=24)), ("after", at(9, day=27) + timedelta(days=20)),
+                         ("pair", at(12)), ("alone", at(13))):
+        ids[name] = rows.session(moment)
+        rows.event(ids[name], moment)
+    rows.event(ids["today"], at(10))
+    for name in ("today", "before", "after"):
+        rows.identify(ids[name], "pat@example.com", rows.conn.execute(
+            "select created_at from session where session_id = %s", (ids[name],)).fetchone()[0])
+    rows.identify(ids["pair"], "ann@example.com", at(12))
+    rows.identify(ids["pair"], "bo@example.com", at(12, 1))
+    rows.identify(ids["alone"], "cy@example.com", at(13))
+    rows.close()
+    with FakeUmami(umami_db, version="3.4") as fake, requests.Session() as http:
+        http.headers["Authorization"] = "Bearer " + http.post(f"{fake.url}/api/auth/login", json=CREDENTIALS,
+                                                              timeout=10).json()["token"]
+        yield fake, http, ids
+
+
+def activity_times(http: requests.Session, fake: FakeUmami, session: str, **params: Any) -> list[datetime]:
+    reply = http.get(f"{fake.url}{SESSIONS}/{session}/activity", params={**DAY_RANGE, **params}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return [datetime.fromisoformat(event["createdAt"]) for event in reply.json()]
+
+
+@pytest.mark.umami_levels("3.3")
+def test_3_4_activity_of_a_linked_session_answers_its_persons_sessions_over_whole_months(
+        linked: tuple[FakeUmami, requests.Session, dict[str, str]]) -> None:
+    """188b628c's route: asked for the 27th, the session linked to pat answers pat's three sessions, November 1st
+    to December 31st; naming a distinct id linked to no session keeps it on the session and the day."""
+    fake, http, ids = linked
+    today = [at(10), at(9)]
+
+    assert activity_times(http, fake, ids["today"]) == [at(9, day=27) + timedelta(days=20), *today, at(9, day=24)]
+    assert activity_times(http, fake, ids["today"], distinctId=str(uuid.uuid4())) == today
+    assert activity_times(http, fake, ids["today"], distinctId="") == activity_times(http, fake, ids["today"])
+    assert activity_times(http, fake, ids["pair"]) == [at(12)]  # linked to two people: no stitching
+    assert activity_times(http, fake, ids["alone"]) == [at(13)]  # its person has no other session: no widening
+    too_long = http.get(f"{fake.url}{SESSIONS}/{ids['today']}/activity", params={**DAY_RANGE, "distinctId": "x" * 51},
+                        timeout=10)
+    assert too_long.status_code == 400
+
+
+@pytest.mark.umami_levels("3.3")
+def test_3_4_lists_with_a_tie_breaker_and_caps_the_count_when_asked(
+        linked: tuple[FakeUmami, requests.Session, dict[str, str]], umami_db: str) -> None:
+    fake, http, ids = linked
+    with psycopg.connect(umami_db, autocommit=True) as conn:  # every last event at one instant
+        conn.execute("update website_event set created_at = %s where created_at >= %s and created_at < %s",
+                     (at(14), at(0), at(0, day=28)))
+
+    whole = session_page(http, fake, **DAY_RANGE)
+    capped = session_page(http, fake, **DAY_RANGE, maxResults=2)
+
+    assert [row["id"] for row in whole["data"]] == sorted(ids[name] for name in ("today", "pair", "alone"))
+    assert (whole["count"], whole["isCapped"]) == (3, False)
+    assert (capped["count"], capped["isCapped"], len(capped["data"])) == (2, True, 3)  # the page is not cut
+    assert session_page(http, fake, **DAY_RANGE, maxResults=3)["isCapped"]  # at the cap: not proven complete
+    assert not session_page(http, fake, **DAY_RANGE, maxResults=4)["isCapped"]
+    assert http.get(fake.url + SESSIONS, params={**DAY_RANGE, "maxResults": 0}, timeout=10).status_code == 400
+    with FakeUmami(umami_db, version="3.4", max_results=1) as capping, requests.Session() as other:
+        other.headers["Authorization"] = "Bearer " + other.post(f"{capping.url}/api/auth/login", json=CREDENTIALS,
+                                                                timeout=10).json()["token"]
+        assert {key: session_page(other, capping, **DAY_RANGE)[key] for key in ("count", "isCapped")} == {
+            "count": 1, "isCapped": True}

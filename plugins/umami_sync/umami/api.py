@@ -197,11 +197,16 @@ class UmamiHook(HttpHook):
         envelope = _validated(UmamiPageEnvelope, body, f"websites/{website_id}/sessions")
         return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
 
-    def session_activity(self, website_id: str, session_id: str, window: ApiWindow) -> list[ActivityEvent]:
-        """The session's events in ``window``, newest first; Umami returns at most 500 per call."""
+    def session_activity(self, website_id: str, session_id: str, window: ApiWindow, *,
+                         distinct_id: str | None = None) -> list[ActivityEvent]:
+        """The session's events in ``window``, newest first; Umami returns at most 500 per call. ``distinct_id`` is
+        sent as ``distinctId``: Umami's newer route then answers the sessions linked to that id instead of the
+        person the session is linked to (older servers drop the key unread)."""
         _check_window(window)
-        body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity",
-                          params={"startAt": window.start_ms, "endAt": window.end_ms})
+        params: dict[str, Any] = {"startAt": window.start_ms, "endAt": window.end_ms}
+        if distinct_id is not None:
+            params["distinctId"] = distinct_id
+        body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity", params=params)
         self.stats.activity_calls += 1
         what = f"websites/{website_id}/sessions/{session_id}/activity"
         if not isinstance(body, list):

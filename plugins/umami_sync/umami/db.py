@@ -1,4 +1,5 @@
-"""Identity rows from Umami's PostgreSQL database, streamed through a server-side cursor.
+"""Reads of Umami's PostgreSQL database: identity rows, streamed through a server-side cursor, and the events of
+single sessions (first and last events, figures, and whether stored figures hold), one query per page.
 
 The queries live beside this module in ``sql/`` (shipped inside the package, so a plugins.zip deploy
 carries them too). Every round trip to the server is bounded (:func:`umami_sync.connections.answer_within`).
@@ -19,6 +20,7 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from umami_sync.connections import answer_within
+from umami_sync.umami.paging import ActivityFigures
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -41,6 +43,10 @@ class IdentityRow(BaseModel):
     source: Literal["distinct_id", "session_link", "session_data"]
 
 
+StoredFigures = tuple[str, str, datetime, datetime, int, int]
+"""What a stored figure says of a session: (session id, website id, first event, last event, views, visits)."""
+
+
 class UmamiSchemaError(RuntimeError):
     """The database lacks a table every Umami version has: it is not Umami's database."""
 
@@ -61,7 +67,7 @@ def identity_query(name: str, *, links: bool) -> str:
 
 
 class UmamiDatabase:
-    """Reads what the session sync needs from Umami's tables, through one hook.
+    """Reads what both stages need from Umami's tables, through one hook.
 
     :param websites: only these websites' rows (empty: every website).
     """
@@ -124,19 +130,45 @@ class UmamiDatabase:
 
     def event_spans(self, sessions: Sequence[str], interval: DataInterval) -> dict[str, tuple[datetime, datetime]]:
         """The first and last event time in ``interval`` of each of ``sessions`` that has one (on these
-        websites), through one connection kept for the next call (see :meth:`close`)."""
+        websites), through the connection kept between reads (see :meth:`close`)."""
         if not sessions:
             return {}
+        rows = self._kept_read("event_spans", {"sessions": list(sessions), "websites": self.websites,
+                                               "start": interval.start, "end": interval.end})
+        return {session_id: (first, last) for session_id, first, last in rows}
+
+    def session_figures(self, website_id: str, sessions: Sequence[str],
+                        window: DataInterval) -> dict[str, ActivityFigures]:
+        """The figures in ``window`` of each of ``sessions`` (of ``website_id``) that has events there, counted as
+        Umami's session list counts them (``sql/session_figures.sql``); one query."""
+        if not sessions:
+            return {}
+        rows = self._kept_read("session_figures", {"website": website_id, "sessions": list(sessions),
+                                                   "start": window.start, "end": window.end})
+        return {session_id: ActivityFigures(first, last, views, visits)
+                for session_id, first, last, views, visits in rows}
+
+    def disproved_figures(self, figures: Sequence[StoredFigures]) -> set[int]:
+        """The positions in ``figures`` (session, website, first, last, views, visits) that the session's own events
+        do not bear out (``sql/stored_figures.sql``); one query."""
+        if not figures:
+            return set()
+        sessions, websites, firsts, lasts, views, visits = (list(column) for column in zip(*figures, strict=True))
+        rows = self._kept_read("stored_figures", {"sessions": sessions, "websites": websites, "firsts": firsts,
+                                                  "lasts": lasts, "views": views, "visits": visits})
+        return {position - 1 for (position,) in rows}
+
+    def _kept_read(self, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql/<name>.sql`` through one connection kept for the next read (see :meth:`close`)."""
         if self._conn is None:
             self._conn = self._connect()
             self._conn.autocommit = True
         with self._conn.cursor() as cursor, self._answer(self._conn):
-            cursor.execute(query("event_spans"), {"sessions": list(sessions), "websites": self.websites,
-                                                  "start": interval.start, "end": interval.end})
-            return {session_id: (first, last) for session_id, first, last in cursor.fetchall()}
+            cursor.execute(query(name), params)
+            return list(cursor.fetchall())
 
     def close(self) -> None:
-        """Close the connection :meth:`event_spans` keeps."""
+        """Close the connection the reads of single sessions keep."""
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()

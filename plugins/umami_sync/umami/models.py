@@ -9,7 +9,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -21,8 +21,11 @@ from pydantic import (
     NonNegativeInt,
     SecretStr,
     ValidationError,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from umami_sync.umami.errors import UmamiError
 
 _MAX_ERROR_CHARS = 200
 _MAX_ERRORS_SHOWN = 3
@@ -102,13 +105,16 @@ class UmamiSession(_UmamiModel):
 
 class ActivityEvent(_UmamiModel):
     """One event of ``GET .../sessions/{sessionId}/activity`` (newest first, at most 500 per call); Umami 2.x
-    sends the whole stored event, with ``id`` where 3.x sends ``eventId``."""
+    sends the whole stored event, with ``id`` where 3.x sends ``eventId``, and its ``sessionId`` (3.x sends none:
+    its newer route may answer other sessions' events among the asked one's, see
+    :class:`~umami_sync.stages.analytics.reads.SessionEvents`)."""
 
     created_at: UtcDatetime
     event_id: UmamiId = Field(validation_alias=AliasChoices("eventId", "id"))
     event_type: int
     visit_id: UmamiId
     hostname: Hostname = None
+    session_id: UmamiId | None = None
 
 
 class UmamiWebsite(_UmamiModel):
@@ -125,13 +131,35 @@ class UmamiWebsite(_UmamiModel):
     deleted_at: UtcDatetime | None = None
 
 
+class CappedListError(UmamiError):
+    """A page of a list said ``isCapped``: its ``count`` stops at a cap, so the list cannot be proven complete."""
+
+
 class UmamiPageEnvelope(_UmamiModel):
-    """The paged envelope ``{data, count, page, pageSize}``; rows stay raw and are validated one by one."""
+    """The paged envelope ``{data, count, page, pageSize}``; rows stay raw and are validated one by one.
+
+    A capped page is never taken as the whole list. Umami's newer ``pagedRawQuery`` (``src/lib/prisma.ts`` after
+    3.3; ``prisma.test.ts`` at 17f0c4a4) counts at most ``maxResults`` rows when a request asks for a cap (the UI asks
+    for 10,000) and then answers ``isCapped: true`` with ``count`` at the cap. The sync never asks for one, so a capped
+    page comes from a server or proxy that caps on its own: :class:`CappedListError` is raised out of validation
+    (it is no ``ValidationError``, so no caller takes the page for a malformed one), naming the cap.
+    """
 
     data: list[Any]
     count: NonNegativeInt
     page: int
     page_size: int
+    is_capped: bool = False
+
+    @model_validator(mode="after")
+    def _not_capped(self) -> Self:
+        if self.is_capped:
+            raise CappedListError(
+                f"Umami answered a capped page (isCapped: its count stops at {self.count:,} rows), so the list holds "
+                "at least that many rows and cannot be proven complete. The sync never asks for a cap (maxResults): "
+                "let the list through whole, or set sub_windows to enough parts per website that each part's list "
+                "stays below the cap")
+        return self
 
 
 class UmamiUser(_UmamiModel):

@@ -13,8 +13,11 @@ The hook (:mod:`umami_sync.umami.api`) makes one request per call; this module d
   cannot lose rows: one answer is one consistent sort), and the rows still missing are read from it. If the
   rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are missing, and the
   caller fails. A ``count`` that changes while paging starts the list again.
+  A row whose times fall outside the window asked for is not that window's row: it is counted invalid, never
+  handed on. A page that says ``isCapped`` fails the listing, naming the cap (it cannot be proven complete).
 * :func:`read_activity` reads a session's events (500 per call at most) and gives its exact figures across
-  hostnames (the session list has one row per session AND hostname, each with that hostname's figures).
+  hostnames (the session list has one row per session AND hostname, each with that hostname's figures), leaving
+  out, and counting, what the answer holds outside the window or of another session.
 
 Performance beacons are never activity: a list row of beacons only (Umami 3.1) is read but not handed on, and
 beacon events do not count in a session's figures, on every version.
@@ -27,16 +30,16 @@ import logging
 from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
-from umami_sync.umami.models import BEACON, InvalidRow, UmamiSession
-from umami_sync.windows import ApiWindow, to_epoch_ms
+from umami_sync.umami.models import BEACON, CappedListError, InvalidRow, UmamiSession
+from umami_sync.windows import ApiWindow, from_epoch_ms, to_epoch_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from concurrent.futures import Future
-    from datetime import datetime
 
     from umami_sync.umami.api import SessionPage, UmamiHook
     from umami_sync.umami.models import ActivityEvent, UmamiWebsite
@@ -192,6 +195,7 @@ class _Pass:
     a million rows)."""
 
     report: ListingReport
+    window: ApiWindow | None = None
     rows: Fingerprints = field(default_factory=Fingerprints)
     idless: Iterator[int] = field(default_factory=itertools.count)
     sessions: Fingerprints = field(default_factory=Fingerprints)
@@ -202,7 +206,10 @@ class _Pass:
         """The rows of ``page`` not read before; with ``track``, positions feed the tie runs."""
         rows: list[ListedRow] = []
         invalid: list[InvalidRow] = []
+        start, end = _bounds(self.window)
         for index, entry in enumerate(page.entries):
+            if isinstance(entry, UmamiSession) and not (start <= entry.first_at and entry.last_at < end):
+                entry = _outside(entry, start)
             if isinstance(entry, UmamiSession):
                 row_key, session_key, order = hash((entry.id, entry.hostname)), hash(entry.id), entry.last_at
             else:  # an id-less row cannot be told apart from another: each one counts
@@ -245,6 +252,19 @@ class _Pass:
         self.run = None
 
 
+def _bounds(window: ApiWindow | None) -> tuple[datetime, datetime]:
+    """The half-open span of times a row of ``window`` may hold (any time without a window)."""
+    if window is None:
+        return datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+    return from_epoch_ms(window.start_ms), from_epoch_ms(window.end_ms + 1)
+
+
+def _outside(row: UmamiSession, start: datetime) -> InvalidRow:
+    """A list row whose times fall outside the window asked for: not that window's row, so never written."""
+    name = "firstAt" if row.first_at < start else "lastAt"
+    return InvalidRow(row.id, row.hostname, f"{name}: outside the window asked for", (name,))
+
+
 def covering_page(start: int, end: int) -> tuple[int, int]:
     """``(page, page_size)`` of the smallest page holding positions ``[start, end)`` of one answer."""
     for size in range(end - start, end + 1):
@@ -259,14 +279,16 @@ class SessionListing:
     :param fetch: ``fetch(page, page_size)`` returns that page of the list.
     :param page_size: rows per page of the main pass.
     :param what: names the list in log lines and errors (website and window).
+    :param window: the window the list was asked for: a row whose times fall outside it is counted invalid.
     :param max_restarts: how often the list may start again because its ``count`` changed.
     """
 
     def __init__(self, fetch: Callable[[int, int], SessionPage], *, page_size: int, what: str,
-                 max_restarts: int = 3) -> None:
+                 window: ApiWindow | None = None, max_restarts: int = 3) -> None:
         self.fetch = fetch
         self.page_size = page_size
         self.what = what
+        self.window = window
         self.max_restarts = max_restarts
         self.report = ListingReport()
 
@@ -287,7 +309,7 @@ class SessionListing:
     def _pass(self) -> Iterator[ListedPage]:
         report = self.report
         report.count = report.rows = report.repeated = report.invalid = 0
-        state = _Pass(report)
+        state = _Pass(report, self.window)
         page_number, count = 1, None
         while True:
             page = self._page(page_number, self.page_size, count)
@@ -306,7 +328,10 @@ class SessionListing:
             yield from self._repair(state, count)
 
     def _page(self, number: int, size: int, count: int | None) -> SessionPage:
-        page = self.fetch(number, size)
+        try:
+            page = self.fetch(number, size)
+        except CappedListError as capped:
+            raise CappedListError(f"{self.what}: {capped}") from None
         if count is not None and page.count != count:
             raise _CountChangedError(count, page.count)
         return page
@@ -395,36 +420,77 @@ class ActivityFigures:
     visits: int
 
 
-def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: ApiWindow,
-                  *, what: str) -> ActivityFigures | None:
-    """Read every event of one session in ``window`` and count them; None when it has none.
+@dataclass
+class _Tally:
+    """Figures of the events counted so far."""
+
+    first: datetime
+    last: datetime
+    views: int = 0
+    visits: set[str] = field(default_factory=set)
+
+    def add(self, event: ActivityEvent) -> _Tally:
+        self.visits.add(event.visit_id)
+        self.views += event.event_type == 1
+        self.first, self.last = min(self.first, event.created_at), max(self.last, event.created_at)
+        return self
+
+    def figures(self) -> ActivityFigures:
+        return ActivityFigures(self.first, self.last, self.views, len(self.visits))
+
+
+def _tallied(tally: _Tally | None, event: ActivityEvent) -> _Tally:
+    """``tally`` (a new one for the first event) with ``event`` counted."""
+    return (tally or _Tally(event.created_at, event.created_at)).add(event)
+
+
+@dataclass(frozen=True)
+class ActivityRead:
+    """What one session's activity gave: its figures in the window (None when it had no events there), the
+    figures per hostname, and the events left out: outside the window, or of another session."""
+
+    figures: ActivityFigures | None
+    hostnames: dict[str | None, ActivityFigures]
+    left_out: int
+
+
+def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: ApiWindow, *, session_id: str,
+                  what: str) -> ActivityRead:
+    """Read every event of session ``session_id`` in ``window`` and count them.
 
     Umami answers at most :data:`ACTIVITY_LIMIT` events, newest first. A full answer is continued with the
     window ending at its oldest event (one millisecond later, so nothing at that instant is skipped),
-    events already counted being recognised by id.
+    events already counted being recognised by id. An answer can hold what was not asked for: Umami's newer
+    activity route widens the window to whole months and adds other sessions' events for a session linked to one
+    person. An event outside ``window``, or one that names another session (2.x sends ``sessionId``), is left out
+    and counted; one that cannot be told apart (3.x sends no session) is the caller's to check.
     """
     seen: set[str] = set()
-    visits: set[str] = set()
-    first = last = None
-    views = 0
+    total: _Tally | None = None
+    hostnames: dict[str | None, _Tally] = {}
+    left_out = 0
     end = window.end_ms
     while True:
         batch = fetch(ApiWindow(window.start_ms, end))
         fresh = [event for event in batch if event.event_id not in seen]
         for event in fresh:
             seen.add(event.event_id)
+            if (not window.start_ms <= to_epoch_ms(event.created_at) <= window.end_ms
+                    or event.session_id not in (None, session_id)):
+                left_out += 1
+                continue
             if event.event_type == BEACON:  # not activity: newer Umami leaves beacons out of its figures too
                 continue
-            visits.add(event.visit_id)
-            views += event.event_type == 1
-            first = event.created_at if first is None else min(first, event.created_at)
-            last = event.created_at if last is None else max(last, event.created_at)
+            total = _tallied(total, event)
+            hostnames[event.hostname] = _tallied(hostnames.get(event.hostname), event)
         if len(batch) < ACTIVITY_LIMIT:
+            break
+        oldest = to_epoch_ms(min(event.created_at for event in batch))
+        if oldest < window.start_ms:  # the answer reaches back past the window: nothing in it is left to ask for
             break
         if not fresh:
             raise UmamiActivityError(f"{what}: more than {ACTIVITY_LIMIT} events at "
-                                     f"{batch[-1].created_at.isoformat()}; its activity cannot be paged")
-        end = min(to_epoch_ms(batch[-1].created_at) + 1, window.end_ms)
-    if first is None or last is None:
-        return None
-    return ActivityFigures(first, last, views, len(visits))
+                                     f"{from_epoch_ms(oldest).isoformat()}; its activity cannot be paged")
+        end = min(oldest + 1, window.end_ms)
+    return ActivityRead(total.figures() if total else None,
+                        {name: tally.figures() for name, tally in hostnames.items()}, left_out)

@@ -9,7 +9,8 @@ gets no write at all, so a re-run sends nothing. Every change:
 - addresses one user by ``_id``, matches only while the user is not deleted, never upserts;
 - touches only our fields (``session_id``, ``umamiSessions``, ``umamiAnalytics``) and ``updatedAt``;
 - depends only on the stored fields and the new data, so running it twice changes nothing the second time,
-  and older data never replaces newer data.
+  and older data never replaces newer data (newer meaning a later ``lastAt`` that its session's events bear out:
+  a stored figure they disprove is replaced, see :func:`outranks`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Set
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
 SESSION_FIELDS = ("session_id", "umamiSessions")
@@ -45,8 +46,23 @@ class KnownSession:
         return {"id": self.id, "websiteId": self.website_id, "seenAt": self.seen_at}
 
 
+class _Ranked:
+    """Figures of one session that :func:`outranks` compares."""
+
+    id: str
+    first_at: datetime
+    last_at: datetime
+    visits: int
+    views: int
+
+    @property
+    def rank(self) -> Rank:
+        """What :func:`outranks` compares."""
+        return self.last_at, self.id, -self.first_at.timestamp(), self.views, self.visits
+
+
 @dataclass(frozen=True)
-class Analytics:
+class Analytics(_Ranked):
     """The ``umamiAnalytics`` of one session in one window: its attributes and exact figures."""
 
     id: str
@@ -64,11 +80,6 @@ class Analytics:
     visits: int
     views: int
 
-    @property
-    def rank(self) -> Rank:
-        """What :func:`outranks` compares."""
-        return self.last_at, self.id, -self.first_at.timestamp(), self.views, self.visits
-
     def as_document(self) -> dict[str, Any]:
         """The sub-document (BSON dates, integer counts; ``createdAt`` is Umami's: the last event)."""
         return {"id": self.id, "websiteId": self.website_id, "browser": self.browser, "os": self.os,
@@ -76,6 +87,18 @@ class Analytics:
                 "country": self.country, "region": self.region, "city": self.city,
                 "firstAt": self.first_at, "lastAt": self.last_at, "visits": self.visits, "views": self.views,
                 "createdAt": self.last_at}
+
+
+@dataclass(frozen=True)
+class StoredAnalytics(_Ranked):
+    """What a stored ``umamiAnalytics`` says of its session: figures that the session's events must bear out."""
+
+    id: str
+    website_id: str | None
+    first_at: datetime
+    last_at: datetime
+    visits: int
+    views: int
 
 
 @dataclass(frozen=True)
@@ -148,25 +171,37 @@ def merge_sessions(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
     return {"session_id": merged[0]["id"] if merged else legacy, "umamiSessions": merged}
 
 
-def _rank(analytics: Mapping[str, Any]) -> Rank | None:
-    """What :func:`outranks` compares; None for a missing or malformed ``umamiAnalytics``."""
-    last, first = _utc(analytics.get("lastAt")), _utc(analytics.get("firstAt"))
-    views, visits = analytics.get("views"), analytics.get("visits")
+def stored_analytics(stored: Any) -> StoredAnalytics | None:
+    """What a stored ``umamiAnalytics`` says of its session; None for a missing or malformed one."""
+    if not isinstance(stored, dict):
+        return None
+    last, first = _utc(stored.get("lastAt")), _utc(stored.get("firstAt"))
+    views, visits, website = stored.get("views"), stored.get("visits"), stored.get("websiteId")
     if last is None or first is None or not isinstance(views, int) or not isinstance(visits, int):
         return None
-    return last, str(analytics.get("id")), -first.timestamp(), views, visits
+    return StoredAnalytics(str(stored.get("id")), website if isinstance(website, str) else None, first, last, visits,
+                           views)
 
 
-def outranks(new: Analytics, stored: Any) -> bool:
+def outranks(new: Analytics, stored: Any, *, disproved: Set[StoredAnalytics] = frozenset()) -> bool:
     """True when ``new`` should replace the ``stored`` ``umamiAnalytics``.
 
     A later ``lastAt`` wins. For the same session and ``lastAt``, the fuller figures win (an earlier
     ``firstAt``, then more views, then more visits: a wider window, or one hostname's row replaced by the
     whole session). Two sessions ending at the same instant are ordered by id, so the result does not
-    depend on the order the candidates come in. Anything malformed is replaced.
+    depend on the order the candidates come in. Anything malformed is replaced, and so is what the events of
+    its own session disprove (``disproved``: a ``lastAt`` or ``firstAt`` at which the session had no event, more
+    views or visits than it had), however late its ``lastAt``: a wrong figure never blocks the true one.
     """
-    old = _rank(stored) if isinstance(stored, dict) else None
-    return old is None or new.rank > old
+    old = stored_analytics(stored)
+    return old is None or old in disproved or new.rank > old.rank
+
+
+def blocking(new: Analytics, stored: Any) -> StoredAnalytics | None:
+    """The stored analytics that keep ``new`` from being written (they outrank it), if they do: what must be
+    checked against its session's events before ``new`` is given up."""
+    old = stored_analytics(stored)
+    return old if old is not None and old.rank > new.rank else None
 
 
 def session_change(user: Mapping[str, Any], sessions: Iterable[KnownSession], *, keep: int,
@@ -194,7 +229,8 @@ def session_guard(user: Mapping[str, Any]) -> dict[str, Any]:
     return guard
 
 
-def merged_analytics(stored: Any, new: Analytics) -> dict[str, Any] | None:
+def merged_analytics(stored: Any, new: Analytics, *,
+                     disproved: Set[StoredAnalytics] = frozenset()) -> dict[str, Any] | None:
     """The ``umamiAnalytics`` after learning ``new``, or None when the stored one stays as it is.
 
     ``new`` replaces what :func:`outranks` says it beats. The same session read again also heals its
@@ -202,8 +238,8 @@ def merged_analytics(stored: Any, new: Analytics) -> dict[str, Any] | None:
     clean re-run), and a null never replaces a known value of the same session.
     """
     document = new.as_document()
-    same = isinstance(stored, dict) and stored.get("id") == new.id and _rank(stored) is not None
-    if outranks(new, stored):
+    same = isinstance(stored, dict) and stored.get("id") == new.id and stored_analytics(stored) is not None
+    if outranks(new, stored, disproved=disproved):
         if same:
             document.update({name: stored[name] for name in ATTRIBUTES
                              if document[name] is None and stored.get(name) is not None})
@@ -215,11 +251,13 @@ def merged_analytics(stored: Any, new: Analytics) -> dict[str, Any] | None:
     return {**stored, **healed} if healed else None
 
 
-def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: datetime) -> Change | None:
-    """The change that records ``analytics`` on ``user``, or None when nothing would change."""
-    merged = merged_analytics(user.get("umamiAnalytics"), analytics)
+def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: datetime,
+                     disproved: Set[StoredAnalytics] = frozenset()) -> Change | None:
+    """The change that records ``analytics`` on ``user``, or None when nothing would change (``disproved``: stored
+    analytics their session's events do not bear out, see :func:`outranks`)."""
+    merged = merged_analytics(user.get("umamiAnalytics"), analytics, disproved=disproved)
     if merged is None:
         return None
     return Change(user["_id"], {path: read_path(user, path) for path in ANALYTICS_GUARD},
                   {"umamiAnalytics": merged, "updatedAt": now},
-                  lambda current: analytics_change(current, analytics, now=now))
+                  lambda current: analytics_change(current, analytics, now=now, disproved=disproved))

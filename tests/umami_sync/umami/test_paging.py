@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 DAY = datetime(2026, 11, 10, tzinfo=UTC)
 WINDOW = ApiWindow(int(DAY.timestamp() * 1000), int((DAY + timedelta(days=1)).timestamp() * 1000) - 1)
 WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
+SESSION, OTHER_SESSION = "2e4f7ae8-4bb5-4a24-9a36-d37a0a30d0a1", "b1b1c5a3-8a5e-4dd4-a1bb-6d1ec2b2c2f0"
 
 
 def row(session: str, last: datetime, hostname: str | None = "a.example.com", views: int = 1) -> UmamiSession:
@@ -299,6 +300,39 @@ def test_rows_without_an_id_are_each_counted_once() -> None:
     assert listing.report.repair_pages == 0
 
 
+def test_a_row_outside_the_window_asked_for_is_invalid_and_never_handed_on() -> None:
+    """Whatever the server answers, a row whose first event comes before the window (or last after it) is not the
+    window's: counted invalid, naming the field, never written."""
+    rows = sessions(3, tie_groups=3)
+    early = rows[1].model_copy(update={"first_at": DAY - timedelta(days=3)})
+    late = rows[2].model_copy(update={"last_at": DAY + timedelta(days=20)})
+    server = UnstableList([rows[0], early, late])
+    listing = SessionListing(server, page_size=3, what="test list", window=WINDOW)
+
+    (page,) = list(listing)
+
+    assert [item.session.id for item in page.rows] == [rows[0].id]
+    assert sorted((row.session_id, row.fields, row.error) for row in page.invalid) == sorted([
+        (early.id, ("firstAt",), "firstAt: outside the window asked for"),
+        (late.id, ("lastAt",), "lastAt: outside the window asked for")])
+    assert (listing.report.rows, listing.report.invalid, listing.report.missing) == (3, 2, 0)
+
+
+def test_a_capped_page_is_never_taken_as_the_whole_list() -> None:
+    """Umami's newer pagedRawQuery answers ``isCapped: true`` with ``count`` stopped at the cap: the listing fails
+    at once, naming the list and the cap, before handing on any row."""
+    from umami_sync.umami.models import CappedListError, UmamiPageEnvelope
+
+    def capped(page: int, size: int) -> SessionPage:
+        UmamiPageEnvelope.model_validate({"data": [], "count": 10_000, "page": page, "pageSize": size,
+                                          "isCapped": True})
+        raise AssertionError("a capped envelope is refused")
+
+    with pytest.raises(CappedListError, match=r"^test list: Umami answered a capped page \(isCapped: its count "
+                                              r"stops at 10,000 rows\)"):
+        next(iter(SessionListing(capped, page_size=50, what="test list")))
+
+
 def test_a_one_row_shift_that_looks_like_a_tie_is_repaired_from_the_whole_list() -> None:
     """Page 2 repeats page 1's last row (the same last-event time twice in a row, as a tie of two looks) and
     the last row is never served: the small tie repair cannot find it, the whole list can."""
@@ -369,11 +403,14 @@ def test_activity_gives_exact_figures_across_hostnames() -> None:
     served = Activity([event(at, visit_a), event(at + timedelta(minutes=15), visit_a, hostname="b.example.com"),
                        event(at + timedelta(minutes=30), visit_b, event_type=2, hostname="b.example.com")])
 
-    figures = read_activity(served, WINDOW, what="session S")
+    read = read_activity(served, WINDOW, session_id=SESSION, what="session S")
 
+    figures = read.figures
     assert figures is not None
     assert (figures.first_at, figures.last_at) == (at, at + timedelta(minutes=30))
-    assert (figures.views, figures.visits, len(served.windows)) == (2, 2, 1)
+    assert (figures.views, figures.visits, len(served.windows), read.left_out) == (2, 2, 1, 0)
+    assert {name: (f.first_at, f.views, f.visits) for name, f in read.hostnames.items()} == {
+        "a.example.com": (at, 1, 1), "b.example.com": (at + timedelta(minutes=15), 1, 2)}
 
 
 def test_performance_beacons_are_not_activity() -> None:
@@ -383,11 +420,12 @@ def test_performance_beacons_are_not_activity() -> None:
     served = Activity([event(at - timedelta(minutes=5), visit, event_type=5, hostname=None), event(at, visit),
                        event(at + timedelta(minutes=30), str(uuid.uuid4()), event_type=5, hostname=None)])
 
-    figures = read_activity(served, WINDOW, what="session S")
+    figures = read_activity(served, WINDOW, session_id=SESSION, what="session S").figures
 
     assert figures is not None
     assert (figures.first_at, figures.last_at, figures.views, figures.visits) == (at, at, 1, 1)
-    assert read_activity(Activity(served.events[2:]), WINDOW, what="session S") is None  # beacons only
+    only_beacons = read_activity(Activity(served.events[2:]), WINDOW, session_id=SESSION, what="session S")
+    assert (only_beacons.figures, only_beacons.hostnames) == (None, {})
 
 
 def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary() -> None:
@@ -397,7 +435,7 @@ def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary(
     events = [event(start + timedelta(seconds=n // 10), visits[n % 7]) for n in range(1234)]
     served = Activity(events)
 
-    figures = read_activity(served, WINDOW, what="session S")
+    figures = read_activity(served, WINDOW, session_id=SESSION, what="session S").figures
 
     assert figures is not None
     assert (figures.views, figures.visits) == (1234, 7)
@@ -410,11 +448,30 @@ def test_500_events_at_one_instant_cannot_be_paged_and_say_so() -> None:
     served = Activity([event(DAY, str(uuid.uuid4())) for _ in range(ACTIVITY_LIMIT + 1)])
 
     with pytest.raises(UmamiActivityError, match="session S: more than 500 events at 2026-11-10T00:00:00"):
-        read_activity(served, WINDOW, what="session S")
+        read_activity(served, WINDOW, session_id=SESSION, what="session S")
 
 
 def test_a_session_without_events_in_the_window_has_no_figures() -> None:
-    assert read_activity(Activity([]), WINDOW, what="session S") is None
+    assert read_activity(Activity([]), WINDOW, session_id=SESSION, what="session S").figures is None
+
+
+def test_events_outside_the_window_or_of_another_session_are_left_out_and_counted() -> None:
+    """Umami's newer activity route widens a linked session's window to whole months (copies here 3 days before and
+    20 days after), and 2.x names each event's session: none of those counts, each is counted as left out."""
+    visit = str(uuid.uuid4())
+    at = DAY + timedelta(hours=10)
+    own = [event(at, visit), event(at + timedelta(minutes=5), visit)]
+    widened = [event(at - timedelta(days=3), visit), event(at + timedelta(days=20), visit),
+               event(at + timedelta(minutes=1), visit).model_copy(update={"session_id": OTHER_SESSION})]
+
+    def server(window: ApiWindow) -> list[ActivityEvent]:  # answers the month whatever it is asked for
+        return sorted(own + widened, key=lambda e: e.created_at, reverse=True)
+
+    read = read_activity(server, WINDOW, session_id=SESSION, what="session S")
+
+    assert read.left_out == 3
+    assert read.figures is not None
+    assert (read.figures.first_at, read.figures.last_at, read.figures.views) == (at, at + timedelta(minutes=5), 2)
 
 
 

@@ -11,11 +11,13 @@ from umami_sync.users.updates import (
     Analytics,
     KnownSession,
     analytics_change,
+    blocking,
     merge_sessions,
     outranks,
     read_path,
     session_change,
     session_guard,
+    stored_analytics,
 )
 
 NOW = datetime(2026, 11, 28, 1, tzinfo=UTC)
@@ -191,6 +193,26 @@ def test_a_null_never_replaces_a_known_attribute_of_the_same_session() -> None:
     other_session = analytics("s2", last=2)
     assert analytics_change({"_id": 6, "umamiAnalytics": known_city}, other_session, now=NOW).fields[
         "umamiAnalytics"]["city"] is None  # another session's attributes are its own
+
+
+def test_figures_their_session_disproves_never_block_the_true_ones() -> None:
+    """What an activity answer of other sessions' events wrote (lastAt 20 days late, firstAt 3 days early, views
+    5 -> 17) outranks the true figures; once its session's events disprove it, the true figures replace it, and the
+    same false figures read again on a conflict (``redo``) are still replaced. What is not disproved keeps winning."""
+    true = analytics(last=0, first=-1, views=5, visits=2)
+    wrong = {**analytics(last=20 * 24, first=-3 * 24, views=17, visits=4).as_document()}
+    user = {"_id": 7, "umamiAnalytics": {**wrong, "lastAt": naive(T + timedelta(days=20)),
+                                         "firstAt": naive(T - timedelta(days=3))}}
+    claim = stored_analytics(user["umamiAnalytics"])
+    assert claim is not None and blocking(true, user["umamiAnalytics"]) == claim
+
+    assert analytics_change(user, true, now=NOW) is None  # what today's rule does: a later lastAt always wins
+    change = analytics_change(user, true, now=NOW, disproved={claim})
+
+    assert change is not None and change.fields["umamiAnalytics"] == true.as_document()
+    assert change.redo(user) == change  # the same false figures, read again
+    assert change.redo({"_id": 7, "umamiAnalytics": analytics(last=1).as_document()}) is None  # another writer's
+    assert blocking(analytics(last=1), true.as_document()) is None  # nothing to check when the new one wins
 
 
 def test_read_path_reads_dotted_paths_and_absent_is_none() -> None:

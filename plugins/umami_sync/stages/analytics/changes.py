@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from umami_sync.owners import Owners
-    from umami_sync.stages.analytics.contest import Contest
+    from umami_sync.stages.analytics.contest import Contest, PageChanges
     from umami_sync.stages.analytics.reads import SessionFigures
     from umami_sync.umami.paging import ListedPage
     from umami_sync.users.updates import Change, Rank
@@ -26,11 +26,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class JobProgress:
     """What one job found in the current pass over its listing (a listing that starts again begins a new pass),
-    and the rank of the analytics it gave each user (kept across passes)."""
+    and the rank of the analytics it gave each user and the users whose disproved analytics it replaced (both kept
+    across passes)."""
 
     given: dict[Any, Rank] = field(default_factory=dict)
+    disproved: set[Any] = field(default_factory=set)
     merged: set[str] = field(default_factory=set)
     left: set[Any] = field(default_factory=set)
+    unspanned: set[str] = field(default_factory=set)
+    unwidened: set[str] = field(default_factory=set)
     sessions: int = 0
     merged_sessions: int = 0
     unread_sessions: int = 0
@@ -39,8 +43,8 @@ class JobProgress:
 
     def new_pass(self) -> None:
         """The list is read again from the top: count it again, read again what it merged."""
-        self.merged.clear()
-        self.left.clear()
+        for found in (self.merged, self.left, self.unspanned, self.unwidened):
+            found.clear()
         self.invalid = InvalidFields()
         self.sessions = self.merged_sessions = self.unread_sessions = self.matched_sessions = 0
 
@@ -48,7 +52,8 @@ class JobProgress:
         """The result's figures of this job's sessions."""
         return {"sessions": self.sessions, "merged_sessions": self.merged_sessions,
                 "unread_sessions": self.unread_sessions, "matched_sessions": self.matched_sessions,
-                "left_to_other_tasks": len(self.left)}
+                "left_to_other_tasks": len(self.left), "disproved_analytics": len(self.disproved),
+                "sessions_without_span": len(self.unspanned), "sessions_not_widened": len(self.unwidened)}
 
 
 def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owners_of: Callable[[list[str]], Owners],
@@ -62,15 +67,31 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
             progress.invalid.add(invalid)
         plan = plan_page(page, progress.merged)
         progress.merged.update(row.id for row in plan.to_read)
-        found = page_analytics(plan, {row.id: events.figures(row.id) for row in plan.to_read})
+        found = page_analytics(plan, events.figures(plan.listed) if plan.to_read else {})
         for session_id in found.unread:
             log.error("session %s is listed but has no events in the window; not written", session_id)
         decided = plan_analytics_changes(found, owners_of([item.id for item in found.analytics]), progress.given,
                                          now=now, contest=contest)
+        _log_fallbacks(decided)
         progress.given.update(decided.given)
+        progress.disproved.update(decided.disproved)
         progress.left.update(decided.lost)
+        progress.unspanned.update(decided.unspanned)
+        progress.unwidened.update(decided.unwidened)
         progress.sessions += plan.new_sessions
         progress.merged_sessions += len(plan.to_read)
         progress.unread_sessions += len(found.unread)
         progress.matched_sessions += decided.matched_sessions
         yield from decided.changes
+
+
+def _log_fallbacks(decided: PageChanges) -> None:
+    """Say what a page's decisions had to fall back on, and which stored figures they found false."""
+    for session_id in sorted(decided.unspanned):
+        log.warning("session %s: Umami's PostgreSQL holds no event of it in the run's interval; the contest took the "
+                    "list's lastAt for its last event", session_id)
+    for session_id in sorted(decided.unwidened):
+        log.warning("session %s began in an earlier sub-window, but its events over the run's interval could not be "
+                    "read; this window's figures are written", session_id)
+    for user_id in decided.disproved:
+        log.info("user %s: the stored umamiAnalytics is not borne out by its session's events; replaced", user_id)

@@ -36,12 +36,14 @@ class PagePlan:
     :param to_read: the first row of each session to read from its events (not read before in this pass).
     :param earlier: of those, the sessions whose first row came in an earlier page (already handed on).
     :param new_sessions: sessions this page shows for the first time in this pass.
+    :param listed: every row of this page of each session to read (what its events must give, hostname by hostname).
     """
 
     exact: list[Analytics]
     to_read: list[UmamiSession]
     earlier: frozenset[str]
     new_sessions: int
+    listed: dict[str, list[UmamiSession]] = field(default_factory=dict)
 
 
 def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
@@ -61,7 +63,7 @@ def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
         elif session_id not in merged:  # not yet read from its events (a third hostname would be)
             to_read.append(rows[0])
     return PagePlan(exact, to_read, frozenset(earlier & {row.id for row in to_read}),
-                    len(rows_of) - len(earlier))
+                    len(rows_of) - len(earlier), {row.id: rows_of[row.id] for row in to_read})
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
 from umami_sync.stages.analytics.contest import Contest
 from umami_sync.stages.analytics.figures import kept_elsewhere
-from umami_sync.stages.analytics.reads import DatabaseSpans, SessionEvents
+from umami_sync.stages.analytics.reads import DatabaseSessions, DatabaseSpans
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
+from umami_sync.umami.models import CappedListError
 from umami_sync.umami.paging import ReadAhead, SessionListing
 from umami_sync.windows import ApiWindow
 
@@ -62,10 +63,11 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
     what = f"website {job.named}, {job.interval}"
     window = ApiWindow.of(job.interval)
     listing = SessionListing(lambda page, size: api.session_page(job.website_id, window, page, size),
-                             page_size=settings.page_size, what=what)
+                             page_size=settings.page_size, what=what, window=window)
     run_interval = settings.analytics_interval(interval)
-    events = SessionEvents(api, job, run_interval, what=what)
-    contest = Contest(job.websites, job.interval, DatabaseSpans(database, run_interval, job.contested), events)
+    events = DatabaseSessions(database, job, run_interval)
+    contest = Contest(job.websites, job.interval, DatabaseSpans(database, run_interval, job.contested), events,
+                      events)
     progress, totals = JobProgress(), WriteTotals()
     error, retryable = None, True
     try:
@@ -81,7 +83,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
             listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)
         if error is None and listing.report.count and not database.has_sessions(job.website_id, job.interval):
             error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
-    except (UmamiCredentialsError, UmamiConfigError) as exc:  # retrying cannot help
+    except (UmamiCredentialsError, UmamiConfigError, CappedListError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("analytics sync %s failed", job.label)
@@ -93,7 +95,8 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         missing_rows=report.missing, repeated_rows=report.repeated, invalid_rows=report.invalid,
         restarts=report.restarts, repair_pages=report.repair_pages, list_pages=stats.list_pages,
         session_reads=stats.activity_calls, requests=stats.requests, retries=stats.retries, logins=stats.logins,
-        error=error, retryable=retryable, **progress.figures(), **totals.result_fields())
+        events_left_out=events.left_out, error=error, retryable=retryable, **progress.figures(),
+        **totals.result_fields())
     log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
     return result
 

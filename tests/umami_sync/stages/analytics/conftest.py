@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from local_stack.umami_api import FakeUmami
+from tests.conftest import umami_api_connection
 from tests.factories import WEBSITE, UmamiRows
 from tests.umami_sync.stages.analytics.support import DAY, FAST, RUN_AT, job
 from umami_sync.settings import SyncSettings
@@ -14,7 +16,6 @@ from umami_sync.wiring import sync_analytics_job, sync_sessions
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from local_stack.umami_api import FakeUmami
     from umami_sync.results import AnalyticsResult
     from umami_sync.windows import DataInterval
 
@@ -47,3 +48,12 @@ def identify(mongo_collation: str) -> Callable[[], None]:
         sync_sessions(SyncSettings(session_window_hours=24 * 30, mongo_collation=mongo_collation), DAY, now=RUN_AT)
 
     return run
+
+
+@pytest.fixture
+def linked_server(rows: UmamiRows, umami_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeUmami]:
+    """The local Umami API speaking the newest code (version "3.4") over the test's database, as ``umami_api``:
+    its activity route answers a linked session's person over whole months (188b628c)."""
+    with FakeUmami(umami_db, version="3.4") as server:
+        monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", umami_api_connection(server))
+        yield server

@@ -28,9 +28,9 @@ def test_the_contest_gives_a_user_to_the_task_with_the_latest_session() -> None:
         def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
             return {s: span[s] for s in sessions if s in span}
 
-        def whole(self, analytics: Analytics) -> Analytics:
-            widened.append(analytics.id)
-            return analytics
+        def whole(self, analytics: Sequence[Analytics]) -> dict[str, Analytics]:
+            widened.extend(item.id for item in analytics)
+            return {item.id: item for item in analytics}
 
     contest = Contest((WEBSITE, OTHER_WEBSITE), DataInterval(at(8), at(18)), Reads(), Reads())
     chosen = {
@@ -43,19 +43,20 @@ def test_the_contest_gives_a_user_to_the_task_with_the_latest_session() -> None:
         7: (item("w", 16), known(("w", WEBSITE))),  # began before this window: written with its whole figures
     }
 
-    lost, whole_figures = contest.decide(chosen)
+    decision = contest.decide(chosen)
 
-    assert lost == {1, 4, 6}
-    assert (set(whole_figures), widened) == ({7}, ["w"])
+    assert decision.lost == {1, 4, 6}
+    assert (set(decision.widened), widened) == ({7}, ["w"])
+    assert (decision.unspanned, decision.unwidened) == (frozenset(), frozenset())  # every span was read
 
 
 class NoRivals:
-    """A run where no other task holds any of the users' sessions."""
+    """A run where no other task holds any of the users' sessions: nothing is read."""
 
-    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
-        return {}
+    def spans(self, sessions: Sequence[str]) -> None:
+        return None
 
-    def whole(self, analytics: Analytics) -> Analytics | None:
+    def whole(self, analytics: Sequence[Analytics]) -> dict[str, Analytics]:
         raise AssertionError("nothing began before this window")
 
 
@@ -78,3 +79,68 @@ def test_a_page_changes_each_user_once_with_their_best_analytics() -> None:
     assert (decided.given, decided.lost, decided.matched_sessions) == ({1: item("b", 11).rank}, set(), 2)
     again = plan_analytics_changes(page, owners, decided.given, now=at(23), contest=contest)
     assert again.changes == []  # this task gave Ann these analytics already
+
+
+def test_the_contests_fallbacks_are_returned_not_hidden() -> None:
+    """Umami's database holds no span of a listed session (the list's lastAt then decides), and the whole-interval
+    figures of a session begun in an earlier sub-window cannot be read (this window's are written): both come back
+    in the decision, and the core changes nothing of its reads."""
+
+    def item(session: str, first: int, last: int) -> Analytics:
+        return Analytics(session, WEBSITE, None, None, None, None, None, None, None, None, at(first), at(last), 1, 1)
+
+    class Reads:
+        def __init__(self) -> None:
+            self.asked: list[list[str]] = []
+
+        def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+            self.asked.append(list(sessions))
+            return {"early": (at(3), at(16))}  # "lost" is not in Umami's database
+
+        def whole(self, analytics: Sequence[Analytics]) -> dict[str, Analytics]:
+            return {}  # nor are its whole-interval figures
+
+    reads = Reads()
+    contest = Contest((WEBSITE,), DataInterval(at(12), at(0, day=28)), reads, reads)
+    chosen = {1: (item("lost", 13, 14), {"_id": 1, "session_id": "lost"}),
+              2: (item("early", 12, 16), {"_id": 2, "session_id": "early"})}
+
+    decision = contest.decide(chosen)
+
+    assert (decision.lost, decision.widened) == (set(), {})
+    assert (decision.unspanned, decision.unwidened) == ({"lost"}, {"early"})
+    assert reads.asked == [["early", "lost"]]  # one read for the page
+
+
+def test_a_page_replaces_stored_figures_their_session_disproves_and_only_those() -> None:
+    """Three users whose stored analytics outrank this page's: the check is asked once, for the two of this run's
+    websites; the one it disproves is replaced, the one it bears out (a later day synced before) stays, and the one of
+    another website is never asked about and stays."""
+    from umami_sync.stages.analytics.contest import plan_analytics_changes
+    from umami_sync.stages.analytics.figures import PageAnalytics
+    from umami_sync.users.updates import StoredAnalytics, stored_analytics
+
+    def item(session: str, last: int, website: str = WEBSITE, *, views: int = 1) -> Analytics:
+        return Analytics(session, website, None, None, None, None, None, None, None, None, at(last - 1), at(last),
+                         1, views)
+
+    wrong = {"_id": 1, "umamiAnalytics": item("a", 20, views=17).as_document()}
+    later_day = {"_id": 2, "umamiAnalytics": item("b", 9, views=3).as_document() | {"lastAt": at(9, day=28)}}
+    elsewhere = {"_id": 3, "umamiAnalytics": item("x", 22, OTHER_WEBSITE).as_document()}
+    asked: list[list[StoredAnalytics]] = []
+
+    class Check:
+        def disproved(self, stored: Sequence[StoredAnalytics]) -> set[StoredAnalytics]:
+            asked.append(sorted(stored, key=lambda claim: claim.id))
+            return {claim for claim in stored if claim.id == "a"}
+
+    page = PageAnalytics([item("a", 10), item("b", 11), item("c", 12)], refined=frozenset(), unread=[])
+    owners = {"a": [wrong], "b": [later_day], "c": [elsewhere]}
+    contest = Contest((WEBSITE,), DataInterval(at(0), at(0, day=28)), NoRivals(), NoRivals(), Check())
+
+    decided = plan_analytics_changes(page, owners, {}, now=at(23), contest=contest)
+
+    assert [stored.id for stored in asked[0]] == ["a", "b"] and len(asked) == 1
+    assert asked[0][0] == stored_analytics(wrong["umamiAnalytics"])
+    assert [(change.user_id, change.fields["umamiAnalytics"]["views"]) for change in decided.changes] == [(1, 1)]
+    assert decided.disproved == {1}

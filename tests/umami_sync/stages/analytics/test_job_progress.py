@@ -14,8 +14,7 @@ from umami_sync.umami.paging import ActivityFigures, SessionListing
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from datetime import datetime
+    from collections.abc import Mapping, Sequence
 
     from umami_sync.users.updates import Analytics
 
@@ -44,15 +43,17 @@ class Umami:
             return SessionPage(number, size, len(self.rows) + 1, [])
         return SessionPage(number, size, len(self.rows), list(self.rows[(number - 1) * size:number * size]))
 
-    def figures(self, session_id: str) -> ActivityFigures | None:
-        self.reads.append(session_id)
-        return ActivityFigures(at(11), at(12), views=2, visits=1) if self.arrived else None
+    left_out = 0
 
-    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
-        return {}
+    def figures(self, rows: Mapping[str, Sequence[UmamiSession]]) -> dict[str, ActivityFigures]:
+        self.reads.extend(rows)
+        return {session: ActivityFigures(at(11), at(12), views=2, visits=1) for session in rows} if self.arrived else {}
 
-    def whole(self, analytics: Analytics) -> Analytics | None:
-        return analytics
+    def spans(self, sessions: Sequence[str]) -> None:
+        return None
+
+    def whole(self, analytics: Sequence[Analytics]) -> dict[str, Analytics]:
+        return {item.id: item for item in analytics}
 
 
 def test_a_listing_that_starts_again_counts_only_its_last_pass() -> None:
@@ -67,6 +68,7 @@ def test_a_listing_that_starts_again_counts_only_its_last_pass() -> None:
     assert umami.reads == [ONE, ONE]  # unreadable in the first pass, read again after the restart
     assert listing.report.restarts == 1
     assert progress.figures() == {"sessions": 3, "merged_sessions": 1, "unread_sessions": 0,
-                                  "matched_sessions": 2, "left_to_other_tasks": 0}
+                                  "matched_sessions": 2, "left_to_other_tasks": 0, "disproved_analytics": 0,
+                                  "sessions_without_span": 0, "sessions_not_widened": 0}
     assert sorted(change.user_id for change in changes) == ["u1", "u2"]
     assert next(c for c in changes if c.user_id == "u1").fields["umamiAnalytics"]["views"] == 2

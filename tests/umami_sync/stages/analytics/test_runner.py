@@ -127,7 +127,7 @@ def test_a_session_with_more_than_500_events_on_two_hostnames_is_exact(sync: Syn
 
     assert result.succeeded, result.error
     assert written(connections) == truth(umami_db, WEBSITE, DAY)
-    assert result.session_reads == 3  # 1,235 events, 500 at a time
+    assert result.session_reads == 0  # 1,235 events counted by Umami's database, no activity read
     assert user(connections, "busy@example.com")["umamiAnalytics"]["visits"] == 14
 
 
