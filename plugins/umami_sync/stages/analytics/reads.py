@@ -1,5 +1,6 @@
 """The reads a stage-2 task passes to its pure parts: single sessions' events (Umami's API) and sessions' first
-and last events (Umami's database), each behind the interface its user names."""
+and last events (Umami's database, or the sessions' events when the run reads no database), each behind the
+interface its user names."""
 
 from __future__ import annotations
 
@@ -63,3 +64,24 @@ class DatabaseSpans:
     def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
         """First and last event of each of ``sessions`` in the run's interval."""
         return self.database.event_spans(sessions, self.interval) if self.contested else {}
+
+
+@dataclass(frozen=True)
+class EventSpans:
+    """The contest's :class:`~.contest.SessionSpans` when the run reads no database (Umami Cloud): each session's
+    first and last event in the run's interval, from its events on this job's website (a session of another website
+    has none there, so it is not compared). Read only when the website's interval is cut into sub-windows
+    (``contested``): a session active in two of them is then written once, by the later one, with its whole
+    figures. A user active on several websites is written by each website's task, the guard keeping the latest."""
+
+    events: SessionEvents
+    contested: bool
+
+    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+        """First and last event of each of ``sessions`` on this website in the run's interval."""
+        found: dict[str, tuple[datetime, datetime]] = {}
+        for session_id in sessions if self.contested else ():
+            figures = self.events.figures(session_id, self.events.run_window)
+            if figures is not None:
+                found[session_id] = (figures.first_at, figures.last_at)
+        return found
