@@ -198,11 +198,12 @@ def _session_filters(query: dict[str, str]) -> tuple[str, dict[str, Any]]:
     return "\n    ".join(clauses), values
 
 
-def _session_data_keys_sql(version: str) -> str:
+def _session_data_keys_sql(version: str, *, by_name: bool) -> str:
     """getSessionDataProperties.ts (relationalQuery): how many sessions with an event in the range have each
-    session_data key (any time); 2.x joins on the session only and takes ``propertyName`` as a filter."""
+    session_data key (any time); 2.x joins on the session only and takes ``propertyName`` (``by_name``) as a
+    filter."""
     same_website = "and session_data.website_id = website_event.website_id" if version != V2 else ""
-    by_name = "and data_key = %(propertyName)s" if version == V2 else ""
+    by_name_sql = "and data_key = %(propertyName)s" if version == V2 and by_name else ""
     return f"""
     select
         data_key as "propertyName",
@@ -217,7 +218,7 @@ def _session_data_keys_sql(version: str) -> str:
     group by 1
     order by 2 desc
     limit 500
-""".replace("{by_name}", by_name)
+""".replace("{by_name}", by_name_sql)
 
 
 def _session_stats_sql(version: str) -> str:
@@ -1034,7 +1035,8 @@ class FakeUmami:
 
     def _session_data_keys(self, website_id: str, query: dict[str, str], authorized: bool) -> _Reply:
         """``GET .../session-data/properties?startAt&endAt``: each key and how many sessions of the range have it."""
-        rows = self._ranged(website_id, query, authorized, _session_data_keys_sql(self.version),
+        by_name = query.get("propertyName") is not None
+        rows = self._ranged(website_id, query, authorized, _session_data_keys_sql(self.version, by_name=by_name),
                             {"propertyName": query.get("propertyName")})
         return rows if isinstance(rows, _Reply) else _Reply(200, [_json_row(row) for row in rows])
 
