@@ -1001,26 +1001,16 @@ class FakeUmami:
 
     def _session_activity(self, website_id: str, session_id: str, query: dict[str, str],
                           authorized: bool) -> _Reply:
-        """``GET .../sessions/{sessionId}/activity?startAt&endAt``: at most 500 events, newest first."""
-        params = _QueryParams(query)
-        start_at = params.number("startAt", integer=True, required=True)
-        end_at = params.number("endAt", integer=True, required=True)
-        if (refused := params.refusal()) is not None:
-            return refused
-        assert start_at is not None and end_at is not None
-        if not authorized or not self._can_view_website(website_id):
-            return _unauthorized()
-        with self._pool.connection() as conn:
-            start = _js_date(start_at) if self.version == V2 else self._start_date(conn, website_id, start_at)
-            rows = conn.execute(_activity_sql(self.version), {
-                "websiteId": website_id, "sessionId": session_id, "startDate": start, "endDate": _js_date(end_at),
-            }).fetchall()
-        return _Reply(200, [_json_row(row) for row in rows])
+        """``GET .../sessions/{sessionId}/activity?startAt&endAt``: at most 500 events, newest first (2.x ignores
+        ``reset_at`` here)."""
+        rows = self._ranged(website_id, query, authorized, _activity_sql(self.version), {"sessionId": session_id},
+                            reset=self.version != V2)
+        return rows if isinstance(rows, _Reply) else _Reply(200, [_json_row(row) for row in rows])
 
     def _ranged(self, website_id: str, query: dict[str, str], authorized: bool, sql: str,
-                values: dict[str, Any]) -> list[dict[str, Any]] | _Reply:
-        """The rows of ``sql`` for a route with a required ``startAt``/``endAt`` (whole numbers, the start moved to
-        the website's ``reset_at``), or the route's refusal."""
+                values: dict[str, Any], *, reset: bool = True) -> list[dict[str, Any]] | _Reply:
+        """The rows of ``sql`` for a route with a required ``startAt``/``endAt`` (whole numbers; with ``reset``, the
+        start moved to the website's ``reset_at``), or the route's refusal."""
         params = _QueryParams(query)
         start_at = params.number("startAt", integer=True, required=True)
         end_at = params.number("endAt", integer=True, required=True)
@@ -1030,8 +1020,9 @@ class FakeUmami:
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()
         with self._pool.connection() as conn:
-            return conn.execute(sql, {**values, "websiteId": website_id, "endDate": _js_date(end_at),
-                                      "startDate": self._start_date(conn, website_id, start_at)}).fetchall()
+            start = self._start_date(conn, website_id, start_at) if reset else _js_date(start_at)
+            return conn.execute(sql, {**values, "websiteId": website_id, "startDate": start,
+                                      "endDate": _js_date(end_at)}).fetchall()
 
     def _session_data_keys(self, website_id: str, query: dict[str, str], authorized: bool) -> _Reply:
         """``GET .../session-data/properties?startAt&endAt``: each key and how many sessions of the range have it."""

@@ -5,31 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from local_stack import demo
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """An empty folder to be the demo's TMPDIR (world-traversable, as the PostgreSQL cluster needs)."""
-    folder = Path(tempfile.mkdtemp(prefix="umami-demo-cloud-test-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.integration

@@ -162,7 +162,7 @@ class WebsiteIdentities:
             properties = self._properties(session_id, reads) if with_data else []
             detail = self.api.session_detail(self.website_id, session_id)
             reads.details += 1
-            if detail is not None and detail.distinct_id is not None:
+            if detail is not None and detail.distinct_id:  # ClickHouse answers "" for none
                 reads.with_distinct_id += 1
                 identified.add(session_id)
                 seen = min([detail.first_at, *(row.created_at for row in properties)])
