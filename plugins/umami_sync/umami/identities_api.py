@@ -158,7 +158,9 @@ class WebsiteIdentities:
         with_data = any(key.total for key in keys)
         remaining = key_sessions(keys, self.data_key)
         identified: set[str] = set()
+        done: set[str] = set()  # the sessions of step 2, read already
         for session_id in self._listed(WITH_DISTINCT_ID):
+            done.add(session_id)
             properties = self._properties(session_id, reads) if with_data else []
             detail = self.api.session_detail(self.website_id, session_id)
             reads.details += 1
@@ -172,18 +174,20 @@ class WebsiteIdentities:
                 identified.add(session_id)
                 remaining = None if remaining is None else remaining - 1
         if remaining is None or remaining > 0:
-            remaining = self._read_the_rest(identified, remaining, reads)
+            remaining = self._read_the_rest(done, identified, remaining, reads)
         if remaining:
             log.warning("%s: %s sessions with key %r were counted but not listed (their only events in the window "
                         "are not listed, e.g. performance beacons)", self.what, remaining, self.data_key)
         visitors = self.api.session_stats(self.website_id, self.range).visitors.value
         reads.anonymous += max(0, visitors - len(identified))
 
-    def _read_the_rest(self, identified: set[str], remaining: int | None, reads: IdentityReads) -> int | None:
-        """Read the properties of the listed sessions without a distinct id until ``remaining`` sessions with the
-        key are found (every one when the count is unknown); the sessions with the key still unfound."""
+    def _read_the_rest(self, done: set[str], identified: set[str], remaining: int | None,
+                       reads: IdentityReads) -> int | None:
+        """Read the properties of the listed sessions not ``done`` until ``remaining`` sessions with the key are found
+        (every one when the count is unknown), adding those to ``identified``; the sessions with the key still
+        unfound."""
         listing = self._listing({})
-        seen = set(identified)
+        seen = set(done)
         for page in listing:
             for session_id in listed_sessions(page):
                 if session_id in seen:
