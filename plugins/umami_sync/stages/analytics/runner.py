@@ -85,12 +85,12 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run) or progress.invalid.failure(
             listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)
-        if error is None and listing.report.count and database is None:
-            log.info("%s: no database is read (Umami's API only): the check that it holds the listed sessions is "
-                     "skipped", what)
-        elif error is None and listing.report.count and database is not None and not database.has_sessions(
-                job.website_id, job.interval):
-            error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
+        if error is None and listing.report.count:
+            if database is None:
+                log.info("%s: no database is read (Umami's API only): the check that it holds the listed sessions "
+                         "is skipped", what)
+            elif not database.has_sessions(job.website_id, job.interval):
+                error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
     except (UmamiCredentialsError, UmamiConfigError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
