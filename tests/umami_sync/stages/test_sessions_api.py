@@ -228,3 +228,28 @@ def test_database_mode_needs_its_connection_and_api_mode_never_reads_it(
 
     assert database.error is not None and "umami_db" in database.error and database.modified == 0
     assert (api.mode, api.error, api.modified) == ("api", None, 1)
+
+
+@pytest.mark.umami_levels("3.3")
+def test_umami_3_3_links_are_not_seen_the_last_identity_counts_at_the_sessions_time(
+        cloud: FakeUmami, rows: UmamiRows, connections: Database) -> None:
+    """A session that began anonymous, was identified as Ann at 10:00, then shared with Ben at 11:00 (#4512): the
+    database writes both, each at its link's time; the API shows only the last identity, at the session's first
+    event (README, "Umami Cloud")."""
+    shared = rows.session(at(9))
+    rows.event(shared, at(9))
+    rows.identify(shared, "ann@example.com", at(10))
+    rows.identify(shared, "ben@example.com", at(11))
+    rows.event(shared, at(11, 30))
+
+    database, api = both_modes(connections, ["ann@example.com", "ben@example.com"])
+
+    through_database, through_api = users_of(connections, "users"), users_of(connections, "users_api")
+    assert (database.matched_identities, api.matched_identities) == (2, 1)
+    assert [entry["seenAt"] for entry in through_database["ann@example.com"]["umamiSessions"]] == [
+        at(10).replace(tzinfo=None)]
+    assert [entry["seenAt"] for entry in through_database["ben@example.com"]["umamiSessions"]] == [
+        at(11).replace(tzinfo=None)]
+    assert "umamiSessions" not in through_api["ann@example.com"]
+    assert through_api["ben@example.com"]["umamiSessions"] == [{"id": shared, "websiteId": WEBSITE,
+                                                               "seenAt": at(9).replace(tzinfo=None)}]
