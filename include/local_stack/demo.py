@@ -9,6 +9,10 @@ loaded into a fresh Airflow home.
 Plain mode runs ``airflow dags test umami_mongo_sync 2026-11-28`` in ``.local/airflow`` (its log goes to
 ``.local/airflow/demo.log``) and prints what changed in MongoDB.
 
+``--cloud`` gives Airflow no ``umami_db`` connection: the local API speaks Umami Cloud's (``/v1``, the
+``x-umami-api-key`` header, a limit of calls per key) and the sync reads everything through it, identities
+included, as it does for Umami Cloud (README, "Umami Cloud").
+
 ``--fail-website NAME`` makes that website's list lose a row, so its task fails (at once: the demo's Airflow home
 turns retries off), and shows the alert the DAG's failure callback sent. Alerts go by e-mail to the demo's own
 SMTP server (connection ``smtp_default``, Variable ``alerts``), which keeps them to print.
@@ -74,6 +78,9 @@ UI_HOME = REPO / ".local" / "airflow-ui"
 UI_PORT = 8080
 SETTINGS_VARIABLE = "umami_sync_settings"  # the DAG's Variable; the demo adds its alerts
 ALERT_TO = "oncall@example.com"
+CLOUD_API_KEY = "demo-cloud-api-key-0b7a0c8e"  # the local API's Cloud-mode key (not a secret)
+CLOUD_CALLS = 50
+"""Calls per key and period in the Cloud demo, as Umami Cloud allows (50 per 15 s); the period is ``--cloud-period``."""
 NO_RETRIES_POLICY = '''"""The demo's --fail-website: tasks fail at once instead of waiting out the retry delays."""
 
 
@@ -160,9 +167,10 @@ class DemoServices:
     """
 
     def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int,
-                 fail_website: str | None = None) -> None:
+                 fail_website: str | None = None, cloud: bool = False, cloud_period: float = 0.5) -> None:
         self.ports = ports
         self.fail_website = fail_website
+        self.cloud, self.cloud_period = cloud, cloud_period
         self.websites, self.sessions, self.identified, self.users = websites, sessions, identified, users
         connections = _connections()
         self.database = connections["users_mongo"].conn_schema or "app"
@@ -207,7 +215,8 @@ class DemoServices:
             self.seeded = seed_users(self.mongo.uri, self.database, "users",
                                      identities=self.traffic.identity_emails(), total=self.users)
             umami = FakeUmami(self.postgres.dsn, username=self.umami_login, password=self.umami_password,
-                              port=self.ports.umami)
+                              port=self.ports.umami, api_key=CLOUD_API_KEY if self.cloud else None,
+                              rate_limit=CLOUD_CALLS, rate_window_seconds=self.cloud_period)
             stack.callback(umami.stop)
             self._start(f"the Umami API on port {self.ports.umami}", umami.start)
             self.umami = umami
@@ -243,7 +252,13 @@ class DemoServices:
         settings = read_settings(SETTINGS_FILE)
         settings.connections = [
             conn.model_copy(update={"conn_host": hosts[conn.conn_id][0], "conn_port": hosts[conn.conn_id][1]})
-            if conn.conn_id in hosts else conn for conn in settings.connections]
+            if conn.conn_id in hosts else conn for conn in settings.connections
+            if not (self.cloud and conn.conn_id == "umami_db")]  # Cloud: no database to read
+        if self.cloud:
+            settings.connections = [conn.model_copy(update={
+                "conn_host": f"http://127.0.0.1:{self.ports.umami}/v1", "conn_login": None, "conn_password": None,
+                "conn_extra": {"api_key": CLOUD_API_KEY}}) if conn.conn_id == "umami_api" else conn
+                for conn in settings.connections]
         smtp = json.loads(self.smtp.connection())
         settings.connections.append(AstroConnection(conn_id="smtp_default", conn_type=smtp.pop("conn_type"), **{
             f"conn_{key}": value for key, value in smtp.items()}))
@@ -251,6 +266,9 @@ class DemoServices:
             if variable.variable_name == SETTINGS_VARIABLE:
                 value = json.loads(variable.variable_value or "{}")
                 value["alerts"] = {"on_failure": [{"type": "email", "to": [ALERT_TO]}]}
+                if self.cloud:  # the sync keeps within the local API's Cloud limit, with a fifth to spare for
+                    # requests that arrive later than they were sent (the server counts them when they arrive)
+                    value.update(rate_limit_calls=CLOUD_CALLS, rate_limit_period_seconds=self.cloud_period * 1.2)
                 variable.variable_value = json.dumps(value)
         return {"airflow": settings.model_dump(exclude_none=True)}
 
@@ -272,6 +290,9 @@ class DemoServices:
             f"{seeded.deleted:,} of them deleted",
             f"   {seeded.identities_matched:,} of the {traffic.persons:,} people have a user; {without:,} have none "
             f"or a deleted one ({seeded.identities_unmatched:,} none, {seeded.identities_deleted:,} deleted)",
+            *([f"== Umami Cloud mode: Airflow has no umami_db connection; the Umami API speaks Umami Cloud's "
+               f"(/v1, x-umami-api-key, {CLOUD_CALLS} calls per {self.cloud_period:g} s per key; Umami Cloud: "
+               f"{CLOUD_CALLS} per 15 s), and identities are read through it"] if self.cloud else []),
             f"== Alerts: e-mail to {ALERT_TO} through connection smtp_default, the demo's SMTP server "
             f"(127.0.0.1:{self.smtp.port})"
             + (f"; website {self.fail_website} is made to fail" if self.fail_website else ""),
@@ -484,6 +505,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fail-website", metavar="NAME", default=None,
                         help=f"make the website NAME fail (its session list loses a row), without retries, and "
                              f"show the alert e-mail the failed run sent (e.g. {DEMO_WEBSITE}; default: none)")
+    cloud = parser.add_argument_group("Umami Cloud mode")
+    cloud.add_argument("--cloud", action="store_true",
+                       help="give Airflow no umami_db connection and make the Umami API speak Umami Cloud's (/v1, an "
+                            "API key, a limit per key): the sync reads everything, identities included, through the "
+                            "API (default: off)")
+    cloud.add_argument("--cloud-period", type=float, default=0.5,
+                       help=f"with --cloud, the API allows {CLOUD_CALLS} calls per key in this many seconds, and the "
+                            f"sync is told so (Umami Cloud: 15; reading identities costs a few requests per session)")
     parser.add_argument("--airflow-home", type=Path, default=None,
                         help=f"the Airflow home, wiped at start (default: {_shown(DEMO_HOME)}; "
                              f"with --ui: {_shown(UI_HOME)})")
@@ -492,6 +521,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--websites must be between 1 and 5")
     if not 0 <= args.identified <= args.sessions:
         parser.error("--identified must be between 0 and --sessions")
+    if not 0 < args.cloud_period <= 3600:
+        parser.error("--cloud-period must be more than 0 and at most 3600 seconds")
     return args
 
 
@@ -506,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         print("== Starting PostgreSQL, the MongoDB wire server and the Umami API; generating the data ...",
               flush=True)
         with DemoServices(ports, websites=args.websites, sessions=args.sessions, identified=args.identified,
-                          users=args.users, fail_website=args.fail_website) as services:
+                          users=args.users, fail_website=args.fail_website, cloud=args.cloud,
+                          cloud_period=args.cloud_period) as services:
             print(services.describe(), flush=True)
             if args.ui:
                 assert ports.airflow is not None

@@ -40,8 +40,15 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
   ``max(created_at) desc`` with no tie-breaker: PostgreSQL's top-N sort then places rows whose last event
   times tie differently for each ``page * pageSize``, so under offset paging some rows repeat and as many
   are never listed, the same way on every repeat (the contract tests hold this to the real captures).
-- ``GET /api/websites/{id}/sessions/{sessionId}`` -> one session (``{}`` when unknown).
-- ``GET /api/websites/{id}/sessions/{sessionId}/properties`` -> its ``session_data`` rows.
+  Filters on the session's columns (``distinctId``, ``browser``, ``os``, ``device``, ``country``, ``region``,
+  ``city``, ``language``) as ``<operator>.<value>`` work as 3.1.0's do on PostgreSQL: ``eq``/``neq`` (the default,
+  a comma-separated list), ``c``/``dnc`` (``ilike``), ``re``/``nre`` (``~*``); every other operator (``s`` "is set",
+  ``ns``...) gives no clause, so the filter is silently ignored. 2.20.2 takes no filter.
+- ``GET /api/websites/{id}/sessions/stats?startAt&endAt`` -> the range's figures, ``visitors`` (sessions) among them.
+- ``GET /api/websites/{id}/sessions/{sessionId}`` -> one session (``{}`` when unknown or without an event).
+- ``GET /api/websites/{id}/sessions/{sessionId}/properties`` -> its ``session_data`` rows, of any time.
+- ``GET /api/websites/{id}/session-data/properties?startAt&endAt`` -> each ``session_data`` key and how many
+  sessions with an event in the range have it (2.20.2: ``propertyName`` picks one key).
 - ``GET /api/websites/{id}/sessions/{sessionId}/activity?startAt&endAt`` -> its events in the range,
   newest first, at most 500.
 
@@ -54,9 +61,10 @@ authenticated by ``x-umami-api-key``, limited to ``rate_limit`` calls per ``rate
 (429 with an integer ``Retry-After``). ``/api/...`` answers 404 in this mode.
 
 Validation errors reproduce Umami's ``badRequest(z.treeifyError(...))`` body; the exact zod wording of
-3.1.0 may differ, so clients should rely on the status only. Not modelled: filters other than ``search``,
-``startDate``/``endDate`` instead of ``startAt``/``endAt``, ``orderBy`` on 3.x, share tokens, the Cloud
-six-month window for accounts without a subscription.
+3.1.0 may differ, so clients should rely on the status only. Not modelled: filters on event columns,
+``match=any``, filters on routes other than the session list, ``startDate``/``endDate`` instead of
+``startAt``/``endAt``, ``orderBy`` on 3.x, share tokens, the Cloud six-month window for accounts without a
+subscription.
 
 Faults are injected through :attr:`FakeUmami.faults` (a :class:`Faults`), which tests change at run time.
 """
@@ -67,6 +75,7 @@ import base64
 import json
 import math
 import queue
+import re
 import secrets
 import socket
 import ssl
@@ -163,6 +172,87 @@ _SESSION_SEARCH_SQL = """and (distinct_id ilike %(search)s
            or browser ilike %(search)s
            or os ilike %(search)s
            or device ilike %(search)s)"""
+
+FILTER_OPERATORS = ("eq", "neq", "s", "ns", "c", "dnc", "re", "nre", "t", "f", "gt", "lt", "gte", "lte", "bf", "af")
+"""``OPERATORS`` of ``src/lib/constants.ts`` (3.1.0), in its order: ``parseFilterValue`` tries them in turn."""
+_FILTER_VALUE = re.compile(rf"({'|'.join(FILTER_OPERATORS)})\.(.*)")
+SESSION_FILTER_COLUMNS = {"os": "os", "browser": "browser", "device": "device", "country": "country",
+                          "region": "region", "city": "city", "language": "language", "distinctId": "distinct_id"}
+"""The filters of 3.x's ``filterParams`` on the ``session`` table (``SESSION_COLUMNS`` in ``FILTER_COLUMNS``)."""
+
+
+def _session_filters(query: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The clauses and values 3.x adds to a session query for its session-column filters (``src/lib/params.ts``
+    ``parseFilterValue``, ``src/lib/prisma.ts`` ``mapFilter`` and ``getQueryParams`` at v3.1.0).
+
+    A value is ``<operator>.<value>`` or a bare value (equals). Equals and not-equals take a comma-separated list;
+    contains and does-not-contain are ``ilike '%value%'``; regex is ``~*``. Every other operator (``s`` "is set",
+    ``ns``, ...) gives no clause on PostgreSQL: the filter is silently ignored. Several filters are joined with
+    ``and`` (``match=any`` is not modelled).
+    """
+    clauses: list[str] = []
+    values: dict[str, Any] = {}
+    for name, column in SESSION_FILTER_COLUMNS.items():
+        if name not in query:
+            continue
+        found = _FILTER_VALUE.fullmatch(query[name])
+        operator, value = (found.group(1), found.group(2)) if found else ("eq", query[name])
+        param = f"filter_{name}"
+        if operator in {"eq", "neq"}:
+            values[param] = value.split(",")
+            clause = f"session.{column} {'= ANY' if operator == 'eq' else '!= ALL'}(%({param})s)"
+        elif operator in {"c", "dnc"}:
+            values[param] = f"%{value}%"
+            clause = f"session.{column} {'ilike' if operator == 'c' else 'not ilike'} %({param})s"
+        elif operator in {"re", "nre"}:
+            values[param] = value
+            clause = f"session.{column} {'~*' if operator == 're' else '!~*'} %({param})s"
+        else:
+            continue
+        clauses.append(f"and {clause}")
+    return "\n    ".join(clauses), values
+
+
+def _session_data_keys_sql(version: str, *, by_name: bool) -> str:
+    """getSessionDataProperties.ts (relationalQuery): how many sessions with an event in the range have each
+    session_data key (any time); 2.x joins on the session only and takes ``propertyName`` (``by_name``) as a
+    filter."""
+    same_website = "and session_data.website_id = website_event.website_id" if version != V2 else ""
+    by_name_sql = "and data_key = %(propertyName)s" if version == V2 and by_name else ""
+    return f"""
+    select
+        data_key as "propertyName",
+        count(distinct session_data.session_id) as "total"
+    from website_event
+    join session_data
+        on session_data.session_id = website_event.session_id
+          {same_website}
+    where website_event.website_id = %(websiteId)s::uuid
+      and website_event.created_at between %(startDate)s and %(endDate)s
+      {{by_name}}
+    group by 1
+    order by 2 desc
+    limit 500
+""".replace("{by_name}", by_name_sql)
+
+
+def _session_stats_sql(version: str) -> str:
+    """getWebsiteSessionStats.ts (relationalQuery): the range's events, sessions (``visitors``), visits,
+    countries and custom events."""
+    same_website = "and website_event.website_id = session.website_id" if version != V2 else ""
+    return f"""
+    select
+      count(*) as "pageviews",
+      count(distinct website_event.session_id) as "visitors",
+      count(distinct website_event.visit_id) as "visits",
+      count(distinct session.country) as "countries",
+      sum(case when website_event.event_type = {EVENT_TYPE_CUSTOM_EVENT} then 1 else 0 end) as "events"
+    from website_event
+    join session on website_event.session_id = session.session_id
+      {same_website}
+    where website_event.website_id = %(websiteId)s::uuid
+      and website_event.created_at between %(startDate)s and %(endDate)s
+"""
 
 # getWebsiteSession.ts (relationalQuery): sums of bigints are numerics, which Prisma sends as strings.
 _SESSION_DETAIL_SQL = f"""
@@ -788,6 +878,10 @@ class FakeUmami:
                 return "GET", lambda: self._website(website_id, authorized)
             case ["websites", website_id, "sessions"]:
                 return "GET", lambda: self._session_list(website_id, query, authorized)
+            case ["websites", website_id, "sessions", "stats"]:  # a static segment wins over [sessionId]
+                return "GET", lambda: self._session_stats(website_id, query, authorized)
+            case ["websites", website_id, "session-data", "properties"]:
+                return "GET", lambda: self._session_data_keys(website_id, query, authorized)
             case ["websites", website_id, "sessions", session_id]:
                 return "GET", lambda: self._session_detail(website_id, session_id, authorized)
             case ["websites", website_id, "sessions", session_id, "properties"]:
@@ -911,9 +1005,10 @@ class FakeUmami:
         number = int(page or 1)
         size = int(page_size or self.default_page_size)
         search = query.get("search") or None
-        sql = _session_list_sql(self.version).format(search=_SESSION_SEARCH_SQL if search else "")
+        filters, filter_values = _session_filters(query) if self.version != V2 else ("", {})  # 2.x: no filters
+        sql = _session_list_sql(self.version).format(search=(_SESSION_SEARCH_SQL if search else "") + filters)
         with self._pool.connection() as conn:
-            values = {"websiteId": website_id, "search": f"%{search}%",
+            values = {"websiteId": website_id, "search": f"%{search}%", **filter_values,
                       "startDate": self._start_date(conn, website_id, start_at),
                       "endDate": _js_date(end_at)}
             limit = int(cap or self.max_results or 0)
@@ -971,25 +1066,52 @@ class FakeUmami:
 
     def _session_activity(self, website_id: str, session_id: str, query: dict[str, str],
                           authorized: bool) -> _Reply:
-        """``GET .../sessions/{sessionId}/activity?startAt&endAt``: at most 500 events, newest first."""
+        """``GET .../sessions/{sessionId}/activity?startAt&endAt``: at most 500 events, newest first (2.x ignores
+        ``reset_at`` here; 3.4 answers the sessions linked to the same person, see :meth:`_linked`)."""
+        rows = self._ranged(website_id, query, authorized, _activity_sql(self.version), {"sessionId": session_id},
+                            reset=self.version != V2, activity_of=session_id)
+        return rows if isinstance(rows, _Reply) else _Reply(200, [_json_row(row) for row in rows])
+
+    def _ranged(self, website_id: str, query: dict[str, str], authorized: bool, sql: str,
+                values: dict[str, Any], *, reset: bool = True,
+                activity_of: str | None = None) -> list[dict[str, Any]] | _Reply:
+        """The rows of ``sql`` for a route with a required ``startAt``/``endAt`` (whole numbers; with ``reset``, the
+        start moved to the website's ``reset_at``), or the route's refusal. ``activity_of``: the session of the
+        activity route, whose sessions and range 3.4 widens (``sessionIds``)."""
         params = _QueryParams(query)
         start_at = params.number("startAt", integer=True, required=True)
         end_at = params.number("endAt", integer=True, required=True)
-        distinct_id = params.text("distinctId", max_length=DISTINCT_ID_LENGTH) if self.version == V34 else None
+        linked = activity_of is not None and self.version == V34
+        distinct_id = params.text("distinctId", max_length=DISTINCT_ID_LENGTH) if linked else None
         if (refused := params.refusal()) is not None:
             return refused
         assert start_at is not None and end_at is not None
         if not authorized or not self._can_view_website(website_id):
             return _unauthorized()
         with self._pool.connection() as conn:
-            sessions = [session_id]
-            if self.version == V34:
-                sessions, start_at, end_at = self._linked(conn, website_id, session_id, distinct_id, start_at, end_at)
-            start = _js_date(start_at) if self.version == V2 else self._start_date(conn, website_id, start_at)
-            rows = conn.execute(_activity_sql(self.version), {
-                "websiteId": website_id, "sessionId": session_id, "sessionIds": sessions, "startDate": start,
-                "endDate": _js_date(end_at)}).fetchall()
-        return _Reply(200, [_json_row(row) for row in rows])
+            if activity_of is not None:
+                sessions = [activity_of]
+                if linked:
+                    sessions, start_at, end_at = self._linked(conn, website_id, activity_of, distinct_id, start_at,
+                                                              end_at)
+                values = {**values, "sessionIds": sessions}
+            start = self._start_date(conn, website_id, start_at) if reset else _js_date(start_at)
+            return conn.execute(sql, {**values, "websiteId": website_id, "startDate": start,
+                                      "endDate": _js_date(end_at)}).fetchall()
+
+    def _session_data_keys(self, website_id: str, query: dict[str, str], authorized: bool) -> _Reply:
+        """``GET .../session-data/properties?startAt&endAt``: each key and how many sessions of the range have it."""
+        by_name = query.get("propertyName") is not None
+        rows = self._ranged(website_id, query, authorized, _session_data_keys_sql(self.version, by_name=by_name),
+                            {"propertyName": query.get("propertyName")})
+        return rows if isinstance(rows, _Reply) else _Reply(200, [_json_row(row) for row in rows])
+
+    def _session_stats(self, website_id: str, query: dict[str, str], authorized: bool) -> _Reply:
+        """``GET .../sessions/stats?startAt&endAt``: each figure as ``{value}`` (``Number(x) || 0``)."""
+        rows = self._ranged(website_id, query, authorized, _session_stats_sql(self.version), {})
+        if isinstance(rows, _Reply):
+            return rows
+        return _Reply(200, {name: {"value": int(value or 0)} for name, value in rows[0].items()})
 
     @staticmethod
     def _linked(conn: psycopg.Connection[dict[str, Any]], website_id: str, session_id: str, distinct_id: str | None,

@@ -9,7 +9,7 @@ a rehearsal counts what the real run writes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from umami_sync.users.store import LOOKUP_CHUNK, batched
 from umami_sync.users.updates import KnownSession, merge_sessions
@@ -20,9 +20,22 @@ if TYPE_CHECKING:
     from umami_sync.identities import IdentityRule
     from umami_sync.umami.db import IdentityRow
     from umami_sync.users.store import User, UsersCollection
+    from umami_sync.windows import DataInterval
 
 Owners = dict[str, list[Any]]
 """Users (documents with our fields) by identity or by session id."""
+
+
+class IdentitySource(Protocol):
+    """Where stage 1's identity rows come from: Umami's database (:class:`~umami_sync.umami.db.UmamiDatabase`) or its
+    API (:class:`~umami_sync.umami.identities_api.ApiIdentities`). Both yield the rows grouped by folded identity,
+    newest first, as :class:`IdentityGroups` needs them."""
+
+    def identity_rows(self, window: DataInterval, data_key: str) -> Iterator[IdentityRow]:
+        """The identity rows of ``window`` (``data_key``: the session-data key that carries an identity)."""
+
+    def count_anonymous(self, window: DataInterval, data_key: str) -> int:
+        """Sessions of ``window`` that carry no identity."""
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,11 @@ class WriteTotals(BaseModel):
                 "refused_users": list(self.refused_users)}
 
 
+UmamiReads = Literal["database", "api"]
+"""How a run reads Umami (setting ``identities_from``, ``auto`` resolved): ``database``, its PostgreSQL where a stage
+reads it; ``api``, its API only (Umami Cloud)."""
+
+
 class _StageResult(BaseModel):
     """What both stages report about their writes."""
 
@@ -86,6 +91,9 @@ class _StageResult(BaseModel):
     window_start: datetime
     window_end: datetime
     dry_run: bool = False
+    mode: UmamiReads = Field("database", description="How the stage read Umami: 'database' (its PostgreSQL where the "
+                                                     "stage reads it) or 'api' (its API only, e.g. Umami Cloud: see "
+                                                     "the README, 'Umami Cloud', for what that mode cannot see).")
     changes: int = Field(0, description="User changes sent; in a dry run, the changes a real run would send.")
     modified: int = Field(0, description="Users modified (a dry run modifies none).")
     failed: int = Field(0, description="Changes that could not be written.")

@@ -113,6 +113,10 @@ class SyncSettings(BaseModel):
         None, description="Regex a trimmed identity must match; default: an e-mail shape when matching 'email'.")
     known_session_ids: int = Field(20, ge=1, le=500,
                                    description="How many of a user's most recent session ids are kept.")
+    identities_from: Literal["auto", "database", "api"] = Field(
+        "auto", description="Where Umami is read: 'database' (its PostgreSQL, connection umami_db_conn_id, and its "
+                            "API for the session lists), 'api' (its API only: Umami Cloud), or 'auto' (the API only "
+                            "when no connection umami_db_conn_id is configured).")
 
     # Windows
     session_overlap_minutes: int = Field(60, ge=0, le=7 * 24 * 60,

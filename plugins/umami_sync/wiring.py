@@ -12,12 +12,16 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
 from umami_sync.connections import UmamiDatabaseHook, UsersMongoHook
 from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
 from umami_sync.stages import sessions, status
 from umami_sync.stages.analytics import jobs, runner
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.db import UmamiDatabase
+from umami_sync.umami.identities_api import ApiIdentities
 from umami_sync.users.store import UsersCollection
 
 if TYPE_CHECKING:
@@ -25,11 +29,25 @@ if TYPE_CHECKING:
 
     from pymongo.collection import Collection
 
-    from umami_sync.results import Drop
+    from umami_sync.owners import IdentitySource
+    from umami_sync.results import Drop, UmamiReads
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.stages.status import RunReport
     from umami_sync.windows import DataInterval
+
+
+def umami_reads(settings: SyncSettings) -> UmamiReads:
+    """How the run reads Umami: the setting ``identities_from``, where ``auto`` reads its API only when no connection
+    ``umami_db_conn_id`` is configured. A look-up that fails for any other reason (a secrets backend that cannot be
+    read) raises: it never chooses the API."""
+    if settings.identities_from != "auto":
+        return settings.identities_from
+    try:
+        BaseHook.get_connection(settings.umami_db_conn_id)
+    except AirflowNotFoundException:
+        return "api"
+    return "database"
 
 
 class Wiring:
@@ -38,6 +56,11 @@ class Wiring:
     def __init__(self, settings: SyncSettings) -> None:
         self.settings = settings
         self._databases: list[UmamiDatabase] = []
+
+    @cached_property
+    def mode(self) -> UmamiReads:
+        """How this task reads Umami (:func:`umami_reads`), decided once."""
+        return umami_reads(self.settings)
 
     @cached_property
     def umami_api(self) -> UmamiHook:
@@ -54,6 +77,15 @@ class Wiring:
                                  websites=websites)
         self._databases.append(database)
         return database
+
+    def api_identities(self, websites: Sequence[str] = ()) -> ApiIdentities:
+        """Stage 1's identities of ``websites`` (empty: every one the connection's user sees) through Umami's API."""
+        return ApiIdentities(self.umami_api, websites, page_size=self.settings.page_size,
+                             include_teams=self.settings.include_team_websites)
+
+    def identities(self, websites: Sequence[str] = ()) -> IdentitySource:
+        """Stage 1's identities of ``websites``: from Umami's database, or through its API (:attr:`mode`)."""
+        return self.umami_database(websites) if self.mode == "database" else self.api_identities(websites)
 
     @cached_property
     def mongo(self) -> UsersMongoHook:
@@ -79,16 +111,17 @@ class Wiring:
 
 
 def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: datetime | None = None) -> SessionSyncResult:
-    """Stage 1 for a run's ``interval`` (its session window read from Umami's database)."""
+    """Stage 1 for a run's ``interval`` (its session window read from Umami's database, or through its API)."""
     window = settings.session_window(interval)
     wiring = Wiring(settings)
     try:
-        database, users = wiring.umami_database(settings.website_ids), wiring.users
+        identities, users = wiring.identities(settings.website_ids), wiring.users
     except Exception as exc:  # recorded like any failure of the stage
         return SessionSyncResult(window_start=window.start, window_end=window.end, dry_run=settings.dry_run,
                                  error=stop_reason(exc))
     try:
-        return sessions.sync_sessions(settings, window, database=database, users=users, now=now or datetime.now(UTC))
+        return sessions.sync_sessions(settings, window, source=identities, mode=wiring.mode, users=users,
+                                      now=now or datetime.now(UTC))
     finally:
         wiring.close()
 
@@ -103,14 +136,17 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
     """One stage-2 task; ``interval`` is the run's (the job's own when it is not given)."""
     wiring = Wiring(settings)
     try:
-        api, database, users = wiring.umami_api, wiring.umami_database(job.websites), wiring.users
+        api, users = wiring.umami_api, wiring.users
+        database = wiring.umami_database(job.websites) if wiring.mode == "database" else None
+        identities = database or wiring.api_identities(job.websites)
     except Exception as exc:  # recorded like any failure of the task
         return AnalyticsResult(website_id=job.website_id, website_name=job.website_name,
                                window_start=job.window_start, window_end=job.window_end, dry_run=settings.dry_run,
                                error=stop_reason(exc))
     try:
         return runner.sync_analytics_job(settings, job, interval=interval or job.interval, api=api,
-                                         database=database, users=users, now=now or datetime.now(UTC))
+                                         database=database, identities=identities, users=users,
+                                         now=now or datetime.now(UTC))
     finally:
         wiring.close()
 

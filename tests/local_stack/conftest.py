@@ -6,6 +6,9 @@ which resolves ``tests/fixtures/umami/3.1.0`` inside the repository.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,7 +19,6 @@ from local_stack.umami_api import FakeUmami
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 @pytest.fixture
@@ -42,3 +44,12 @@ def umami_http(fake_umami: FakeUmami) -> Iterator[requests.Session]:
         reply.raise_for_status()
         http.headers["Authorization"] = f"Bearer {reply.json()['token']}"
         yield http
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """An empty folder to be the demo's TMPDIR (world-traversable, as the PostgreSQL cluster needs)."""
+    folder = Path(tempfile.mkdtemp(prefix="umami-demo-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,15 +29,6 @@ def busy_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
-
-
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """An empty folder to be the demo's TMPDIR (world-traversable, as the PostgreSQL cluster needs)."""
-    folder = Path(tempfile.mkdtemp(prefix="umami-demo-test-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run_demo(*args: str, scratch: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

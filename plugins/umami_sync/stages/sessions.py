@@ -1,8 +1,10 @@
-"""Stage 1, session sync: identities found in Umami's PostgreSQL become session ids on users.
+"""Stage 1, session sync: identities found in Umami (its PostgreSQL, or its API where there is no database to
+read) become session ids on users.
 
-The core (:func:`plan_session_changes`) is pure: identity groups and their owners in, changes and counts out.
-:func:`sync_sessions` is the thin runner that owns the I/O: it streams rows, looks up the owners of each chunk
-of identities (:mod:`umami_sync.owners`), writes in batches, and builds the result once at the end.
+The core (:func:`plan_session_changes`) is pure: identity groups and their owners in, changes and counts out; it is
+the same whichever source the rows come from. :func:`sync_sessions` is the thin runner that owns the I/O: it
+streams rows from its :class:`~umami_sync.owners.IdentitySource`, looks up the owners of each chunk of identities
+(:mod:`umami_sync.owners`), writes in batches, and builds the result once at the end.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from datetime import datetime
 
-    from umami_sync.owners import IdentityGroup, Owners
+    from umami_sync.owners import IdentityGroup, IdentitySource, Owners
+    from umami_sync.results import UmamiReads
     from umami_sync.settings import SyncSettings
-    from umami_sync.umami.db import UmamiDatabase
     from umami_sync.users.store import User, UsersCollection
     from umami_sync.users.updates import Change, KnownSession
     from umami_sync.windows import DataInterval
@@ -59,15 +61,16 @@ def plan_session_changes(groups: Iterable[IdentityGroup], owners: Owners, *, kee
     return ChunkPlan(changes, identities, unmatched)
 
 
-def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: UmamiDatabase, users: UsersCollection,
-                  now: datetime) -> SessionSyncResult:
-    """Read the identities of ``window`` from Umami's database and record them on the matching users.
+def sync_sessions(settings: SyncSettings, window: DataInterval, *, source: IdentitySource, mode: UmamiReads,
+                  users: UsersCollection, now: datetime) -> SessionSyncResult:
+    """Read the identities of ``window`` from ``source`` (Umami's database, or its API: ``mode`` says which)
+    and record them on the matching users.
 
     Any error ends the stage early, after writing what it decided; it is recorded in the result (``error``),
     never raised, so the caller can hand the figures on before failing the task.
     """
     totals = WriteTotals()
-    groups = IdentityGroups(database.identity_rows(window, settings.identity_data_key),
+    groups = IdentityGroups(source.identity_rows(window, settings.identity_data_key),
                             IdentityRule.from_pattern(settings.identity_pattern), keep=settings.known_session_ids)
     identities = unmatched = 0
     sample: list[str] = []  # the first identities nobody owns (the result masks them)
@@ -86,15 +89,17 @@ def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: Uma
             created = users.ensure_indexes()
             if created:
                 log.info("created indexes %s", ", ".join(created))
-        anonymous = database.count_anonymous(window, settings.identity_data_key)
+        anonymous = source.count_anonymous(window, settings.identity_data_key)
         users.write(changes(), batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("session sync %s failed", window)
         error = stop_reason(exc)
     result = SessionSyncResult(
-        window_start=window.start, window_end=window.end, dry_run=settings.dry_run, rows_read=groups.rows_read,
+        window_start=window.start, window_end=window.end, dry_run=settings.dry_run, mode=mode,
+        rows_read=groups.rows_read,
         invalid_rows=groups.invalid_rows, identities=identities, matched_identities=identities - unmatched,
         unmatched_identities=unmatched, unmatched_sample=sample, anonymous_sessions=anonymous, error=error,
         **totals.result_fields())
-    log.info("session sync %s: %s%s", window, result.summary(), f" error={result.error}" if result.error else "")
+    log.info("session sync %s (Umami's %s): %s%s", window, mode, result.summary(),
+             f" error={result.error}" if result.error else "")
     return result

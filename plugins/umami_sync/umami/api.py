@@ -32,6 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from umami_sync.umami.auth import Credentials
 from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiCredentialsError
+from umami_sync.umami.identity_models import SessionDataKey, SessionDetail, SessionProperty, SessionStats
 from umami_sync.umami.models import (
     ActivityEvent,
     InvalidRow,
@@ -45,7 +46,7 @@ from umami_sync.umami.redact import Redactor, cap
 from umami_sync.umami.transport import Transport, TransportStats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from pydantic import SecretStr
     from requests import Session
@@ -213,6 +214,45 @@ class UmamiHook(HttpHook):
             raise UmamiApiError("GET", what, 200, "not a list of events")
         return [_validated(ActivityEvent, event, what) for event in body]
 
+    # --- what identities are read from without the database (Umami Cloud) ---------------------------
+
+    def session_page_where(self, website_id: str, window: ApiWindow, page: int, page_size: int,
+                           filters: Mapping[str, str]) -> SessionPage:
+        """One page of the website's session list for ``window``, narrowed by Umami's ``filters`` (e.g.
+        ``{"distinctId": "re.."}``: a server that does not know a filter answers the whole list)."""
+        _check_window(window)
+        path = f"websites/{website_id}/sessions"
+        params = {"startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size, **filters}
+        envelope = _validated(UmamiPageEnvelope, self._call("GET", path, params=params), path)
+        self.stats.list_pages += 1
+        return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
+
+    def session_detail(self, website_id: str, session_id: str) -> SessionDetail | None:
+        """The session's distinct id and first event; None when Umami answers ``{}`` (no such session, or one
+        without any event)."""
+        path = f"websites/{website_id}/sessions/{session_id}"
+        body = self._call("GET", path)
+        return _validated(SessionDetail, body, path) if body else None
+
+    def session_properties(self, website_id: str, session_id: str) -> list[SessionProperty]:
+        """Every ``session_data`` row of the session (of any time), each with its time."""
+        path = f"websites/{website_id}/sessions/{session_id}/properties"
+        return [_validated(SessionProperty, row, path) for row in _listed(self._call("GET", path), path)]
+
+    def session_data_keys(self, website_id: str, window: ApiWindow) -> list[SessionDataKey]:
+        """Each ``session_data`` key of the website, and how many sessions with an event in ``window`` have it."""
+        _check_window(window)
+        path = f"websites/{website_id}/session-data/properties"
+        body = self._call("GET", path, params={"startAt": window.start_ms, "endAt": window.end_ms})
+        return [_validated(SessionDataKey, row, path) for row in _listed(body, path)]
+
+    def session_stats(self, website_id: str, window: ApiWindow) -> SessionStats:
+        """The website's session figures for ``window`` (``visitors``: sessions with an event in it)."""
+        _check_window(window)
+        path = f"websites/{website_id}/sessions/stats"
+        body = self._call("GET", path, params={"startAt": window.start_ms, "endAt": window.end_ms})
+        return _validated(SessionStats, body, path)
+
     # --- plumbing -----------------------------------------------------------------------------------
 
     def _call(
@@ -285,6 +325,13 @@ def _validated(model: type[_Model], body: Any, path: str, method: str = "GET") -
         problems = "; ".join(f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}"
                              for error in exc.errors(include_url=False, include_input=False)[:3])
         raise UmamiApiError(method, path, 200, cap(f"not what Umami answers ({problems})")) from None
+
+
+def _listed(body: Any, path: str) -> list[Any]:
+    """``body`` when it is a JSON list, as Umami answers ``path``; a clear error otherwise."""
+    if not isinstance(body, list):
+        raise UmamiApiError("GET", path, 200, "not a list")
+    return body
 
 
 def _check_window(window: ApiWindow) -> None:

@@ -173,3 +173,27 @@ class DatabaseSpans:
     def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]] | None:
         """First and last event of each of ``sessions`` in the run's interval; None when nobody competes."""
         return self.database.event_spans(sessions, self.interval) if self.contested else None
+
+
+@dataclass(frozen=True)
+class EventSpans:
+    """The contest's :class:`~.contest.SessionSpans` when the run reads no database (Umami Cloud): each session's
+    first and last event in the run's interval, from its events on this job's website (a session of another website
+    has none there, so it is not compared). Read only when the website's interval is cut into sub-windows
+    (``contested``): a session active in two of them is then written once, by the later one, with its whole
+    figures. A user active on several websites is written by each website's task, the guard keeping the latest."""
+
+    events: SessionEvents
+    contested: bool
+
+    def spans(self, sessions: Sequence[str]) -> dict[str, tuple[datetime, datetime]] | None:
+        """First and last event of each of ``sessions`` on this website in the run's interval; None when nobody
+        competes."""
+        if not self.contested:
+            return None
+        found: dict[str, tuple[datetime, datetime]] = {}
+        for session_id in sessions:
+            figures = self.events.read(session_id, self.events.run_window).figures
+            if figures is not None:
+                found[session_id] = (figures.first_at, figures.last_at)
+        return found

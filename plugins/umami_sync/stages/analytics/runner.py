@@ -18,7 +18,7 @@ from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
 from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
 from umami_sync.stages.analytics.contest import Contest
 from umami_sync.stages.analytics.figures import kept_elsewhere
-from umami_sync.stages.analytics.reads import DatabaseSessions, DatabaseSpans
+from umami_sync.stages.analytics.reads import DatabaseSessions, DatabaseSpans, EventSpans, SessionEvents
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
 from umami_sync.umami.models import CappedListError
 from umami_sync.umami.paging import ReadAhead, SessionListing
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
+    from umami_sync.owners import IdentitySource
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.umami.api import UmamiHook
@@ -53,26 +54,34 @@ def collector_spared() -> Iterator[None]:
 
 @collector_spared()
 def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval, api: UmamiHook,
-                       database: UmamiDatabase, users: UsersCollection, now: datetime) -> AnalyticsResult:
+                       database: UmamiDatabase | None, identities: IdentitySource, users: UsersCollection,
+                       now: datetime) -> AnalyticsResult:
     """Read one website's sessions for the job's window and enrich their users.
 
     ``interval`` is the run's interval (the contest reads rivals over its analytics interval; a dry run plans
-    stage 1's writes on it). Any error ends the job early, after writing what it decided; it is recorded in the
-    result (``error``), never raised, so the caller can hand the figures on before failing the task.
+    stage 1's writes on it, from ``identities``). Without ``database`` (a run that reads Umami's API only) the
+    contest reads spans from the sessions' events, and the check that the database holds the listed sessions is
+    skipped. Any error ends the job early, after writing what it decided; it is recorded in the result
+    (``error``), never raised, so the caller can hand the figures on before failing the task.
     """
     what = f"website {job.named}, {job.interval}"
     window = ApiWindow.of(job.interval)
     listing = SessionListing(lambda page, size: api.session_page(job.website_id, window, page, size),
                              page_size=settings.page_size, what=what, window=window)
     run_interval = settings.analytics_interval(interval)
-    events = DatabaseSessions(database, job, run_interval)
-    contest = Contest(job.websites, job.interval, DatabaseSpans(database, run_interval, job.contested), events,
-                      events)
+    events: DatabaseSessions | SessionEvents
+    if database is not None:
+        events = DatabaseSessions(database, job, run_interval)
+        contest = Contest(job.websites, job.interval, DatabaseSpans(database, run_interval, job.contested), events,
+                          events)
+    else:  # Umami's API only: the activity route, kept on each session and checked
+        events = SessionEvents(api, job, run_interval, what=what)
+        contest = Contest(job.websites, job.interval, EventSpans(events, contested=job.parts > 1), events)
     progress, totals = JobProgress(), WriteTotals()
     error, retryable = None, True
     try:
         planned = dry_run_overlay(
-            database.identity_rows(settings.session_window(interval), settings.identity_data_key),
+            identities.identity_rows(settings.session_window(interval), settings.identity_data_key),
             IdentityRule.from_pattern(settings.identity_pattern), users, job.website_id,
             keep=settings.known_session_ids) if settings.dry_run else None
         with closing(analytics_changes(ReadAhead(listing), events, lambda ids: session_owners(users, ids, planned),
@@ -81,8 +90,12 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run) or progress.invalid.failure(
             listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)
-        if error is None and listing.report.count and not database.has_sessions(job.website_id, job.interval):
-            error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
+        if error is None and listing.report.count:
+            if database is None:
+                log.info("%s: no database is read (Umami's API only): the check that it holds the listed sessions "
+                         "is skipped", what)
+            elif not database.has_sessions(job.website_id, job.interval):
+                error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
     except (UmamiCredentialsError, UmamiConfigError, CappedListError) as exc:  # retrying cannot help
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
@@ -91,7 +104,8 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
     report, stats = listing.report, api.stats
     result = AnalyticsResult(
         website_id=job.website_id, website_name=job.website_name, window_start=job.window_start,
-        window_end=job.window_end, dry_run=settings.dry_run, list_rows=report.count, rows_read=report.rows,
+        window_end=job.window_end, dry_run=settings.dry_run, mode="api" if database is None else "database",
+        list_rows=report.count, rows_read=report.rows,
         missing_rows=report.missing, repeated_rows=report.repeated, invalid_rows=report.invalid,
         restarts=report.restarts, repair_pages=report.repair_pages, list_pages=stats.list_pages,
         session_reads=stats.activity_calls, requests=stats.requests, retries=stats.retries, logins=stats.logins,
