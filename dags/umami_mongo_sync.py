@@ -39,6 +39,7 @@ from airflow.sdk import (
 )
 
 from umami_sync.alerts import late_run_deadline, notify_run
+from umami_sync.api_tasks import ANALYTICS_TASKS, PLAN_TASKS
 
 ENRICHED_USERS = Asset(name="umami_enriched_users", group="umami_sync")
 """Updated when a real run changed users (never by a dry run), a partial run too; schedule downstream DAGs on it.
@@ -103,13 +104,16 @@ def umami_mongo_sync() -> None:
 
         tasks.session_sync(run, get_current_context())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, inlets=[UMAMI_API])  # after session_sync, failed too
+    # The tasks that call Umami's API run at most this many at once across all runs, back-fills included: the rate
+    # limit is shared among them (umami_sync.api_tasks says why shares and not a pool).
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, inlets=[UMAMI_API],  # after session_sync, failed too
+          max_active_tis_per_dag=PLAN_TASKS)
     def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
         from umami_sync import tasks
 
         return tasks.plan_analytics(run, get_current_context())
 
-    @task(map_index_template="{{ website_label }}", max_active_tis_per_dagrun=4,
+    @task(map_index_template="{{ website_label }}", max_active_tis_per_dag=ANALYTICS_TASKS,
           inlets=[UMAMI_API, *UMAMI_TABLES.values()], outlets=[USERS])
     def analytics_sync(run: dict[str, Any], job: dict[str, Any]) -> None:
         from umami_sync import tasks
