@@ -1,6 +1,6 @@
 """The hooks the wiring builds, end to end against the local Umami API (real HTTP), PostgreSQL and MongoDB: the DAG's
-rate limit shared by tasks running at once, a whole stage-2 task on a self-hosted API key, and an account with
-two-factor authentication."""
+rate limit shared by tasks running at once, a whole stage-2 task on a self-hosted API key, an account with
+two-factor authentication, and the client's waits in the task's result."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from local_stack.umami_api import FakeUmami
 from tests.factories import UmamiRows, add_user, at
 from tests.umami_sync.stages.analytics.support import DAY, FAST, RUN_AT, truth, written
 from umami_sync.api_tasks import ANALYTICS_TASKS, API_TASKS, task_share
+from umami_sync.results import AnalyticsResult
 from umami_sync.settings import SyncSettings
 from umami_sync.stages.analytics.jobs import AnalyticsJob
 from umami_sync.umami.errors import UmamiCredentialsError
@@ -21,8 +22,6 @@ from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sess
 
 if TYPE_CHECKING:
     from pymongo.database import Database
-
-    from umami_sync.results import AnalyticsResult
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +127,20 @@ def test_a_two_factor_account_fails_the_task_for_good_and_its_partial_token_reac
     assert len(partials) == 2
     stored = result.model_dump_json()  # what the task stores in XCom
     assert not any(partial in stored for partial in partials)
+
+
+def test_the_seconds_a_task_waited_before_retries_reach_its_result_and_its_log_line(
+    connections: Database, umami_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day_of_traffic(umami_db, connections, WEBSITES[:1], sessions=1)
+    with FakeUmami(umami_db) as fake:
+        set_umami_api(monkeypatch, fake.url, login=fake.username, password=fake.password)
+        fake.faults.throttle_next, fake.faults.retry_after_seconds = 2, 0.25  # two 429s asking for a quarter second
+        job = AnalyticsJob(website_id=WEBSITES[0], window_start=DAY.start, window_end=DAY.end)
+
+        result = sync_analytics_job(SyncSettings(**FAST), job, interval=DAY, now=RUN_AT)
+
+    assert (result.error, result.retries) == (None, 2)
+    assert 0.5 <= result.waited_seconds < 5  # each wait at least what Retry-After asked
+    assert f"retries=2 waited={result.waited_seconds:.1f}s rate_limited=0.0s" in result.summary()
+    assert AnalyticsResult.model_validate_json(result.model_dump_json()).waited_seconds == result.waited_seconds
