@@ -27,8 +27,12 @@ versions differ where the sync can tell (``version``, named as the schema levels
 
 Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bearer <token>``:
 
-- ``POST /api/auth/login`` {username, password} -> {token, user}; 401 ``incorrect-username-password``.
+- ``POST /api/auth/login`` {username, password} -> {token, user}; 401 ``incorrect-username-password``. With
+  ``two_factor=True`` (an account with two-factor authentication, Umami 3.4's
+  ``src/app/api/auth/login/contract.ts`` at ec0ff503) the right password gets 200 ``{requiresTwoFactor: true,
+  partialToken}``; a partial token is never accepted as a bearer token (the fake has no ``/api/2fa/verify``).
 - ``POST /api/auth/verify`` -> the user (with ``teams``).
+- ``GET /api/users/{userId}/websites`` -> the fake user's websites, as ``/api/websites`` (401 for another id).
 - ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted);
   with ``includeTeams=true`` also every website that has a ``team_id`` (this fake has no team tables:
   its user counts as a member of every team). Ordered by name (Umami 3.1.0 gives no order).
@@ -56,9 +60,17 @@ As in Umami, query validation runs before authentication (a bad range gives 400 
 then ``canViewWebsite``: an admin may read any website id (unknown -> empty results), another role only
 websites it owns or team websites (else 401). A website id that is not a uuid makes PostgreSQL fail -> 500.
 
+Self-hosted API keys (``api_keys``, Umami 3.4, ``src/lib/api-key.ts`` at 65bf19e0 and ``checkAuth`` in
+``src/lib/auth.ts``): a bearer value that starts with ``umami_`` is taken as an API key, never as a token. A key of
+``api_keys`` authorizes the fake user on every route except those under ``/api/me/password``,
+``/api/me/api-keys``, ``/api/2fa``, ``/api/auth``, ``/api/users``, ``/api/admin`` and ``/api/oauth`` (401 there);
+any other ``umami_`` value gets 401. With ``cloud_mode=True`` (a server with ``CLOUD_MODE`` set) keys are off: a
+``umami_`` bearer is read as a token, which it is not, so every key gets 401 while logins work.
+
 Umami Cloud mode (``api_key`` set): the same routes under ``/v1`` without ``/api`` (no login, no verify),
 authenticated by ``x-umami-api-key``, limited to ``rate_limit`` calls per ``rate_window_seconds`` per key
-(429 with an integer ``Retry-After``). ``/api/...`` answers 404 in this mode.
+(429 with an integer ``Retry-After``). ``/api/...`` answers 404 in this mode. Cloud runs with ``CLOUD_MODE``: a
+self-hosted key sent as a bearer gets 401 there.
 
 Validation errors reproduce Umami's ``badRequest(z.treeifyError(...))`` body; the exact zod wording of
 3.1.0 may differ, so clients should rely on the status only. Not modelled: filters on event columns,
@@ -96,7 +108,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
     from types import TracebackType
 
 DEFAULT_USER_ID = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
@@ -113,6 +125,11 @@ EVENT_TYPE_PAGE_VIEW = 1
 EVENT_TYPE_CUSTOM_EVENT = 2
 EVENT_TYPE_PERFORMANCE = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+API_KEY_PREFIX = "umami_"
+"""How a self-hosted API key starts (Umami 3.4's ``API_KEY_PREFIX``)."""
+API_KEY_REFUSED_PATHS = ("/api/me/password", "/api/me/api-keys", "/api/2fa", "/api/auth", "/api/users", "/api/admin",
+                         "/api/oauth")
+"""Where Umami refuses API keys (``API_KEY_BLOCKED_PATHS`` of ``src/lib/api-key.ts`` at 65bf19e0), by path prefix."""
 
 def _session_list_sql(version: str) -> str:
     """getWebsiteSessions.ts (relationalQuery) as ``version`` runs it; {search} is its optional search clause.
@@ -710,6 +727,7 @@ class FakeUmami:
 
     def __init__(self, dsn: str, *, version: str = "3.1.0", username: str = "admin", password: str = "umami",
                  user_id: str = DEFAULT_USER_ID, api_key: str | None = None, role: str = "admin",
+                 api_keys: Collection[str] = (), two_factor: bool = False, cloud_mode: bool = False,
                  user_created_at: datetime = datetime(2026, 11, 27, 15, 38, 58, 314000, tzinfo=UTC),
                  rate_limit: int = 50, rate_window_seconds: float = 15.0, max_results: int | None = None,
                  ssl_context: ssl.SSLContext | None = None, port: int = 0) -> None:
@@ -725,6 +743,9 @@ class FakeUmami:
         self.password = password
         self.user_id = user_id
         self.api_key = api_key
+        self.api_keys = frozenset(api_keys)
+        self.two_factor = two_factor
+        self.cloud_mode = cloud_mode
         self.role = role
         self.user_created_at = user_created_at
         self.rate_limit = rate_limit
@@ -734,6 +755,7 @@ class FakeUmami:
         self._pool = _ConnectionPool(dsn)
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
+        self._partial_tokens: set[str] = set()
         self._calls: dict[str, deque[float]] = {}
         self._log: list[RequestRecord] = []
         self._server: _Server | None = None
@@ -798,6 +820,13 @@ class FakeUmami:
             self._log.clear()
             self._calls.clear()
 
+    @property
+    def partial_tokens(self) -> frozenset[str]:
+        """The partial tokens of two-factor logins issued so far (for tests that look for them where they must
+        not be)."""
+        with self._lock:
+            return frozenset(self._partial_tokens)
+
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, as a change of Umami's APP_SECRET does."""
         with self._lock:
@@ -848,9 +877,7 @@ class FakeUmami:
                 return reply
             authorized = True
         else:
-            bearer = headers.get("authorization", "").split(" ")
-            with self._lock:
-                authorized = len(bearer) > 1 and bearer[1] in self._tokens
+            authorized = self._bearer_authorized(path, headers.get("authorization", ""))
 
         segments = path[len(prefix):].rstrip("/").split("/")
         return self._dispatch(method, segments, query, authorized, raw_body)
@@ -874,6 +901,8 @@ class FakeUmami:
                 return "POST", lambda: self._verify(authorized)
             case ["websites"]:
                 return "GET", lambda: self._websites(query, authorized)
+            case ["users", user_id, "websites"] if not cloud:
+                return "GET", lambda: self._websites(query, authorized and user_id == self.user_id)
             case ["websites", website_id]:
                 return "GET", lambda: self._website(website_id, authorized)
             case ["websites", website_id, "sessions"]:
@@ -889,6 +918,16 @@ class FakeUmami:
             case ["websites", website_id, "sessions", session_id, "activity"]:
                 return "GET", lambda: self._session_activity(website_id, session_id, query, authorized)
         return "", None
+
+    def _bearer_authorized(self, path: str, authorization: str) -> bool:
+        """Umami's ``checkAuth`` for a bearer value: an API key where keys are on, else a login token."""
+        parts = authorization.split(" ")
+        bearer = parts[1] if len(parts) > 1 else ""
+        if not self.cloud_mode and bearer.startswith(API_KEY_PREFIX):
+            return bearer in self.api_keys and not any(
+                path == refused or path.startswith(f"{refused}/") for refused in API_KEY_REFUSED_PATHS)
+        with self._lock:
+            return bearer in self._tokens
 
     def _rate_limit_wait(self, key: str) -> float | None:
         """Record a call for ``key``; seconds until the next one is allowed when over the limit."""
@@ -923,6 +962,11 @@ class FakeUmami:
             return _bad_request(_QueryError([], issues))
         if body["username"] != self.username or body["password"] != self.password:
             return _unauthorized("incorrect-username-password")
+        if self.two_factor:  # a partial token proves the password only: no route accepts it
+            partial = base64.b64encode(secrets.token_bytes(200)).decode()
+            with self._lock:
+                self._partial_tokens.add(partial)
+            return _Reply(200, {"requiresTwoFactor": True, "partialToken": partial})
         token = base64.b64encode(secrets.token_bytes(300)).decode()
         with self._lock:
             self._tokens.add(token)

@@ -206,6 +206,9 @@ class AnalyticsResult(_StageResult):
     session_reads: int = Field(0, description="Requests for one session's activity.")
     requests: int = Field(0, description="All requests of the task (logins and retries included).")
     retries: int = 0
+    waited_seconds: float = Field(0.0, description="Seconds slept before retries (backoff and Retry-After).")
+    rate_limited_seconds: float = Field(
+        0.0, description="Seconds requests waited for the task's share of the rate limit (threads summed).")
     logins: int = 0
     retryable: bool = Field(True, description="False when retrying cannot help (refused credentials).")
 
@@ -229,7 +232,8 @@ class AnalyticsResult(_StageResult):
                 f" changes={self.changes}{' (dry run)' * self.dry_run} | sessions={self.sessions}"
                 f" matched={self.matched_sessions} merged={self.merged_sessions} | requests={self.requests}:"
                 f" list_pages={self.list_pages} (repair {self.repair_pages}) session_reads={self.session_reads}"
-                f" retries={self.retries} | rows: listed={self.list_rows} read={self.rows_read}"
+                f" retries={self.retries} waited={self.waited_seconds:.1f}s"
+                f" rate_limited={self.rate_limited_seconds:.1f}s | rows: listed={self.list_rows} read={self.rows_read}"
                 f" repeated={self.repeated_rows} invalid={self.invalid_rows}")
 
 

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from umami_sync.api_tasks import API_TASKS
 from umami_sync.windows import analytics_interval, session_window
 
 if TYPE_CHECKING:
@@ -138,7 +139,9 @@ class SyncSettings(BaseModel):
     batch_size: int = Field(1000, ge=1, le=100_000, description="Update operations per bulk_write.")
     http_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     http_max_retries: int = Field(5, ge=0, le=20)
-    rate_limit_calls: int | None = Field(None, ge=1, description="Client-side limit: calls per period (Cloud: 50).")
+    rate_limit_calls: int | None = Field(
+        None, ge=API_TASKS, description="Client-side limit: calls per period for the whole DAG, shared by the tasks "
+                                        "that call the API (Cloud: 50).")
     rate_limit_period_seconds: float = Field(15.0, gt=0, le=3600)
     max_retry_wait_seconds: float = Field(
         300.0, gt=0, le=3600, description="Longest single wait before a retry; a longer Retry-After fails the try.")

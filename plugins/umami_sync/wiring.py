@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from umami_sync.api_tasks import task_share
 from umami_sync.connections import UmamiDatabaseHook, UsersMongoHook
 from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
 from umami_sync.stages import sessions, status
@@ -64,11 +65,12 @@ class Wiring:
 
     @cached_property
     def umami_api(self) -> UmamiHook:
-        """The Umami API hook (connection ``umami_api_conn_id``), with the timeouts, retries and rate limit."""
+        """The Umami API hook (connection ``umami_api_conn_id``), with the timeouts, the retries and this task's share
+        of the DAG's rate limit (:mod:`umami_sync.api_tasks`)."""
         settings = self.settings
         return UmamiHook(settings.umami_api_conn_id, timeout=settings.http_timeout_seconds,
                          max_retries=settings.http_max_retries, max_retry_wait=settings.max_retry_wait_seconds,
-                         rate_limit_calls=settings.rate_limit_calls,
+                         rate_limit_calls=task_share(settings.rate_limit_calls),
                          rate_limit_period=settings.rate_limit_period_seconds)
 
     def umami_database(self, websites: Sequence[str] = ()) -> UmamiDatabase:

@@ -334,6 +334,53 @@ def test_revoked_tokens_fail_until_the_next_login(umami_http: requests.Session,
     assert umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).status_code == 200
 
 
+# --- Umami 3.4's authentication: self-hosted API keys, CLOUD_MODE, two-factor accounts -----------------------------
+
+KEY = "umami_" + "k" * 32  # a self-hosted key's shape: umami_ and 32 characters
+
+
+def keyed_get(fake: FakeUmami, path: str, key: str, **params: Any) -> int:
+    """The status of a GET of ``path`` with ``key`` as the bearer."""
+    return requests.get(fake.url + path, params=params, headers={"Authorization": f"Bearer {key}"},
+                        timeout=10).status_code
+
+
+def test_a_self_hosted_key_reads_websites_and_sessions_but_never_auth_or_users(umami_rows_db: str) -> None:
+    with FakeUmami(umami_rows_db, api_keys={KEY}) as fake:
+        user_websites = f"/api/users/{fake.user_id}/websites"
+        assert [keyed_get(fake, path, KEY, **params) for path, params in [
+            ("/api/websites", {}), (f"/api/websites/{WEBSITE}", {}), (SESSIONS, hour_range()),
+            (f"{SESSIONS}/{ALICE}/activity", hour_range()),
+        ]] == [200, 200, 200, 200]
+        verify = requests.post(f"{fake.url}/api/auth/verify", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
+        assert (verify.status_code, verify.json()) == (401, UNAUTHORIZED)
+        assert keyed_get(fake, user_websites, KEY) == 401
+        assert keyed_get(fake, "/api/websites", "umami_" + "x" * 32) == 401  # a key the server does not have
+        token = requests.post(f"{fake.url}/api/auth/login", json=CREDENTIALS, timeout=10).json()["token"]
+        assert keyed_get(fake, user_websites, token) == 200  # the route is there: a login token reads it
+        assert keyed_get(fake, f"/api/users/{uuid.uuid4()}/websites", token) == 401
+
+
+def test_keys_are_off_in_cloud_mode_while_logins_work(umami_rows_db: str) -> None:
+    with FakeUmami(umami_rows_db, api_keys={KEY}, cloud_mode=True) as fake:
+        assert keyed_get(fake, "/api/websites", KEY) == 401
+        token = requests.post(f"{fake.url}/api/auth/login", json=CREDENTIALS, timeout=10).json()["token"]
+        assert keyed_get(fake, "/api/websites", token) == 200
+    with FakeUmami(umami_rows_db, api_key="cloud-key") as cloud:  # Umami Cloud runs in CLOUD_MODE too
+        assert keyed_get(cloud, "/v1/websites", KEY) == 401
+
+
+def test_a_two_factor_account_gets_a_partial_token_that_no_route_takes(umami_rows_db: str) -> None:
+    with FakeUmami(umami_rows_db, two_factor=True) as fake:
+        login = requests.post(f"{fake.url}/api/auth/login", json=CREDENTIALS, timeout=10)
+        body = login.json()
+        assert (login.status_code, sorted(body)) == (200, ["partialToken", "requiresTwoFactor"])
+        assert body["requiresTwoFactor"] is True
+        assert keyed_get(fake, "/api/websites", body["partialToken"]) == 401
+        wrong = requests.post(f"{fake.url}/api/auth/login", json={**CREDENTIALS, "password": "nope"}, timeout=10)
+        assert wrong.status_code == 401  # the password is checked first
+
+
 def test_an_admin_reads_any_website_id_another_role_only_its_own(umami_rows_db: str,
                                                                   umami_http: requests.Session,
                                                                   fake_umami: FakeUmami) -> None:

@@ -1,25 +1,32 @@
-"""Umami REST API hook (self-hosted 3.x and Umami Cloud), built on the http provider's ``HttpHook``.
+"""Umami REST API hook (self-hosted 2.x and 3.x, and Umami Cloud), built on the http provider's ``HttpHook``.
 
 Connection (default id ``umami_api``), in JSON form with the host as a full base URL (a URI with a path
 gets mangled by Airflow); the rule it follows is in :mod:`umami_sync.umami.auth`::
 
     {"conn_type": "http", "host": "https://umami.example.com", "login": "admin", "password": "..."}
+    {"conn_type": "http", "host": "https://umami.example.com", "extra": {"api_key": "umami_..."}}
     {"conn_type": "http", "host": "https://api.umami.is/v1", "extra": {"api_key": "..."}}
 
-Self-hosted, the hook logs in lazily with ``POST /api/auth/login`` and sends ``Authorization: Bearer <token>``;
-on Umami Cloud the key goes in the ``x-umami-api-key`` header and paths lose their ``/api`` prefix.
+With a login, the hook logs in lazily with ``POST /api/auth/login`` and sends ``Authorization: Bearer <token>``;
+with a self-hosted API key (Umami 3.4+) it sends the key as that bearer and never logs in; on Umami Cloud the key
+goes in the ``x-umami-api-key`` header and paths lose their ``/api`` prefix. A key reads only paths Umami allows
+keys on (``/api/websites/...``; never ``/api/auth``, ``/api/users``, ``/api/admin``, ``/api/me/...``, ``/api/2fa``
+or ``/api/oauth``).
 
 The hook is a thin adapter: one method per endpoint, one request each (:mod:`umami_sync.umami.paging` pages
 through them). Every request goes through a :class:`~umami_sync.umami.transport.Transport` (bounded, retried,
-rate-limited). Refused credentials fail at once. Secrets never appear in log lines, exception messages or
-return values: an error body is reduced to Umami's ``error.message`` and ``error.code``, capped, and scrubbed
-of the password, key and token (:mod:`umami_sync.umami.redact`); an error of the exchange keeps only its text,
-scrubbed the same way.
+rate-limited). Refused credentials, and an account with two-factor authentication, fail at once. A listing's
+reader thread and the main thread may call one hook together: they log in once (again once after a 401 both
+saw), and the counters stay exact. Secrets never appear in log lines, exception messages or return values: an
+error body is reduced to Umami's ``error.message`` and ``error.code``, capped, and scrubbed of the password, key
+and token (:mod:`umami_sync.umami.redact`); an error of the exchange keeps only its text, scrubbed the same way;
+the partial token of a two-factor login is never kept.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,7 +37,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.sdk.log import mask_secret
 from pydantic import BaseModel, ValidationError
 
-from umami_sync.umami.auth import Credentials
+from umami_sync.umami.auth import API_KEY_EXTRA, SELF_HOSTED_KEY_PREFIX, AuthMode, Credentials
 from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiCredentialsError
 from umami_sync.umami.identity_models import SessionDataKey, SessionDetail, SessionProperty, SessionStats
 from umami_sync.umami.models import (
@@ -131,6 +138,7 @@ class UmamiHook(HttpHook):
             rate_limit_period=rate_limit_period, sleep=sleep, clock=clock, stats=self.stats, redact=self._redact,
         )
         self._token: SecretStr | None = None
+        self._login_lock = threading.Lock()  # one login at a time, and none when another thread just logged in
 
     @cached_property
     def credentials(self) -> Credentials:
@@ -141,13 +149,14 @@ class UmamiHook(HttpHook):
 
     @property
     def cloud(self) -> bool:
-        """True for Umami Cloud (API key), False for a self-hosted server (login)."""
+        """True for Umami Cloud, False for a self-hosted server (login or API key)."""
         return self.credentials.cloud
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> Session:
-        """HttpHook's session without Basic auth or a raw ``api_key`` header; with the Cloud key header."""
+        """HttpHook's session without Basic auth or raw ``api_key``/``umami_cloud`` headers; with the key's
+        header when the connection has one."""
         credentials = self.credentials
         session: Session = super().get_conn(headers, extra_options)
         credentials.apply(session)
@@ -157,18 +166,10 @@ class UmamiHook(HttpHook):
 
     def login(self) -> None:
         """``POST /api/auth/login`` with the connection's login and password (self-hosted); the token it
-        returns is sent with every later call, and handed to Airflow's secrets masker."""
-        credentials = self.credentials
-        body = self._call(
-            "POST", "auth/login", payload={"username": credentials.username, "password": credentials.password},
-            authenticated=False,
-        )
-        self._token = _validated(LoginResponse, body, "auth/login", "POST").token
-        token = self._token.get_secret_value()
-        mask_secret(token)
-        self._redact.add(token)
-        self.stats.logins += 1
-        self.log.info("Logged in to Umami as %s", credentials.username)
+        returns is sent with every later call, and handed to Airflow's secrets masker. An account with two-factor
+        authentication fails with :class:`~umami_sync.umami.errors.UmamiCredentialsError`."""
+        with self._login_lock:
+            self._login()
 
     def websites_page(self, page: int, page_size: int, *, include_teams: bool = False) -> WebsitePage:
         """One page of the websites the connection's user can see (and its teams' with ``include_teams``)."""
@@ -187,15 +188,19 @@ class UmamiHook(HttpHook):
         website = _validated(UmamiWebsite, body, f"websites/{website_id}")
         return website if website.deleted_at is None else None
 
-    def session_page(self, website_id: str, window: ApiWindow, page: int, page_size: int) -> SessionPage:
-        """One page of the website's session list for ``window`` (one row per session and hostname)."""
+    def session_page(self, website_id: str, window: ApiWindow, page: int, page_size: int,
+                     filters: Mapping[str, str] | None = None) -> SessionPage:
+        """One page of the website's session list for ``window`` (one row per session and hostname), narrowed by
+        Umami's ``filters`` when given (e.g. ``{"distinctId": "re.."}``: a server that does not know a filter
+        answers the whole list)."""
         _check_window(window)
         if page < 1 or page_size < 1:
             raise ValueError(f"need page >= 1 and page_size >= 1, got page={page} page_size={page_size}")
-        body = self._call("GET", f"websites/{website_id}/sessions", params={
-            "startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size})
-        self.stats.list_pages += 1
-        envelope = _validated(UmamiPageEnvelope, body, f"websites/{website_id}/sessions")
+        path = f"websites/{website_id}/sessions"
+        body = self._call("GET", path, params={
+            "startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size, **(filters or {})})
+        self.stats.add(list_pages=1)
+        envelope = _validated(UmamiPageEnvelope, body, path)
         return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
 
     def session_activity(self, website_id: str, session_id: str, window: ApiWindow, *,
@@ -208,24 +213,13 @@ class UmamiHook(HttpHook):
         if distinct_id is not None:
             params["distinctId"] = distinct_id
         body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity", params=params)
-        self.stats.activity_calls += 1
+        self.stats.add(activity_calls=1)
         what = f"websites/{website_id}/sessions/{session_id}/activity"
         if not isinstance(body, list):
             raise UmamiApiError("GET", what, 200, "not a list of events")
         return [_validated(ActivityEvent, event, what) for event in body]
 
     # --- what identities are read from without the database (Umami Cloud) ---------------------------
-
-    def session_page_where(self, website_id: str, window: ApiWindow, page: int, page_size: int,
-                           filters: Mapping[str, str]) -> SessionPage:
-        """One page of the website's session list for ``window``, narrowed by Umami's ``filters`` (e.g.
-        ``{"distinctId": "re.."}``: a server that does not know a filter answers the whole list)."""
-        _check_window(window)
-        path = f"websites/{website_id}/sessions"
-        params = {"startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size, **filters}
-        envelope = _validated(UmamiPageEnvelope, self._call("GET", path, params=params), path)
-        self.stats.list_pages += 1
-        return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
 
     def session_detail(self, website_id: str, session_id: str) -> SessionDetail | None:
         """The session's distinct id and first event; None when Umami answers ``{}`` (no such session, or one
@@ -255,21 +249,54 @@ class UmamiHook(HttpHook):
 
     # --- plumbing -----------------------------------------------------------------------------------
 
+    def _login(self) -> None:
+        """:meth:`login`, with the lock held."""
+        credentials = self.credentials
+        path = "auth/login"
+        body = self._call("POST", path, payload={"username": credentials.username, "password": credentials.password},
+                          authenticated=False)
+        if LoginResponse.asks_for_two_factor(body):
+            del body  # it holds the partial token, a secret: nothing of it is kept
+            raise UmamiCredentialsError(
+                "POST", self._shown(path), 200,
+                f"connection {self.umami_conn_id!r}: {credentials.who} has two-factor authentication, which the "
+                f"sync cannot complete. Give the connection an API key of that user instead (extra "
+                f"{{\"{API_KEY_EXTRA}\": \"{SELF_HOSTED_KEY_PREFIX}...\"}}, Umami 3.4+; no login or password), or a "
+                "user without two-factor authentication")
+        token = _validated(LoginResponse, body, path, "POST").token
+        mask_secret(token.get_secret_value())
+        self._redact.add(token.get_secret_value())
+        self._token = token
+        self.stats.add(logins=1)
+        self.log.info("Logged in to Umami as %s", credentials.username)
+
+    def _session_token(self, refused: SecretStr | None = None) -> SecretStr:
+        """The token to send: the current one, after a login when there is none yet, or when Umami refused
+        ``refused`` and no other thread has logged in again since."""
+        with self._login_lock:
+            if self._token is None or self._token is refused:
+                self._login()
+            assert self._token is not None  # set by _login, or it raised
+            return self._token
+
+    def _shown(self, path: str) -> str:
+        """The URL path of ``path`` (relative, without ``api/``), as messages show it."""
+        return urlsplit(self.url_from_endpoint(self.credentials.endpoint(path))).path
+
     def _call(
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
         payload: dict[str, Any] | None = None, authenticated: bool = True,
     ) -> Any:
         """One API call to ``path`` (relative, without ``api/``); logs in lazily, and again once on a 401."""
-        url = self.url_from_endpoint(path if self.cloud else f"api/{path}")
+        credentials = self.credentials
+        url = self.url_from_endpoint(credentials.endpoint(path))
         shown = urlsplit(url).path
-        if authenticated and not self.cloud and self._token is None:
-            self.login()
-        answer = self._send(method, url, params, payload, authenticated)
-        if authenticated and not self.cloud and answer.status == 401:
+        token = self._session_token() if authenticated and credentials.logs_in else None
+        answer = self._send(method, url, params, payload, token)
+        if token is not None and answer.status == 401:
             self.log.info("Umami refused the token for %s %s; logging in again", method, shown)
-            self.login()
-            answer = self._send(method, url, params, payload, authenticated)
-        if answer.status == 401 and (not authenticated or (self.cloud and not self._key_works(path))):
+            answer = self._send(method, url, params, payload, self._session_token(refused=token))
+        if answer.status == 401 and (not authenticated or (not credentials.logs_in and not self._key_works(path))):
             raise UmamiCredentialsError(method, shown, 401, self._refusal(answer))
         if not 200 <= answer.status < 300:
             error = UmamiAuthError if answer.status == 401 else UmamiApiError
@@ -280,24 +307,27 @@ class UmamiHook(HttpHook):
             raise UmamiApiError(method, shown, answer.status, "not JSON") from None
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
-              authenticated: bool) -> Answer:
-        """Send through the transport, with the bearer token when the call is authenticated."""
-        headers = {}
-        if authenticated and self._token is not None:
-            headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+              token: SecretStr | None) -> Answer:
+        """Send through the transport, with ``token`` as the bearer when there is one (an API key is on the
+        session already)."""
+        headers = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
         return self.transport.send(method, url, params=params, json=payload, headers=headers)
 
     def _key_works(self, refused_path: str) -> bool:
-        """Whether Umami Cloud accepts the API key at all (it answers 401 for a website the key may not read
-        too): one website list of one row tells."""
+        """Whether Umami accepts the API key at all (it answers 401 for a website the key may not read too): one
+        website list of one row tells."""
         if refused_path == "websites":
             return False
-        probe = self._send("GET", self.url_from_endpoint("websites"), {"pageSize": 1}, None, True)
+        probe = self._send("GET", self.url_from_endpoint(self.credentials.endpoint("websites")), {"pageSize": 1},
+                           None, None)
         return 200 <= probe.status < 300
 
     def _refusal(self, answer: Answer) -> str:
-        who = "the API key" if self.cloud else f"the login of user {self.credentials.username!r}"
-        return f"connection {self.umami_conn_id!r}: Umami refused {who} ({self._error_text(answer)})"
+        credentials = self.credentials
+        who = f"the login of {credentials.who}" if credentials.logs_in else credentials.who
+        hint = ("; self-hosted API keys need Umami 3.4 or later, on a server without CLOUD_MODE"
+                if credentials.mode is AuthMode.API_KEY else "")
+        return f"connection {self.umami_conn_id!r}: Umami refused {who} ({self._error_text(answer)}){hint}"
 
     def _error_text(self, answer: Answer) -> str:
         """What is safe to keep of an error body: Umami's ``error.message`` and ``error.code``, capped and

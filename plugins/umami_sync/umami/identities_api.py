@@ -219,7 +219,7 @@ class WebsiteIdentities:
 
     def _listing(self, filters: dict[str, str]) -> SessionListing:
         return SessionListing(
-            lambda page, size: self.api.session_page_where(self.website_id, self.range, page, size, filters),
+            lambda page, size: self.api.session_page(self.website_id, self.range, page, size, filters),
             page_size=self.page_size, what=self.what)
 
     def _properties(self, session_id: str, reads: IdentityReads) -> list[SessionProperty]:

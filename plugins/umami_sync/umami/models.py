@@ -172,10 +172,20 @@ class UmamiUser(_UmamiModel):
 
 
 class LoginResponse(_UmamiModel):
-    """``POST /api/auth/login`` answer; the token is a ``SecretStr`` so it never shows in reprs."""
+    """``POST /api/auth/login`` answer; the token is a ``SecretStr`` so it never shows in reprs.
+
+    On an account with two-factor authentication, Umami 3.4 answers 200 with ``{requiresTwoFactor: true,
+    partialToken}`` instead (``src/app/api/auth/login/contract.ts`` at ec0ff503): :meth:`asks_for_two_factor`
+    tells, and no model keeps that partial token.
+    """
 
     token: SecretStr
     user: UmamiUser
+
+    @staticmethod
+    def asks_for_two_factor(body: Any) -> bool:
+        """Whether ``body`` is the answer of a two-factor account (a second step the sync cannot take)."""
+        return isinstance(body, dict) and body.get("requiresTwoFactor") is True
 
 
 @dataclass(frozen=True, slots=True)

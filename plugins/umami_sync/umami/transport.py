@@ -7,7 +7,12 @@
   ``Retry-After`` (seconds, fractions too, or an HTTP-date). Each wait is judged alone: an answer whose
   ``Retry-After`` is longer than ``max_retry_wait`` fails the request at once, so one request waits at most
   ``max_retries`` x ``max_retry_wait`` in all, and the next request starts afresh.
-* Rate-limited: at most ``rate_limit_calls`` sends in any window of ``rate_limit_period`` seconds.
+* Rate-limited: at most ``rate_limit_calls`` requests in any window of ``rate_limit_period`` seconds, each counted
+  from when its exchange ended (the latest moment the server can have counted it), so that the server never sees
+  more, whatever the network's delays.
+* Safe for threads: a listing's reader thread (``paging.ReadAhead``) and the main thread send through one transport.
+  Each thread has its own requests session (a ``requests.Session`` is not made for sharing), the rate limit holds
+  for both together, and the counters are exact.
 * Scrubbed: an error from the exchange (requests refusing a header quotes its value) never leaves as it is: a
   :class:`UmamiRequestError` (or the cause of a :class:`UmamiRetryError`) keeps its text, passed through
   ``redact``, and nothing else of it.
@@ -16,11 +21,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import re
 import socket
 import threading
-from collections import deque
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -52,11 +57,19 @@ _DELAY_SECONDS = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 
 @dataclass
 class TransportStats:
-    """Counters of one transport (plain numbers, ready for an XCom result)."""
+    """Counters of one transport (plain numbers, ready for an XCom result); :meth:`add` counts from any thread."""
 
     requests: int = 0
     retries: int = 0
     waited_seconds: float = 0.0  # slept before retries
+    rate_limited_seconds: float = 0.0  # slept for the rate limit (by every thread, summed)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def add(self, **counts: float) -> None:
+        """Add ``counts`` to the counters of those names, as one step (other threads may be counting too)."""
+        with self._lock:
+            for name, count in counts.items():
+                setattr(self, name, getattr(self, name) + count)
 
 
 @dataclass(frozen=True)
@@ -116,25 +129,52 @@ class _WaitCap(stop_base):
 
 
 class _RateLimiter:
-    """At most ``calls`` sends in any sliding window of ``period`` seconds of ``clock``.
+    """At most ``calls`` requests in any sliding window of ``period`` seconds of ``clock``, shared by every thread.
 
-    Written here rather than taken from a library: a dozen lines with an injectable clock and sleep,
-    where the rate-limit packages bring their own clocks, storage back-ends and a dependency.
+    The server counts a request when it arrives, at the latest when it answers: so a request holds its place from
+    when it is admitted until a whole period after its answer came (:meth:`answered`). When every place is held by
+    a request still in flight, the next one waits for an answer; otherwise it sleeps until the oldest answer is a
+    period old, without holding the lock, and looks again (another thread's answer may have come meanwhile).
+
+    Written here rather than taken from a library: a few lines with an injectable clock and sleep, where the
+    rate-limit packages bring their own clocks, storage back-ends and a dependency.
     """
 
     def __init__(self, calls: int, period: float, clock: Callable[[], float], sleep: Callable[[float], None]):
-        self._sent: deque[float] = deque(maxlen=calls)
+        self._calls = calls
         self._period = period
         self._clock = clock
         self._sleep = sleep
+        self._answered = threading.Condition()
+        self._held: dict[int, float | None] = {}  # ticket -> when its answer came (None: in flight)
+        self._tickets = itertools.count()
 
-    def wait(self) -> None:
-        """Sleep until one more call fits in the window, then record it."""
-        if len(self._sent) == self._sent.maxlen:
-            wait = self._sent[0] + self._period - self._clock()
-            if wait > 0:
-                self._sleep(wait)
-        self._sent.append(self._clock())
+    def admit(self) -> tuple[int, float]:
+        """Wait until one more request fits in the window, then hold a place for it: its ticket, and the seconds
+        waited."""
+        started = self._clock()
+        while True:
+            with self._answered:
+                now = self._clock()
+                for ticket, answered in list(self._held.items()):
+                    if answered is not None and answered + self._period <= now:
+                        del self._held[ticket]
+                if len(self._held) < self._calls:
+                    ticket = next(self._tickets)
+                    self._held[ticket] = None
+                    return ticket, now - started
+                answers = [answered for answered in self._held.values() if answered is not None]
+                if not answers:
+                    self._answered.wait()
+                    continue
+                wait = min(answers) + self._period - now
+            self._sleep(wait)
+
+    def answered(self, ticket: int) -> None:
+        """The exchange of ``ticket`` ended (answered or not): its place is free a period from now."""
+        with self._answered:
+            self._held[ticket] = self._clock()
+            self._answered.notify_all()
 
 
 def _bounded(call: Callable[[], Answer], seconds: float) -> Answer:
@@ -160,15 +200,17 @@ def _bounded(call: Callable[[], Answer], seconds: float) -> Answer:
 
 
 class Transport:
-    """Bounded, retried, rate-limited HTTP exchanges through one requests session (see the module docstring).
+    """Bounded, retried, rate-limited HTTP exchanges, through one requests session per thread (see the module
+    docstring).
 
-    :param session_factory: makes the session to send through (again after an exchange was cut off).
+    :param session_factory: makes a thread's session to send through (again after an exchange was cut off).
     :param timeout: seconds per exchange, in all (connect, headers and body).
     :param max_retries: retries of one request after a connection error, timeout, 429 or 5xx (0 = try once).
     :param backoff_base: first retry waits up to this many seconds; doubles per retry (full jitter).
     :param backoff_max: cap of the backoff (``max_retry_wait`` when that is lower); a longer ``Retry-After`` wins.
     :param max_retry_wait: the longest single wait before a retry; a longer ``Retry-After`` fails the request.
-    :param rate_limit_calls: at most this many sends per ``rate_limit_period`` seconds (None = no limit).
+    :param rate_limit_calls: at most this many requests per ``rate_limit_period`` seconds, every thread's together
+        (None = no limit).
     :param rate_limit_period: window of the rate limit, in seconds.
     :param sleep: how to wait (injectable for tests).
     :param clock: monotonic seconds for the rate limiter (injectable for tests).
@@ -201,10 +243,7 @@ class Transport:
         self._wait = _WaitRetryAfter(multiplier=backoff_base, max=min(backoff_max, max_retry_wait))
         self._sleep = sleep
         self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
-        # A listing's reader thread (ReadAhead) and the main thread send through one transport: one of them at a
-        # time passes the rate limit and counts.
-        self._turn = threading.Lock()
-        self._session: Session | None = None
+        self._sessions = threading.local()  # each thread's session (None after a cut-off exchange)
 
     def send(self, method: str, url: str, *, params: dict[str, Any] | None = None,
              json: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Answer:
@@ -235,21 +274,23 @@ class Transport:
     def _attempt(self, method: str, url: str, path: str, **kwargs: Any) -> Answer:
         """One try; :class:`_Transient` for what is worth retrying, :class:`UmamiRequestError` for any other
         error of the exchange."""
-        with self._turn:
-            if self._limiter is not None:
-                self._limiter.wait()
-            self.stats.requests += 1
-        session = self._session = self._session or self.session_factory()
-        failure: Exception
+        limiter = self._limiter
+        ticket, slept = limiter.admit() if limiter is not None else (0, 0.0)
+        self.stats.add(requests=1, rate_limited_seconds=slept)
+        failure: Exception | None = None
         try:
-            answer = self._exchange(session, method, url, **kwargs)
+            answer = self._exchange(method, url, **kwargs)
         except _TRANSIENT_ERRORS as exc:
             failure = _Transient(type(exc).__name__, cause=UmamiRequestError(self._scrubbed(exc)))
         except Exception as exc:  # requests refused the request (a header, the URL...): its text may quote a secret
             failure = UmamiRequestError(f"Umami {method} {path}: {self._scrubbed(exc)}")
         else:
             if answer.status == 429 or answer.status >= 500:
-                raise _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
+                failure = _Transient(f"HTTP {answer.status}", parse_retry_after(answer.headers.get("Retry-After")))
+        finally:
+            if limiter is not None:
+                limiter.answered(ticket)
+        if failure is None:
             return answer
         raise failure  # outside the handler: the error underneath is not attached as its context
 
@@ -257,9 +298,17 @@ class Transport:
         """What is kept of an error of the exchange: its type and its scrubbed text."""
         return f"{type(exc).__name__}: {self.redact(str(exc))}"
 
-    def _exchange(self, session: Session, method: str, url: str, **kwargs: Any) -> Answer:
-        """One HTTP exchange within ``timeout`` seconds in all. A cut-off exchange loses its session, and its
-        socket is shut when its headers had come (a body that trickles stops at once)."""
+    def _session(self) -> Session:
+        """The calling thread's session, made on its first request (and again after a cut-off exchange)."""
+        session: Session | None = getattr(self._sessions, "session", None)
+        if session is None:
+            session = self._sessions.session = self.session_factory()
+        return session
+
+    def _exchange(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One HTTP exchange through the thread's session, within ``timeout`` seconds in all. A cut-off exchange
+        loses its session, and its socket is shut when its headers had come (a body that trickles stops at once)."""
+        session = self._session()
         started: list[requests.Response] = []
 
         def call() -> Answer:
@@ -270,7 +319,7 @@ class Transport:
         try:
             return _bounded(call, self.timeout)
         except requests.Timeout:
-            self._session = None
+            self._sessions.session = None
             for response in started:
                 connection = response.raw.connection
                 if connection is not None and connection.sock is not None:
@@ -279,9 +328,7 @@ class Transport:
             raise
 
     def _log_retry(self, method: str, path: str, state: RetryCallState) -> None:
-        with self._turn:
-            self.stats.retries += 1
-            self.stats.waited_seconds += state.upcoming_sleep
+        self.stats.add(retries=1, waited_seconds=state.upcoming_sleep)
         failure = state.outcome.exception() if state.outcome else None
         log.warning("Umami %s %s: %s; retry %s/%s in %.2f s",
                     method, path, failure, state.attempt_number, self.max_retries, state.upcoming_sleep)

@@ -4,7 +4,10 @@ its token, websites, session pages, activity, refused credentials and answers th
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,6 +21,7 @@ from tests.umami_sync.umami.conftest import (
     SessionMaker,
     cloud_umami,
     current_token,
+    exception_texts,
     integration,
     login_reply,
     read_all,
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from tests.umami_sync.umami.conftest import Handler
+    from tests.umami_sync.umami.conftest import Handler, LogCapture
 
 
 @pytest.mark.parametrize(("start", "end"), [
@@ -177,7 +181,8 @@ def test_a_refused_api_key_fails_at_once_and_other_4xx_too(
         with pytest.raises(UmamiCredentialsError, match=r"GET /v1/websites -> HTTP 401: connection 'umami_api': "
                                                         r"Umami refused the API key"):
             all_websites(make_hook())
-        umami_connection(monkeypatch, fake.url, extra={"api_key": API_KEY})  # base URL lacks /v1
+        # Cloud's API behind a base that does not end in /v1 (the override says it is Cloud): a 404 is no retry either
+        umami_connection(monkeypatch, fake.url, extra={"api_key": API_KEY, "umami_cloud": True})
         with pytest.raises(UmamiApiError,
                            match=r"GET /websites -> HTTP 404: Not found \(not-found\)") as caught:
             all_websites(make_hook())
@@ -272,3 +277,129 @@ def test_cloud_mode_sends_the_api_key_to_v1_paths_without_login(
     assert all(record.status == 200 for record in calls)  # the fake checks x-umami-api-key on each
     assert hook.stats.logins == 0
 
+
+
+# --- Umami 3.4: self-hosted API keys, and accounts with two-factor authentication --------------------------------
+
+SELF_HOSTED_KEY = "umami_" + "Qx7neverlogged" * 2 + "cd"
+ENDPOINTS = {"login", "websites_page", "get_website", "session_page", "session_activity"}
+"""The hook's endpoint methods: a new one must be added to the key test below (Umami refuses keys on some paths)."""
+KEY_REFUSED = ("/api/me/password", "/api/me/api-keys", "/api/2fa", "/api/auth", "/api/users", "/api/admin",
+               "/api/oauth")
+
+
+def test_the_endpoints_a_key_test_covers_are_all_the_hooks() -> None:
+    public = {name for name, value in vars(UmamiHook).items() if callable(value) and not name.startswith("_")}
+    assert public - {"get_conn"} == ENDPOINTS
+
+
+@integration
+def test_a_self_hosted_key_reads_every_endpoint_without_a_login_and_off_the_paths_keys_are_refused_on(
+    umami_pg: str, make_sessions: SessionMaker, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook],
+) -> None:
+    made = make_sessions(3)
+    with FakeUmami(umami_pg, password=PASSWORD, api_keys={SELF_HOSTED_KEY}) as fake:
+        umami_connection(monkeypatch, fake.url, extra={"api_key": SELF_HOSTED_KEY})
+        hook = make_hook()
+
+        websites = all_websites(hook, include_teams=True)
+        website = hook.get_website(OTHER_WEBSITE)
+        ids = read_all(hook, OTHER_WEBSITE, page_size=2)
+        events = hook.session_activity(OTHER_WEBSITE, made[0], WINDOW)
+
+        calls = fake.requests
+    assert {site.id for site in websites} == {WEBSITE, OTHER_WEBSITE}
+    assert website is not None and website.name == "Other Site"
+    assert sorted(ids) == sorted(made) and len(events) == 1
+    assert all(record.status == 200 for record in calls)  # the fake checks the key on each, with 3.4's rules
+    assert not [record.path for record in calls if record.path.startswith(KEY_REFUSED)]  # login included
+    assert hook.stats.logins == 0
+
+
+@integration
+@pytest.mark.parametrize("server", ["unknown key", "CLOUD_MODE"])
+def test_a_refused_self_hosted_key_fails_at_once_naming_the_connection_and_what_keys_need(
+    server: str, umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook],
+    sleeps: list[float],
+) -> None:
+    options: dict[str, Any] = ({"api_keys": {"umami_" + "o" * 32}} if server == "unknown key"
+                               else {"api_keys": {SELF_HOSTED_KEY}, "cloud_mode": True})
+    with FakeUmami(umami_pg, password=PASSWORD, **options) as fake:
+        umami_connection(monkeypatch, fake.url, extra={"api_key": SELF_HOSTED_KEY})
+
+        with pytest.raises(UmamiCredentialsError) as caught:
+            make_hook().session_page(WEBSITE, WINDOW, 1, 10)
+
+        calls = [(record.path, record.status) for record in fake.requests]
+    assert str(caught.value) == (
+        f"Umami GET /api/websites/{WEBSITE}/sessions -> HTTP 401: connection 'umami_api': Umami refused the API key "
+        "(Unauthorized (unauthorized)); self-hosted API keys need Umami 3.4 or later, on a server without CLOUD_MODE")
+    assert calls == [(f"/api/websites/{WEBSITE}/sessions", 401), ("/api/websites", 401)]  # the read, one probe
+    assert sleeps == []
+    assert not any(SELF_HOSTED_KEY in text for text in exception_texts(caught.value))
+
+
+@integration
+def test_a_two_factor_account_fails_at_once_naming_the_account_and_the_fix_and_its_partial_token_stays_unseen(
+    umami_pg: str, monkeypatch: pytest.MonkeyPatch, make_hook: Callable[..., UmamiHook], sleeps: list[float],
+    logged: LogCapture,
+) -> None:
+    with FakeUmami(umami_pg, password=PASSWORD, two_factor=True) as fake:
+        umami_connection(monkeypatch, fake.url, login="admin", password=PASSWORD)
+        hook = make_hook()
+
+        with pytest.raises(UmamiCredentialsError) as caught:
+            all_websites(hook)
+
+        calls = [(record.path, record.status) for record in fake.requests]
+        (partial,) = fake.partial_tokens
+    assert str(caught.value) == (
+        "Umami POST /api/auth/login -> HTTP 200: connection 'umami_api': user 'admin' has two-factor "
+        "authentication, which the sync cannot complete. Give the connection an API key of that user instead "
+        "(extra {\"api_key\": \"umami_...\"}, Umami 3.4+; no login or password), or a user without two-factor "
+        "authentication")
+    assert calls == [("/api/auth/login", 200)] and sleeps == []  # no retry, no read with a partial token
+    for text in [*exception_texts(caught.value), logged.text(), repr(vars(hook)), repr(vars(hook.transport))]:
+        assert partial not in text and PASSWORD not in text
+
+
+# --- two threads, one hook (a listing's reader thread and the main thread) ------------------------------------------
+
+@integration
+def test_two_threads_on_one_hook_log_in_once_log_in_again_once_after_a_401_both_saw_and_count_exactly(
+    self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook],
+) -> None:
+    made = make_sessions(4)
+    hook = make_hook()
+    rounds = 20
+
+    def revoke_while_both_wait() -> None:  # as a change of APP_SECRET does; the next request of each thread
+        self_hosted.revoke_tokens()         # is held a moment, so both are in flight with the old token
+        self_hosted.faults.delay_seconds, self_hosted.faults.delay_next = 0.3, 2
+
+    start, halfway = threading.Barrier(2), threading.Barrier(2, action=revoke_while_both_wait)
+
+    def read(kind: str) -> None:
+        start.wait()  # both ask for their first page at once, with no token yet
+        for number in range(rounds):
+            if number == rounds // 2:
+                halfway.wait()
+            if kind == "list":
+                hook.session_page(OTHER_WEBSITE, WINDOW, 1, 2)
+            else:
+                hook.session_activity(OTHER_WEBSITE, made[0], WINDOW)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows if there is one
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(read, ["list", "activity"]))
+    finally:
+        sys.setswitchinterval(switch)
+
+    calls = self_hosted.requests
+    assert [record.path for record in calls].count("/api/auth/login") == 2 == hook.stats.logins
+    assert [record.status for record in calls].count(401) == 2  # one per thread, both with the revoked token
+    assert (hook.stats.list_pages, hook.stats.activity_calls) == (rounds, rounds)
+    assert hook.stats.requests == len(calls) == 2 * rounds + 2 + 2  # the reads, two logins, two refused reads
+    assert hook.stats.retries == 0

@@ -19,7 +19,7 @@ from tests.umami_sync.umami.conftest import (
     umami_connection,
 )
 from umami_sync.umami.api import UmamiHook
-from umami_sync.umami.auth import API_KEY_HEADER
+from umami_sync.umami.auth import API_KEY_HEADER, AuthMode
 from umami_sync.umami.errors import UmamiConfigError
 from umami_sync.umami.paging import all_websites
 
@@ -55,6 +55,42 @@ def test_cloud_connection_sends_the_key_once_under_its_header(monkeypatch: pytes
     assert "api_key" not in session.headers
 
 
+SELF_HOSTED_KEY = "umami_" + "Vt3neverlogged" * 2 + "ab"  # umami_ and 30 more characters
+
+
+@pytest.mark.parametrize(("host", "extra", "mode", "first_path"), [
+    ("https://api.umami.is/v1", {"api_key": API_KEY}, AuthMode.CLOUD, "/v1/websites"),
+    ("https://api.umami.is/v1/", {"api_key": API_KEY}, AuthMode.CLOUD, "/v1/websites"),
+    ("https://umami.example.com", {"api_key": SELF_HOSTED_KEY}, AuthMode.API_KEY, "/api/websites"),
+    # a self-hosted server behind a path prefix (Umami's BASE_PATH)
+    ("https://example.com/analytics", {"api_key": SELF_HOSTED_KEY}, AuthMode.API_KEY, "/analytics/api/websites"),
+    # the override: a self-hosted prefix that ends in /v1, and Cloud's API behind a gateway of one's own
+    ("https://example.com/v1", {"api_key": SELF_HOSTED_KEY, "umami_cloud": False}, AuthMode.API_KEY,
+     "/v1/api/websites"),
+    ("https://gateway.example.com/umami", {"api_key": API_KEY, "umami_cloud": True}, AuthMode.CLOUD,
+     "/umami/websites"),
+])
+def test_the_rule_tells_umami_cloud_from_a_self_hosted_key(
+    monkeypatch: pytest.MonkeyPatch, host: str, extra: dict[str, Any], mode: AuthMode, first_path: str
+) -> None:
+    umami_connection(monkeypatch, host=host, extra=extra)
+    hook = UmamiHook()
+
+    session = hook.get_conn()
+
+    key = extra["api_key"]
+    assert hook.credentials.mode is mode
+    assert hook._shown("websites") == first_path
+    assert session.auth is None
+    if mode is AuthMode.CLOUD:
+        assert (session.headers[API_KEY_HEADER], "Authorization" in session.headers) == (key, False)
+    else:
+        assert (session.headers["Authorization"], API_KEY_HEADER in session.headers) == (f"Bearer {key}", False)
+    assert [value for value in session.headers.values() if key in value] == [session.headers.get(
+        API_KEY_HEADER, f"Bearer {key}")]
+    assert not {"api_key", "umami_cloud"} & {name.lower() for name in session.headers}
+
+
 @pytest.mark.parametrize(
     ("fields", "complaint"),
     [
@@ -64,18 +100,24 @@ def test_cloud_connection_sends_the_key_once_under_its_header(monkeypatch: pytes
         ({"extra": {"X-Umami-Api-Key": API_KEY}}, "X-Umami-Api-Key"),
         ({"login": "admin", "password": PASSWORD, "extra": {"Authorization": f"Bearer {API_KEY}"}},
          "Authorization"),
+        # a key that is not a self-hosted one (Umami Cloud's, say) on a host that is not Cloud's
+        ({"extra": {"api_key": API_KEY}}, r"not a self-hosted Umami API key .*'umami_'.*https://api\.umami\.is/v1"),
+        ({"extra": {"api_key": API_KEY}, "host": "https://api.umami.is"},
+         r"Umami Cloud's API is https://api\.umami\.is/v1"),
+        ({"extra": {"api_key": SELF_HOSTED_KEY, "umami_cloud": "no"}}, "'umami_cloud' must be true or false"),
+        ({"login": "admin", "password": PASSWORD, "extra": {"umami_cloud": True}}, "Umami Cloud needs extra 'api_key'"),
     ],
 )
 def test_connection_rule_violations_are_clear_and_secret_free(
-    monkeypatch: pytest.MonkeyPatch, fields: dict[str, object], complaint: str
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], complaint: str
 ) -> None:
-    umami_connection(monkeypatch, host="http://127.0.0.1:9", **fields)
+    umami_connection(monkeypatch, **{"host": "http://127.0.0.1:9", **fields})
 
     with pytest.raises(UmamiConfigError, match=complaint) as caught:
         UmamiHook().get_conn()
 
-    assert API_KEY not in str(caught.value)
-    assert PASSWORD not in str(caught.value)
+    for text in exception_texts(caught.value):
+        assert API_KEY not in text and PASSWORD not in text and SELF_HOSTED_KEY not in text
 
 
 

@@ -4,6 +4,7 @@ trickling TCP proxy."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -70,14 +71,16 @@ class ScriptedAdapter(BaseAdapter):
     """Answers each request with the next ``(status, headers)`` of a script, or raises the next exception, without
     a socket, and notes the fake time each request came at."""
 
-    def __init__(self, time: FakeTime, *answers: Scripted) -> None:
+    def __init__(self, time: FakeTime, *answers: Scripted, takes: float = 0.0) -> None:
         super().__init__()
         self.time = time
         self.answers = list(answers)
+        self.takes = takes  # fake seconds each exchange lasts
         self.sent_at: list[float] = []
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.sent_at.append(self.time.now)
+        self.time.now += self.takes
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -91,9 +94,11 @@ class ScriptedAdapter(BaseAdapter):
         """Nothing to close."""
 
 
-def scripted(fake_time: FakeTime, *answers: Scripted, **options: Any) -> tuple[Transport, ScriptedAdapter]:
-    """A transport whose session answers from ``answers`` on ``fake_time``; ``options`` override its settings."""
-    adapter = ScriptedAdapter(fake_time, *answers)
+def scripted(fake_time: FakeTime, *answers: Scripted, takes: float = 0.0,
+             **options: Any) -> tuple[Transport, ScriptedAdapter]:
+    """A transport whose session answers from ``answers`` on ``fake_time``, each exchange lasting ``takes`` fake
+    seconds; ``options`` override its settings."""
+    adapter = ScriptedAdapter(fake_time, *answers, takes=takes)
 
     def session() -> requests.Session:
         made = requests.Session()
@@ -219,6 +224,20 @@ def test_the_rate_limit_spaces_sends_on_a_fake_clock() -> None:
 
     assert adapter.sent_at == [0.0, 0.0, 10.0, 10.0, 20.0]
     assert transport.stats.waited_seconds == 0.0  # the rate limit is not a retry
+    assert transport.stats.rate_limited_seconds == 20.0  # but a wait of its own, counted
+
+
+def test_a_request_counts_for_the_rate_limit_from_when_its_answer_came() -> None:
+    """The server counts a request when it arrives, which may be as late as its answer: the next one waits a whole
+    period from there, or the server would see two in less than a period."""
+    fake_time = FakeTime()
+    transport, adapter = scripted(fake_time, *[(200, {})] * 3, takes=3.0, rate_limit_calls=1, rate_limit_period=10.0)
+
+    for _ in range(3):
+        transport.send("GET", URL)
+
+    assert adapter.sent_at == [0.0, 13.0, 26.0]
+    assert transport.stats.rate_limited_seconds == 20.0
 
 
 class TimedAdapter(BaseAdapter):
@@ -226,11 +245,18 @@ class TimedAdapter(BaseAdapter):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sent_at: list[float] = []
+        self.exchanges: list[tuple[float, float]] = []  # (sent, answered)
+        self._lock = threading.Lock()
+
+    @property
+    def sent_at(self) -> list[float]:
+        return [sent for sent, _ in self.exchanges]
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.sent_at.append(time.monotonic())
+        sent = time.monotonic()
         time.sleep(random.uniform(0.0, 0.1))
+        with self._lock:
+            self.exchanges.append((sent, time.monotonic()))
         response = requests.Response()
         response.status_code, response._content, response.request = 200, b"{}", request
         return response
@@ -242,10 +268,12 @@ class TimedAdapter(BaseAdapter):
 def test_the_rate_limit_holds_for_two_threads_sending_through_one_transport() -> None:
     # The listing's reader thread (ReadAhead) and the main thread (session reads) share the hook's transport.
     adapter = TimedAdapter()
+    sessions: dict[str, list[requests.Session]] = {}
 
     def session() -> requests.Session:
         made = requests.Session()
         made.mount("http://", adapter)
+        sessions.setdefault(threading.current_thread().name, []).append(made)
         return made
 
     period = 0.2
@@ -258,16 +286,21 @@ def test_the_rate_limit_holds_for_two_threads_sending_through_one_transport() ->
         for _ in range(8):
             transport.send("GET", URL)
 
-    threads = [threading.Thread(target=send_eight, args=(start_after,)) for start_after in (0.0, period / 2)]
+    threads = [threading.Thread(target=send_eight, args=(start_after,), name=f"sender-{start_after}")
+               for start_after in (0.0, period / 2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    sent = sorted(adapter.sent_at)
-    assert len(sent) == transport.stats.requests == 16
-    # any three sends in a row span at least the period (less a little for the time between the limiter and the send)
-    assert min(third - first for first, third in zip(sent, sent[2:], strict=False)) >= period - 0.01
+    assert len(adapter.exchanges) == transport.stats.requests == 16
+    # The server counts a request when it arrives, at any moment between its send and its answer: no three may
+    # arrive within one period however late or early each one arrived (less a little for the clock's grain).
+    closest = min(max(sent for sent, _ in three) - min(answered for _, answered in three)
+                  for three in itertools.combinations(adapter.exchanges, 3))
+    assert closest >= period - 0.01
+    # each thread sends through a session of its own (requests' sessions are not made for sharing)
+    assert sorted(len(made) for made in sessions.values()) == [1, 1]
 
 
 def _wait(attempt: int, failure: BaseException, *, base: float = 0.5, cap: float = 3.0) -> float:

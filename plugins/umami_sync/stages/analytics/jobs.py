@@ -91,7 +91,7 @@ def configured_websites(api: UmamiHook, website_ids: Iterable[str]) -> list[tupl
 
 
 def _nothing_discovered(api: UmamiHook, *, include_teams: bool) -> str:
-    who = "the API key" if api.cloud else f"user {api.credentials.username!r}"
+    who = api.credentials.who
     teams = (" A team member who does not own the team sees none of its websites (Umami lists the teams the user "
              "owns)." if include_teams else " Team websites are left out unless include_team_websites is on.")
     return (f"connection {api.umami_conn_id!r}: Umami lists no website for {who}, so there is nothing to sync."

@@ -109,7 +109,8 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         missing_rows=report.missing, repeated_rows=report.repeated, invalid_rows=report.invalid,
         restarts=report.restarts, repair_pages=report.repair_pages, list_pages=stats.list_pages,
         session_reads=stats.activity_calls, requests=stats.requests, retries=stats.retries, logins=stats.logins,
-        events_left_out=events.left_out, error=error, retryable=retryable, **progress.figures(),
+        events_left_out=events.left_out, waited_seconds=stats.waited_seconds,
+        rate_limited_seconds=stats.rate_limited_seconds, error=error, retryable=retryable, **progress.figures(),
         **totals.result_fields())
     log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
     return result
