@@ -79,7 +79,8 @@ def test_tasks_declare_what_they_read_and_write_for_lineage(dag: Any) -> None:
     users, status = "mongodb://users_mongo:27017/users_mongo/users", "mongodb://users_mongo:27017/users_mongo/systemconfigs"
     assert {task.task_id: (uris(task.inlets), uris(task.outlets)) for task in dag.tasks} == {
         "plan_run": ([], []),
-        "session_sync": ([table("session"), table("session_data"), table("session_link")], [users]),
+        "session_sync": ([table("session"), table("session_data"), table("session_link"),
+                          "https://umami_api/api/websites"], [users]),
         "plan_analytics": (["https://umami_api/api/websites"], []),
         "analytics_sync": (["https://umami_api/api/websites", table("session"), table("session_data"),
                             table("session_link"), table("website_event")], [users]),

@@ -59,8 +59,8 @@ def test_each_task_sends_its_share_and_the_settings_keep_one_for_each() -> None:
 def test_four_analytics_tasks_at_once_stay_within_the_dags_limit_on_umami_cloud(
     connections: Database, umami_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    day_of_traffic(umami_db, connections, WEBSITES, sessions=2)
-    limit, period = 10, 1.0
+    day_of_traffic(umami_db, connections, WEBSITES, sessions=6)
+    limit, period = 2 * API_TASKS, 1.0  # a share of 2 per task and period
     settings = SyncSettings(**FAST, page_size=2, rate_limit_calls=limit, rate_limit_period_seconds=period)
     jobs = [AnalyticsJob(website_id=website, window_start=DAY.start, window_end=DAY.end, run_websites=tuple(WEBSITES))
             for website in WEBSITES]
@@ -80,7 +80,7 @@ def test_four_analytics_tasks_at_once_stay_within_the_dags_limit_on_umami_cloud(
     assert statuses.count(429) == 0
     assert len(statuses) == sum(result.requests for result in results) > limit  # more than one window's worth
     assert all(result.rate_limited_seconds > 0 and result.retries == 0 for result in results)
-    assert sum(result.modified for result in results) == 4 * 2
+    assert sum(result.modified for result in results) == 4 * 6
     expected = {}
     for website in WEBSITES:
         expected |= truth(umami_db, website, DAY)

@@ -15,6 +15,7 @@ import pytest
 from local_stack.umami_api import FakeUmami
 from tests.conftest import postgres_connection
 from tests.factories import OTHER_WEBSITE, WEBSITE, UmamiRows, add_user, at
+from umami_sync.api_tasks import API_TASKS
 from umami_sync.settings import SyncSettings
 from umami_sync.windows import DataInterval
 from umami_sync.wiring import sync_sessions
@@ -182,13 +183,13 @@ def test_requests_per_identified_session_and_per_page(cloud: FakeUmami, rows: Um
 
 def test_the_rate_limit_holds_and_429s_are_waited_out(cloud: FakeUmami, rows: UmamiRows,
                                                       connections: Database) -> None:
-    cloud.rate_limit, cloud.rate_window_seconds = 5, 1.0  # one more than the client sends: timing jitter
+    cloud.rate_limit, cloud.rate_window_seconds = 3, 0.5  # one more than the task's share: timing jitter
     for n in range(3):
         session = rows.session(at(9, n), distinct_id=f"r{n}@example.com")
         rows.event(session, at(9, n))
         add_user(connections["users"], f"r{n}@example.com")
-    settings = SyncSettings(identities_from="api", website_ids=[WEBSITE], rate_limit_calls=4,
-                            rate_limit_period_seconds=1.0)
+    settings = SyncSettings(identities_from="api", website_ids=[WEBSITE], rate_limit_calls=2 * API_TASKS,
+                            rate_limit_period_seconds=0.5)  # the task's share: 2 per period
 
     within = sync_sessions(settings, DAY, now=RUN_AT)
     assert [request.status for request in cloud.requests] == [200] * 6  # keys, 1 list page, 3 details, stats

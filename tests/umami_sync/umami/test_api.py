@@ -282,7 +282,8 @@ def test_cloud_mode_sends_the_api_key_to_v1_paths_without_login(
 # --- Umami 3.4: self-hosted API keys, and accounts with two-factor authentication --------------------------------
 
 SELF_HOSTED_KEY = "umami_" + "Qx7neverlogged" * 2 + "cd"
-ENDPOINTS = {"login", "websites_page", "get_website", "session_page", "session_activity"}
+ENDPOINTS = {"login", "websites_page", "get_website", "session_page", "session_activity", "session_detail",
+             "session_properties", "session_data_keys", "session_stats"}
 """The hook's endpoint methods: a new one must be added to the key test below (Umami refuses keys on some paths)."""
 KEY_REFUSED = ("/api/me/password", "/api/me/api-keys", "/api/2fa", "/api/auth", "/api/users", "/api/admin",
                "/api/oauth")
@@ -306,11 +307,17 @@ def test_a_self_hosted_key_reads_every_endpoint_without_a_login_and_off_the_path
         website = hook.get_website(OTHER_WEBSITE)
         ids = read_all(hook, OTHER_WEBSITE, page_size=2)
         events = hook.session_activity(OTHER_WEBSITE, made[0], WINDOW)
+        detail = hook.session_detail(OTHER_WEBSITE, made[0])  # the reads of identities through the API
+        properties = hook.session_properties(OTHER_WEBSITE, made[0])
+        keys = hook.session_data_keys(OTHER_WEBSITE, WINDOW)
+        stats = hook.session_stats(OTHER_WEBSITE, WINDOW)
 
         calls = fake.requests
     assert {site.id for site in websites} == {WEBSITE, OTHER_WEBSITE}
     assert website is not None and website.name == "Other Site"
     assert sorted(ids) == sorted(made) and len(events) == 1
+    assert detail is not None and detail.id == made[0] and properties == [] and keys == []
+    assert stats.visitors.value == 3
     assert all(record.status == 200 for record in calls)  # the fake checks the key on each, with 3.4's rules
     assert not [record.path for record in calls if record.path.startswith(KEY_REFUSED)]  # login included
     assert hook.stats.logins == 0
