@@ -19,7 +19,6 @@ import importlib
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
@@ -298,14 +297,10 @@ def notify_late(context: Mapping[str, Any] | None = None) -> None:
     deadline = (context or {}).get("deadline") or {}
     dag_id, run_id = str(dag_run.get("dag_id")), str(dag_run.get("dag_run_id"))
     start, end = dag_run.get("data_interval_start"), dag_run.get("data_interval_end")
-    synced = DataInterval(_moment(start), _moment(end)).days if start and end else None
+    synced = DataInterval(to_utc(start), to_utc(end)).days if start and end else None
     alert = late_alert(dag_id, run_id, deadline=str(deadline.get("deadline_time")), synced=synced,
                        state=str(dag_run.get("state", "running")), link=run_link(dag_id, run_id))
     _tell(alert, context or {}, late=True)
-
-
-def _moment(value: Any) -> datetime:
-    return to_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def late_run_deadline() -> DeadlineAlert | None:
