@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import importlib
 import logging
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
@@ -37,6 +36,7 @@ from umami_sync.settings import (
     alert_settings,
     deadline_after_queued,
 )
+from umami_sync.umami.redact import scrub as scrub_credentials
 from umami_sync.windows import DataInterval, to_utc
 
 if TYPE_CHECKING:
@@ -51,14 +51,6 @@ log = logging.getLogger(__name__)
 ALERT_KEY = "umami_sync_alert"
 """Where a notifier given by import path finds the alert in its context."""
 _MAX_ERROR = 500
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_CREDENTIALS = (
-    (re.compile(r"(?i)\bbearer\s+[^\s,;'\"]+"), "Bearer ***"),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1***@"),  # user:password@ of a URL
-    (re.compile(r"(?i)\b(authorization|password|passwd|pwd|secret|token|api[_-]?key|x-umami-api-key)"
-                r"(['\"]?\s*[=:]\s*['\"]?)(?!bearer\s)(?:basic\s+)?[^\s,;&'\"]+"), r"\1\2***"),
-)
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
 
 
 class AlertError(Exception):
@@ -66,11 +58,9 @@ class AlertError(Exception):
 
 
 def scrub(text: str) -> str:
-    """``text`` as an alert may show it: no credentials in URLs, headers or ``key=value`` pairs, no long
-    token-like strings (website and session ids stay), at most 500 characters."""
-    for pattern, replacement in _CREDENTIALS:
-        text = pattern.sub(replacement, text)
-    text = _LONG_TOKEN.sub(lambda found: found[0] if _UUID.fullmatch(found[0]) else "***", text)
+    """``text`` as an alert may show it: scrubbed by the package's one rule (:func:`umami_sync.umami.redact.scrub`:
+    no credentials, website and session ids kept), at most 500 characters."""
+    text = scrub_credentials(text)
     return text if len(text) <= _MAX_ERROR else text[:_MAX_ERROR - 1] + "…"
 
 
