@@ -173,6 +173,7 @@ class AnalyticsResult(_StageResult):
     missing_rows: int = Field(0, description="Rows of the list that could not be read: the task fails.")
     repeated_rows: int = Field(0, description="Rows the list served more than once (ties under offset paging).")
     invalid_rows: int = Field(0, description="Malformed rows, skipped.")
+    invalid_field: str | None = Field(None, description="The field the most invalid rows failed on.")
     sessions: int = Field(0, description="Distinct sessions read.")
     merged_sessions: int = Field(0, description="Sessions on several hostnames, read per session (activity).")
     unread_sessions: int = Field(0, description="Listed sessions whose events could not be read: the task fails.")
