@@ -313,12 +313,15 @@ def test_a_conf_key_that_is_not_a_param_fails_the_plan_naming_it(dag: Any, real_
     no_retries(dag, monkeypatch)
     before = list(real_world["users"].find())
 
-    run = run_dag(dag, website_id=["266abb41-957e-4dd3-8229-6a601f80a9db"], page_size=0)
+    run = run_dag(dag, website_id=["266abb41-957e-4dd3-8229-6a601f80a9db"], page_size=0, date_from="2026-11-01")
 
     assert str(run.state) == "failed"
     plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan_run")
     assert str(plan.state) == "failed"
     assert list(real_world["users"].find()) == before
+    last_run = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]["lastRun"]
+    assert last_run["status"] == "failed" and "trigger conf keys ['page_size', 'website_id']" in last_run["problems"][0]
+    assert last_run["dataIntervalStart"] == datetime(2026, 11, 27)  # the run's own: date_from was not checked
 
 
 @pytest.mark.integration
@@ -334,8 +337,13 @@ def test_a_bad_setting_stops_the_run_at_once(dag: Any, real_world: Database,
     task_states = states(run)
     assert task_states["plan_run[-1]"] == "failed"
     assert task_states["session_sync[-1]"] == task_states["plan_analytics[-1]"] == "upstream_failed"
-    assert task_states["record_status[-1]"] == "failed"
+    assert (task_states["record_status[-1]"], task_states["check_run[-1]"]) == ("success", "failed")
     assert list(real_world["users"].find()) == before
+    last_run = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]["lastRun"]  # still recorded
+    assert (last_run["runId"], last_run["status"], last_run["dataIntervalStart"], last_run["dataIntervalEnd"]) == (
+        run.run_id, "failed", datetime(2026, 11, 27), datetime(2026, 11, 28))  # the run's data interval
+    assert last_run["problems"] == ["the run could not be planned: invalid umami_sync setting: page_size: Input "
+                                    "should be greater than or equal to 1"]
 
 
 @pytest.mark.integration
