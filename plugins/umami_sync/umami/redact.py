@@ -27,14 +27,16 @@ _CREDENTIALS = (
                 r"(['\"]?\s*[=:]\s*['\"]?)(?!bearer\s)(?:basic\s+)?[^\s,;&'\"]+"), rf"\1\2{MASK}"),
 )
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
+_KEPT = re.compile(rf"{_UUID.pattern}|(?:[A-Z][a-z]+)+")
+"""Long strings that are no token: ids, and CamelCase names (``AirflowSecretsBackendAccessDenied``)."""
 
 
 def scrub(text: str) -> str:
     """``text`` without anything that looks like a credential (bearer tokens, passwords in URLs, headers and
-    ``key=value`` pairs, long token-like strings); website and session ids stay. Not capped."""
+    ``key=value`` pairs, long token-like strings); website and session ids and long error names stay. Not capped."""
     for pattern, replacement in _CREDENTIALS:
         text = pattern.sub(replacement, text)
-    return _TOKEN_LIKE.sub(lambda found: found[0] if _UUID.fullmatch(found[0]) else MASK, text)
+    return _TOKEN_LIKE.sub(lambda found: found[0] if _KEPT.fullmatch(found[0]) else MASK, text)
 
 
 def echoed_forms(secret: str | None) -> list[str]:

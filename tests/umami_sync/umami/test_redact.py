@@ -67,10 +67,10 @@ def test_ids_stay_in_umami_errors_as_in_the_alerts_one_scrubbing_rule() -> None:
 
     session = str(uuid.uuid4())
     text = (f"website {OTHER_WEBSITE}: session {session} not found (Bearer abc.def, password=hunter2, "
-            f"https://sync:s3cr3t@umami.internal/api, {'x' * 40})")
+            f"https://sync:s3cr3t@umami.internal/api, {'x' * 40}, AirflowSecretsBackendAccessDenied)")
 
     assert Redactor()(text) == (f"website {OTHER_WEBSITE}: session {session} not found (Bearer ***, password=***, "
-                                "https://***@umami.internal/api, ***)")
+                                "https://***@umami.internal/api, ***, AirflowSecretsBackendAccessDenied)")
     assert Redactor()(text) == scrub(text) == alert_scrub(text)
 
 
