@@ -430,6 +430,30 @@ def test_a_green_run_far_below_the_usual_stays_green_and_says_so(dag: Any, real_
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("airflow_db")
+def test_a_green_run_with_invalid_rows_stays_green_and_warns_naming_the_website_the_count_and_the_field(
+        dag: Any, real_world: Database, umami_server: FakeUmami, smtp: LocalSmtp,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Umami whose list the sync reads only in part: within max_invalid_share the run stays green, and says so
+    like a drop."""
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", json.dumps(
+        {"max_invalid_share": 0.5, "alerts": {"on_failure": [{"type": "email", "to": ["oncall@example.com"]}]}}))
+    umami_server.faults.malformed_ids = {"23fbc8b7-769e-5606-8fca-3643d50f5683"}  # Bob's: visits "many"
+
+    run = run_dag(dag)
+
+    assert str(run.state) == "success", states(run)
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["status"] == "success"
+    assert status["lastRun"]["invalidRows"] == [{"website_id": WEBSITE, "website_name": "Probe Site", "rows": 1,
+                                                 "field": "visits"}]
+    [mail] = smtp.wait_for(1)
+    assert mail["Subject"] == "[umami_mongo_sync] run of 2026-11-27: invalid session rows skipped for Probe Site"
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Probe Site: 1 invalid list rows, most of them failed on field &#x27;visits&#x27;" in body
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
 def test_a_green_run_sends_nothing(dag: Any, real_world: Database, smtp: LocalSmtp) -> None:
     assert str(run_dag(dag).state) == "success"
     assert smtp.wait_for(1, timeout=1) == []
