@@ -66,7 +66,7 @@ class LocalSmtp:
 
     @staticmethod
     def _certificate(ca_path: Path) -> ssl.SSLContext:
-        """A server context whose certificate (127.0.0.1, localhost) a CA made here signed; the CA goes to ``ca_path``."""
+        """A server context whose certificate (127.0.0.1, localhost) a CA made here signed (its CA to ``ca_path``)."""
         import trustme
 
         ca = trustme.CA()

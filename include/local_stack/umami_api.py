@@ -19,9 +19,10 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
 
 - ``POST /api/auth/login`` {username, password} -> {token, user}; 401 ``incorrect-username-password``.
 - ``POST /api/auth/verify`` -> the user (with ``teams``).
-- ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted);
-  with ``includeTeams=true`` also every website that has a ``team_id`` (this fake has no team tables:
-  its user counts as a member of every team). Ordered by name (Umami 3.1.0 gives no order).
+- ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted), each
+  with its ``user``; with ``includeTeams`` (any value: Umami tests the string) also the websites of the teams in
+  which the user's role is ``team-owner`` (``team_user``, a team not soft-deleted), without ``user``
+  (``getAllUserWebsitesIncludingTeamOwner``): a plain member gets none of a team's websites. Ordered by name.
 - ``GET /api/websites/{id}`` -> the website (soft-deleted ones too); ``null`` when an admin asks for an
   unknown id.
 - ``GET /api/websites/{id}/sessions?startAt&endAt&page&pageSize&search`` -> {data, count, page, pageSize}.
@@ -37,7 +38,8 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
 
 As in Umami, query validation runs before authentication (a bad range gives 400 even without a token),
 then ``canViewWebsite``: an admin may read any website id (unknown -> empty results), another role only
-websites it owns or team websites (else 401). A website id that is not a uuid makes PostgreSQL fail -> 500.
+websites it owns or those of a team it belongs to, in any role (else 401). A website id that is not a uuid makes
+PostgreSQL fail -> 500.
 
 Umami Cloud mode (``api_key`` set): the same routes under ``/v1`` without ``/api`` (no login, no verify),
 authenticated by ``x-umami-api-key``, limited to ``rate_limit`` calls per ``rate_window_seconds`` per key
@@ -275,6 +277,12 @@ _WEBSITE_LIST_SQL = """
       {search}
     order by name, website_id
 """
+
+# getAllUserWebsitesIncludingTeamOwner (3.1.0 src/queries/prisma/website.ts): the website's team is not deleted
+# and has the user among its members with the role team-owner.
+_TEAM_OWNER = """exists (select 1 from team t join team_user m on m.team_id = t.team_id
+    where t.team_id = website.team_id and t.deleted_at is null and m.user_id = %(userId)s::uuid
+      and m.role = 'team-owner')"""
 
 # getWebsite: findUnique by id, soft-deleted ones included.
 _WEBSITE_SQL = """
@@ -781,19 +789,21 @@ class FakeUmami:
         return _Reply(200, {**self._user(), "teams": []})
 
     def _can_view_website(self, website_id: str) -> bool:
-        """Umami's ``canViewWebsite`` for the fake user (a member of every team)."""
+        """Umami 3.1.0's ``canViewWebsite`` (``src/permissions/website.ts``) for the fake user: its own website, or
+        one of a team it belongs to in any role (``getTeamUser``)."""
         if self.is_admin:
             return True
         if not _is_uuid(website_id):
             return False
         with self._pool.connection() as conn:
-            row = conn.execute("select user_id, team_id from website where website_id = %s::uuid",
-                               (website_id,)).fetchone()
+            row = conn.execute("select user_id, team_id, exists (select 1 from team_user m where m.team_id ="
+                               " website.team_id and m.user_id = %s::uuid) as member from website"
+                               " where website_id = %s::uuid", (self.user_id, website_id)).fetchone()
         if row is None:
             return False
         if row["user_id"] is not None:
             return str(row["user_id"]) == self.user_id
-        return row["team_id"] is not None
+        return bool(row["team_id"] is not None and row["member"])
 
     def _websites(self, query: dict[str, str], authorized: bool) -> _Reply:
         params = _QueryParams(query)
@@ -804,11 +814,10 @@ class FakeUmami:
         if not authorized:
             return _unauthorized()
         search = query.get("search") or None
-        include_teams = query.get("includeTeams", "") not in {"", "false", "0"}
+        include_teams = bool(query.get("includeTeams"))  # `if (query.includeTeams)`: "false" is a string too
         size = int(page_size or self.default_page_size)
         number = int(page or 1)
-        owner = "(user_id = %(userId)s::uuid or team_id is not null)" if include_teams \
-            else "user_id = %(userId)s::uuid"
+        owner = f"(user_id = %(userId)s::uuid or {_TEAM_OWNER})" if include_teams else "user_id = %(userId)s::uuid"
         search_sql = "and (name ilike %(search)s or domain ilike %(search)s)" if search else ""
         sql = _WEBSITE_LIST_SQL.format(fields=_WEBSITE_FIELDS[self.version], owner=owner, search=search_sql)
         # Prisma's ``contains`` matches the search text literally: escape LIKE's wildcards.
@@ -820,8 +829,8 @@ class FakeUmami:
         data = []
         for row in rows:
             website = _json_row(row)
-            owned = website["userId"] == self.user_id
-            website["user"] = {"username": self.username, "id": self.user_id} if owned else None
+            if not include_teams:  # getUserWebsites includes the owner; the team query includes nothing
+                website["user"] = {"username": self.username, "id": self.user_id}
             website.setdefault("shareId", None)
             data.append(website)
         body: dict[str, Any] = {"data": data, "count": count["num"] if count else 0, "page": number,
