@@ -15,6 +15,10 @@ SMTP server (connection ``smtp_default``, Variable ``alerts``), which keeps them
 
 ``--ui`` starts a real Airflow (api-server, scheduler, dag-processor, triggerer; home ``.local/airflow-ui``),
 triggers one run of the demo day, prints the UI's address and login, and waits: Ctrl-C stops everything.
+
+For trying what Airflow does to a task: ``--no-retries`` (a failed or killed task fails at once), ``--slow-website
+NAME`` (that website's list pages each wait ``--slow-seconds`` first: time to kill its task, or mark it failed,
+while it runs) and ``--settings JSON`` (more settings in the Variable, e.g. ``{"sub_windows": 2}``).
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ UI_HOME = REPO / ".local" / "airflow-ui"
 UI_PORT = 8080
 SETTINGS_VARIABLE = "umami_sync_settings"  # the DAG's Variable; the demo adds its alerts
 ALERT_TO = "oncall@example.com"
-NO_RETRIES_POLICY = '''"""The demo's --fail-website: tasks fail at once instead of waiting out the retry delays."""
+NO_RETRIES_POLICY = '''"""The demo's --no-retries (and --fail-website): tasks fail at once, no retry delays."""
 
 
 def task_policy(task):
@@ -160,9 +164,13 @@ class DemoServices:
     """
 
     def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int,
-                 fail_website: str | None = None) -> None:
+                 fail_website: str | None = None, no_retries: bool = False, slow_website: str | None = None,
+                 slow_seconds: float = 0.0, settings: dict[str, Any] | None = None) -> None:
         self.ports = ports
         self.fail_website = fail_website
+        self.no_retries = no_retries or fail_website is not None
+        self.slow_website, self.slow_seconds = slow_website, slow_seconds
+        self.settings = settings or {}
         self.websites, self.sessions, self.identified, self.users = websites, sessions, identified, users
         connections = _connections()
         self.database = connections["users_mongo"].conn_schema or "app"
@@ -213,6 +221,8 @@ class DemoServices:
             self.umami = umami
             if self.fail_website:
                 umami.faults.hidden_ids = {self._listed_session(self.fail_website)}
+            if self.slow_website:
+                umami.faults.slow_websites = {self._website_id(self.slow_website, "--slow-website"): self.slow_seconds}
             stack.callback(self.smtp.stop)
             self._start(f"the SMTP server on port {self.smtp.port}", self.smtp.start)
         except BaseException:
@@ -224,11 +234,18 @@ class DemoServices:
                  tb: TracebackType | None) -> None:
         self._stack.close()
 
+    def _website_id(self, website: str, flag: str) -> str:
+        """The id of the demo's website named ``website``; :class:`DemoError` naming ``flag`` when there is none."""
+        with psycopg.connect(self.postgres.dsn) as conn:
+            row = conn.execute("SELECT website_id::text FROM website WHERE name = %s", (website,)).fetchone()
+        if row is None:
+            raise DemoError(f"{flag}: no website named {website!r}; the demo's websites: "
+                            f"{', '.join(self.website_names)}")
+        return str(row[0])
+
     def _listed_session(self, website: str) -> str:
         """A session of ``website`` with events on the demo day (one its session list serves)."""
-        if website not in self.website_names:
-            raise DemoError(f"--fail-website: no website named {website!r}; the demo's websites: "
-                            f"{', '.join(self.website_names)}")
+        self._website_id(website, "--fail-website")
         with psycopg.connect(self.postgres.dsn) as conn:
             row = conn.execute("SELECT e.session_id::text FROM website_event e JOIN website w USING (website_id) "
                                "WHERE w.name = %s ORDER BY e.session_id LIMIT 1", (website,)).fetchone()
@@ -249,7 +266,7 @@ class DemoServices:
             f"conn_{key}": value for key, value in smtp.items()}))
         for variable in settings.variables:
             if variable.variable_name == SETTINGS_VARIABLE:
-                value = json.loads(variable.variable_value or "{}")
+                value = {**json.loads(variable.variable_value or "{}"), **self.settings}
                 value["alerts"] = {"on_failure": [{"type": "email", "to": [ALERT_TO]}]}
                 variable.variable_value = json.dumps(value)
         return {"airflow": settings.model_dump(exclude_none=True)}
@@ -274,7 +291,9 @@ class DemoServices:
             f"or a deleted one ({seeded.identities_unmatched:,} none, {seeded.identities_deleted:,} deleted)",
             f"== Alerts: e-mail to {ALERT_TO} through connection smtp_default, the demo's SMTP server "
             f"(127.0.0.1:{self.smtp.port})"
-            + (f"; website {self.fail_website} is made to fail" if self.fail_website else ""),
+            + (f"; website {self.fail_website} is made to fail" if self.fail_website else "")
+            + (f"; website {self.slow_website}'s list pages each wait {self.slow_seconds:g} s" if self.slow_website
+               else "") + ("; retries off" if self.no_retries else ""),
         ])
 
 
@@ -291,7 +310,7 @@ def prepare_airflow_home(home: Path, services: DemoServices) -> tuple[dict[str, 
     settings.write_text("# airflow_settings.yaml with the connections of this demo run (its ports)\n"
                         + yaml.safe_dump(demo_settings, sort_keys=False))
     write_documents(import_documents(read_settings(settings)), home)
-    if services.fail_website:
+    if services.no_retries:
         (home / "config").mkdir()
         (home / "config" / "airflow_local_settings.py").write_text(NO_RETRIES_POLICY)
     env = airflow_environment(home, services.tmp)
@@ -484,6 +503,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fail-website", metavar="NAME", default=None,
                         help=f"make the website NAME fail (its session list loses a row), without retries, and "
                              f"show the alert e-mail the failed run sent (e.g. {DEMO_WEBSITE}; default: none)")
+    faults = parser.add_argument_group("trying what Airflow does to a task")
+    faults.add_argument("--no-retries", action="store_true",
+                        help="a failed or killed task fails at once (a cluster policy sets retries to 0; default: off)")
+    faults.add_argument("--slow-website", metavar="NAME", default=None,
+                        help="each session-list page of the website NAME waits --slow-seconds first, so that its task "
+                             "runs long enough to be killed or marked failed (default: none)")
+    faults.add_argument("--slow-seconds", type=float, default=30.0, help="how long --slow-website waits per page")
+    faults.add_argument("--settings", type=json.loads, default=None, metavar="JSON",
+                        help='more settings for the Variable umami_sync_settings, e.g. \'{"sub_windows": 2}\' '
+                             "(default: those of airflow_settings.yaml)")
     parser.add_argument("--airflow-home", type=Path, default=None,
                         help=f"the Airflow home, wiped at start (default: {_shown(DEMO_HOME)}; "
                              f"with --ui: {_shown(UI_HOME)})")
@@ -506,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
         print("== Starting PostgreSQL, the MongoDB wire server and the Umami API; generating the data ...",
               flush=True)
         with DemoServices(ports, websites=args.websites, sessions=args.sessions, identified=args.identified,
-                          users=args.users, fail_website=args.fail_website) as services:
+                          users=args.users, fail_website=args.fail_website, no_retries=args.no_retries,
+                          slow_website=args.slow_website, slow_seconds=args.slow_seconds,
+                          settings=args.settings) as services:
             print(services.describe(), flush=True)
             if args.ui:
                 assert ports.airflow is not None

@@ -304,6 +304,8 @@ class Faults:
     - ``drop_id_ids``: session-list rows with these ids are served without their ``id`` key.
     - ``hidden_ids``: session-list rows with these ids are never served, though ``count`` still counts them
       (a list that loses rows whatever the paging).
+    - ``slow_websites``: session-list requests of these website ids sleep this many seconds first (a task that
+      runs long enough to be killed or marked failed while it runs).
     - ``on_session_page``: called with the page number after a session page is computed, before it is
       sent (e.g. to insert rows between pages).
     """
@@ -316,6 +318,7 @@ class Faults:
     malformed_ids: set[str] = field(default_factory=set)
     drop_id_ids: set[str] = field(default_factory=set)
     hidden_ids: set[str] = field(default_factory=set)
+    slow_websites: dict[str, float] = field(default_factory=dict)
     on_session_page: Callable[[int], None] | None = None
 
 
@@ -855,6 +858,7 @@ class FakeUmami:
             return _unauthorized()
         if self._take("fail_next"):
             return _server_error()
+        time.sleep(self.faults.slow_websites.get(website_id, 0))
         if self.version == V2 and "orderBy" in query:  # a second "order by" after the query's own
             return _server_error()
         number = int(page or 1)
