@@ -262,10 +262,11 @@ def _running_job(api: AirflowApi, run_id: str, website: str, part: int) -> dict[
         time.sleep(0.5)
     jobs = _xcom_value(api, run_id, "plan_analytics", -1, "return_value")
     [index] = [n for n, job in enumerate(jobs) if (job["website_name"], job["part"]) == (website, part)]
-    while time.monotonic() < deadline:
-        ti = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/analytics_sync/{index}")
+    while time.monotonic() < deadline:  # the mapped instances exist once the scheduler expanded the task
+        ti = next((ti for ti in _task_instances(api, run_id)
+                   if (ti["task_id"], ti["map_index"]) == ("analytics_sync", index)), {"state": None, "pid": None})
         if ti["state"] == "running" and ti["pid"]:
-            return dict(ti)
+            return ti
         assert ti["state"] in {None, "scheduled", "queued", "running"}, ti
         time.sleep(0.3)
     pytest.fail(f"{website} part {part} of run {run_id} did not start within {RUN_TIMEOUT} s")
@@ -301,8 +302,15 @@ def test_a_mapped_task_whose_process_is_killed_turns_the_run_red_naming_the_lost
     part of its website succeeds; the run must still end red, naming the window and the task's state."""
     run_id = api.trigger(DAG_ID, conf={"date_from": SYNC_DAY})
     ti = _running_job(api, run_id, SLOW_WEBSITE, part=2)
-    process = psutil.Process(ti["pid"])
-    assert f"airflow worker -- {ti['id']}" in " ".join(process.cmdline())  # the task's own process
+    process = psutil.Process(ti["pid"])  # forked by its supervisor, it takes its own title once it starts
+
+    def title() -> list[str]:
+        return " ".join(process.cmdline()).split()
+
+    deadline = time.monotonic() + SLOW_SECONDS
+    while title() != ["airflow", "worker", "--", ti["id"]] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert title() == ["airflow", "worker", "--", ti["id"]]  # the task's own process, not its supervisor
 
     process.send_signal(signal.SIGKILL)
 
