@@ -11,10 +11,10 @@ document keeps: those that depend on the data only, not on how often a try was r
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 MAX_REPORTED_ERRORS = 10
 REFUSED_SAMPLE = 10
@@ -215,9 +215,10 @@ class AnalyticsResult(_StageResult):
 
 
 class PlannedJob(BaseModel):
-    """One mapped analytics task the plan made: a website and a window (its map index is its place in the plan)."""
+    """One mapped analytics task the plan made: a website and one sub-window of the run's interval (its map index is
+    its place in the plan). Its ``label`` goes along when it is dumped; reading one back ignores it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     website_id: str
     website_name: str | None = None
@@ -225,7 +226,21 @@ class PlannedJob(BaseModel):
     window_end: datetime
     part: int = 1
     parts: int = 1
-    label: str = Field(description="The mapped task's label in Airflow's UI (website name, days, part).")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
+        name = self.website_name or self.website_id
+        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
+        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+        part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
+        return f"{name} · {days}{part}"
+
+    @property
+    def named(self) -> str:
+        """The website as error messages name it: its name and id, or its id."""
+        return f"{self.website_name} ({self.website_id})" if self.website_name else self.website_id
 
     def is_for(self, result: AnalyticsResult) -> bool:
         """Whether ``result`` is this job's (the same website and window)."""

@@ -110,9 +110,7 @@ def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict
     except UmamiError as exc:
         failure = f"the websites could not be listed: {exc}"
     stats = api.stats
-    plan = PlanResult(jobs=[PlannedJob(website_id=job.website_id, website_name=job.website_name,
-                                       window_start=job.window_start, window_end=job.window_end, part=job.part,
-                                       parts=job.parts, label=job.label) for job in jobs],
+    plan = PlanResult(jobs=[PlannedJob.model_validate(job.model_dump()) for job in jobs],
                       requests=stats.requests, count_requests=stats.list_pages, logins=stats.logins,
                       retries=stats.retries, error=failure)
     log.info("analytics plan: %d tasks, requests=%d (counts %d, logins %d, retries %d)%s", len(jobs),

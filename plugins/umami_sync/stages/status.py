@@ -172,8 +172,7 @@ def window_of(job: PlannedJob) -> str:
 
 def lost_job(job: PlannedJob, state: str | None) -> str:
     """Why a job that left no result fails its website: its window and its task's state."""
-    website = f"{job.website_name} ({job.website_id})" if job.website_name else job.website_id
-    return (f"the analytics task of website {website}, {window_of(job)}, left no result: its task is "
+    return (f"the analytics task of website {job.named}, {window_of(job)}, left no result: its task is "
             f"{state or 'none'} (killed, lost, or marked failed or removed by hand); that window was not synced")
 
 

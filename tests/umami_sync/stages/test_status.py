@@ -47,8 +47,7 @@ def website(website_id: str, interval: DataInterval = DAY, *, sessions: int = 10
 def planned(result: AnalyticsResult, part: int = 1, parts: int = 1, name: str | None = None) -> PlannedJob:
     """The job the plan made for ``result``'s website and window."""
     return PlannedJob(website_id=result.website_id, website_name=name or result.website_name,
-                      window_start=result.window_start, window_end=result.window_end, part=part, parts=parts,
-                      label=f"{name or result.website_name or result.website_id} · ...")
+                      window_start=result.window_start, window_end=result.window_end, part=part, parts=parts)
 
 
 def report(*results: AnalyticsResult, session: SessionSyncResult | None = None, interval: DataInterval = DAY,
