@@ -10,11 +10,12 @@ data interval (a UTC day) per run.
 | `session_sync` | identified sessions in Umami's database (`umami_db`) -> `session_id` on users (`users_mongo`) |
 | `plan_analytics` | the websites (setting `website_ids`, or discovered through `umami_api`) and sub-windows |
 | `analytics_sync` | one mapped task per website (and sub-window): its sessions -> `umamiAnalytics` on users |
-| `record_status` | runs whatever happened; records the run in `systemconfigs`; emits the asset when users changed |
+| `record_status` | runs whatever happened; records the run (never planned too) in `systemconfigs`; emits the asset |
 | `check_run` | fails the run if a stage failed (after the asset event went out) |
 
-Alerts (e-mail, Slack, any notifier) go where the Variable's `alerts` says, read when they fire: a red run, a
-green run whose sessions dropped far below the usual, and a run late for the `[umami_sync] deadline` option.
+Alerts (e-mail, Slack, any notifier) go where the Variable's `alerts` says, read when they fire (or, when it cannot
+be read, to the `[umami_sync] alerts` option's): a red run, a green run whose sessions dropped far below the usual
+or that skipped invalid rows, and a run late for the `[umami_sync] deadline` option.
 
 Re-running an interval is safe: updates are guarded (newer data is never replaced by older), users are
 never created, deleted users (`isDeleted: true`) are never touched. Trigger with **dry_run** to see what

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "umami" / "3.1.0"
-UMAMI_TABLES = ("website_event", "event_data", "session_data", "session_link", "session", "website")
+UMAMI_TABLES = ("website_event", "event_data", "session_data", "session_link", "session", "website", "team",
+                "team_user")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

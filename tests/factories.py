@@ -41,7 +41,7 @@ class UmamiRows:
         return self.level not in {"2.20.2", "3.1.0"}
 
     def website(self, website_id: str = WEBSITE, name: str = "Probe Site", *, deleted: bool = False,
-                user_id: str = UMAMI_USER, team_id: str | None = None) -> str:
+                user_id: str | None = UMAMI_USER, team_id: str | None = None) -> str:
         self.conn.execute(
             "INSERT INTO website (website_id, name, domain, user_id, created_at, updated_at, deleted_at, created_by,"
             " team_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -49,6 +49,18 @@ class UmamiRows:
              at(0, day=1), at(0, day=2) if deleted else None, user_id, team_id),
         )
         return website_id
+
+    def team(self, role: str = "team-owner", *, user_id: str = UMAMI_USER, team_id: str | None = None,
+             deleted: bool = False) -> str:
+        """A team (new unless ``team_id`` names one) with ``user_id`` among its members in ``role`` (Umami's roles:
+        team-owner, team-manager, team-member, team-view-only)."""
+        team_id = team_id or str(uuid.uuid4())
+        self.conn.execute("insert into team (team_id, name, created_at, deleted_at) values (%s, 'Team', %s, %s)"
+                          " on conflict (team_id) do nothing",
+                          (team_id, at(0, day=1), at(0, day=2) if deleted else None))
+        self.conn.execute("insert into team_user (team_user_id, team_id, user_id, role, created_at)"
+                          " values (%s, %s, %s, %s, %s)", (str(uuid.uuid4()), team_id, user_id, role, at(0, day=1)))
+        return team_id
 
     def session(self, created_at: datetime, *, distinct_id: str | None = None, website_id: str = WEBSITE,
                 session_id: str | None = None, browser: str = "chrome", country: str = "US") -> str:

@@ -19,6 +19,10 @@ SMTP server (connection ``smtp_default``, Variable ``alerts``), which keeps them
 
 ``--ui`` starts a real Airflow (api-server, scheduler, dag-processor, triggerer; home ``.local/airflow-ui``),
 triggers one run of the demo day, prints the UI's address and login, and waits: Ctrl-C stops everything.
+
+For trying what Airflow does to a task: ``--no-retries`` (a failed or killed task fails at once), ``--slow-website
+NAME`` (that website's list pages each wait ``--slow-seconds`` first: time to kill its task, or mark it failed,
+while it runs) and ``--settings JSON`` (more settings in the Variable, e.g. ``{"sub_windows": 2}``).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ ALERT_TO = "oncall@example.com"
 CLOUD_API_KEY = "demo-cloud-api-key-0b7a0c8e"  # the local API's Cloud-mode key (not a secret)
 CLOUD_CALLS = 50
 """Calls per key and period in the Cloud demo, as Umami Cloud allows (50 per 15 s); the period is ``--cloud-period``."""
-NO_RETRIES_POLICY = '''"""The demo's --fail-website: tasks fail at once instead of waiting out the retry delays."""
+NO_RETRIES_POLICY = '''"""The demo's --no-retries (and --fail-website): tasks fail at once, no retry delays."""
 
 
 def task_policy(task):
@@ -167,9 +171,14 @@ class DemoServices:
     """
 
     def __init__(self, ports: Ports, *, websites: int, sessions: int, identified: int, users: int,
-                 fail_website: str | None = None, cloud: bool = False, cloud_period: float = 0.1) -> None:
+                 fail_website: str | None = None, no_retries: bool = False, slow_website: str | None = None,
+                 slow_seconds: float = 0.0, settings: dict[str, Any] | None = None, cloud: bool = False,
+                 cloud_period: float = 0.1) -> None:
         self.ports = ports
         self.fail_website = fail_website
+        self.no_retries = no_retries or fail_website is not None
+        self.slow_website, self.slow_seconds = slow_website, slow_seconds
+        self.settings = settings or {}
         self.cloud, self.cloud_period = cloud, cloud_period
         self.websites, self.sessions, self.identified, self.users = websites, sessions, identified, users
         connections = _connections()
@@ -222,6 +231,8 @@ class DemoServices:
             self.umami = umami
             if self.fail_website:
                 umami.faults.hidden_ids = {self._listed_session(self.fail_website)}
+            if self.slow_website:
+                umami.faults.slow_websites = {self._website_id(self.slow_website, "--slow-website"): self.slow_seconds}
             stack.callback(self.smtp.stop)
             self._start(f"the SMTP server on port {self.smtp.port}", self.smtp.start)
         except BaseException:
@@ -233,11 +244,18 @@ class DemoServices:
                  tb: TracebackType | None) -> None:
         self._stack.close()
 
+    def _website_id(self, website: str, flag: str) -> str:
+        """The id of the demo's website named ``website``; :class:`DemoError` naming ``flag`` when there is none."""
+        with psycopg.connect(self.postgres.dsn) as conn:
+            row = conn.execute("SELECT website_id::text FROM website WHERE name = %s", (website,)).fetchone()
+        if row is None:
+            raise DemoError(f"{flag}: no website named {website!r}; the demo's websites: "
+                            f"{', '.join(self.website_names)}")
+        return str(row[0])
+
     def _listed_session(self, website: str) -> str:
         """A session of ``website`` with events on the demo day (one its session list serves)."""
-        if website not in self.website_names:
-            raise DemoError(f"--fail-website: no website named {website!r}; the demo's websites: "
-                            f"{', '.join(self.website_names)}")
+        self._website_id(website, "--fail-website")
         with psycopg.connect(self.postgres.dsn) as conn:
             row = conn.execute("SELECT e.session_id::text FROM website_event e JOIN website w USING (website_id) "
                                "WHERE w.name = %s ORDER BY e.session_id LIMIT 1", (website,)).fetchone()
@@ -264,7 +282,7 @@ class DemoServices:
             f"conn_{key}": value for key, value in smtp.items()}))
         for variable in settings.variables:
             if variable.variable_name == SETTINGS_VARIABLE:
-                value = json.loads(variable.variable_value or "{}")
+                value = {**json.loads(variable.variable_value or "{}"), **self.settings}
                 value["alerts"] = {"on_failure": [{"type": "email", "to": [ALERT_TO]}]}
                 if self.cloud:  # the sync keeps within the local API's Cloud limit, as a user sets it for Cloud
                     value.update(rate_limit_calls=CLOUD_CALLS, rate_limit_period_seconds=self.cloud_period)
@@ -294,7 +312,9 @@ class DemoServices:
                f"{CLOUD_CALLS} per 15 s), and identities are read through it"] if self.cloud else []),
             f"== Alerts: e-mail to {ALERT_TO} through connection smtp_default, the demo's SMTP server "
             f"(127.0.0.1:{self.smtp.port})"
-            + (f"; website {self.fail_website} is made to fail" if self.fail_website else ""),
+            + (f"; website {self.fail_website} is made to fail" if self.fail_website else "")
+            + (f"; website {self.slow_website}'s list pages each wait {self.slow_seconds:g} s" if self.slow_website
+               else "") + ("; retries off" if self.no_retries else ""),
         ])
 
 
@@ -311,7 +331,7 @@ def prepare_airflow_home(home: Path, services: DemoServices) -> tuple[dict[str, 
     settings.write_text("# airflow_settings.yaml with the connections of this demo run (its ports)\n"
                         + yaml.safe_dump(demo_settings, sort_keys=False))
     write_documents(import_documents(read_settings(settings)), home)
-    if services.fail_website:
+    if services.no_retries:
         (home / "config").mkdir()
         (home / "config" / "airflow_local_settings.py").write_text(NO_RETRIES_POLICY)
     env = airflow_environment(home, services.tmp)
@@ -504,6 +524,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fail-website", metavar="NAME", default=None,
                         help=f"make the website NAME fail (its session list loses a row), without retries, and "
                              f"show the alert e-mail the failed run sent (e.g. {DEMO_WEBSITE}; default: none)")
+    faults = parser.add_argument_group("trying what Airflow does to a task")
+    faults.add_argument("--no-retries", action="store_true",
+                        help="a failed or killed task fails at once (a cluster policy sets retries to 0; default: off)")
+    faults.add_argument("--slow-website", metavar="NAME", default=None,
+                        help="each session-list page of the website NAME waits --slow-seconds first, so that its task "
+                             "runs long enough to be killed or marked failed (default: none)")
+    faults.add_argument("--slow-seconds", type=float, default=30.0, help="how long --slow-website waits per page")
+    faults.add_argument("--settings", type=json.loads, default=None, metavar="JSON",
+                        help='more settings for the Variable umami_sync_settings, e.g. \'{"sub_windows": 2}\' '
+                             "(default: those of airflow_settings.yaml)")
     cloud = parser.add_argument_group("Umami Cloud mode")
     cloud.add_argument("--cloud", action="store_true",
                        help="give Airflow no umami_db connection and make the Umami API speak Umami Cloud's (/v1, an "
@@ -536,8 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         print("== Starting PostgreSQL, the MongoDB wire server and the Umami API; generating the data ...",
               flush=True)
         with DemoServices(ports, websites=args.websites, sessions=args.sessions, identified=args.identified,
-                          users=args.users, fail_website=args.fail_website, cloud=args.cloud,
-                          cloud_period=args.cloud_period) as services:
+                          users=args.users, fail_website=args.fail_website, no_retries=args.no_retries,
+                          slow_website=args.slow_website, slow_seconds=args.slow_seconds,
+                          settings=args.settings, cloud=args.cloud, cloud_period=args.cloud_period) as services:
             print(services.describe(), flush=True)
             if args.ui:
                 assert ports.airflow is not None

@@ -1,15 +1,25 @@
 """A local SMTP server on 127.0.0.1 that keeps every message it receives (aiosmtpd): where the tests and the demo
-send the alerts' e-mails, so that they can be read back."""
+send the alerts' e-mails, so that they can be read back.
+
+Plain by default (no TLS, no login: the demo's). With ``secure=True`` it speaks as a submission server does in
+production (port 587): STARTTLS with a certificate of a CA made for it (``trustme``; :attr:`LocalSmtp.ca_path`),
+required before anything else, then AUTH LOGIN (the only mechanism it offers) with :attr:`LocalSmtp.login`.
+"""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import json
+import secrets
+import ssl
+import tempfile
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from local_stack._proc import free_port
 
@@ -36,13 +46,41 @@ class _Keep:
 
 
 class LocalSmtp:
-    """Plain SMTP (no TLS, no login) on 127.0.0.1:``port`` (0: a free port), messages kept in ``messages``."""
+    """SMTP on 127.0.0.1:``port`` (0: a free port), messages kept in ``messages``; plain, or (``secure``) STARTTLS and
+    AUTH LOGIN required, each login kept in ``logins`` as (mechanism, user, accepted)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, secure: bool = False) -> None:
         self.port = port or free_port()
+        self.secure = secure
         self.messages: list[EmailMessage] = []
+        self.logins: list[tuple[str, str, bool]] = []
         self.received = threading.Condition()
-        self._controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port)
+        self.login = ("alerts", secrets.token_urlsafe(12))
+        self._folder = tempfile.TemporaryDirectory(prefix="umami-smtp-") if secure else None
+        self.ca_path = Path(self._folder.name) / "ca.pem" if self._folder else None
+        tls: dict[str, Any] = {}
+        if self.ca_path is not None:
+            tls = {"tls_context": self._certificate(self.ca_path), "require_starttls": True, "auth_require_tls": True,
+                   "auth_required": True, "auth_exclude_mechanism": ["PLAIN"], "authenticator": self._authenticate}
+        self._controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port, **tls)
+
+    @staticmethod
+    def _certificate(ca_path: Path) -> ssl.SSLContext:
+        """A server context whose certificate (127.0.0.1, localhost) a CA made here signed (its CA to ``ca_path``)."""
+        import trustme
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(ca_path))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        return context
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        accepted = isinstance(auth_data, LoginPassword) and (
+            auth_data.login.decode(), auth_data.password.decode()) == self.login
+        user = auth_data.login.decode() if isinstance(auth_data, LoginPassword) else ""
+        self.logins.append((mechanism, user, accepted))
+        return AuthResult(success=accepted, handled=False)
 
     def start(self) -> LocalSmtp:
         """Listen (returns once the server answers)."""
@@ -50,8 +88,10 @@ class LocalSmtp:
         return self
 
     def stop(self) -> None:
-        """Stop listening."""
+        """Stop listening (and remove the certificate's folder)."""
         self._controller.stop()
+        if self._folder is not None:
+            self._folder.cleanup()
 
     def __enter__(self) -> LocalSmtp:
         return self.start()
@@ -60,7 +100,11 @@ class LocalSmtp:
         self.stop()
 
     def connection(self) -> str:
-        """An Airflow ``smtp`` connection (JSON form) to this server: no SSL, no STARTTLS, no login."""
+        """An Airflow ``smtp`` connection (JSON form) to this server: plain (no SSL, no STARTTLS, no login), or as a
+        production submission server takes it (STARTTLS on, SSL off, login and password)."""
+        if self.secure:
+            return json.dumps({"conn_type": "smtp", "host": "localhost", "port": self.port, "login": self.login[0],
+                               "password": self.login[1], "extra": {"disable_ssl": True, "from_email": FROM_EMAIL}})
         return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": self.port,
                            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": FROM_EMAIL}})
 

@@ -33,9 +33,10 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
   partialToken}``; a partial token is never accepted as a bearer token (the fake has no ``/api/2fa/verify``).
 - ``POST /api/auth/verify`` -> the user (with ``teams``).
 - ``GET /api/users/{userId}/websites`` -> the fake user's websites, as ``/api/websites`` (401 for another id).
-- ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted);
-  with ``includeTeams=true`` also every website that has a ``team_id`` (this fake has no team tables:
-  its user counts as a member of every team). Ordered by name (Umami 3.1.0 gives no order).
+- ``GET /api/websites?page&pageSize&search&includeTeams`` -> websites the user owns (not soft-deleted), each
+  with its ``user``; with ``includeTeams`` (any value: Umami tests the string) also the websites of the teams in
+  which the user's role is ``team-owner`` (``team_user``, a team not soft-deleted), without ``user``
+  (``getAllUserWebsitesIncludingTeamOwner``): a plain member gets none of a team's websites. Ordered by name.
 - ``GET /api/websites/{id}`` -> the website (soft-deleted ones too); ``null`` when an admin asks for an
   unknown id.
 - ``GET /api/websites/{id}/sessions?startAt&endAt&page&pageSize&search`` -> {data, count, page, pageSize}.
@@ -58,7 +59,8 @@ Self-hosted mode (``api_key=None``), routes under ``/api``, ``Authorization: Bea
 
 As in Umami, query validation runs before authentication (a bad range gives 400 even without a token),
 then ``canViewWebsite``: an admin may read any website id (unknown -> empty results), another role only
-websites it owns or team websites (else 401). A website id that is not a uuid makes PostgreSQL fail -> 500.
+websites it owns or those of a team it belongs to, in any role (else 401). A website id that is not a uuid makes
+PostgreSQL fail -> 500.
 
 Self-hosted API keys (``api_keys``, Umami 3.4, ``src/lib/api-key.ts`` at 65bf19e0 and ``checkAuth`` in
 ``src/lib/auth.ts``): a bearer value that starts with ``umami_`` is taken as an API key, never as a token. A key of
@@ -430,6 +432,12 @@ _WEBSITE_LIST_SQL = """
     order by name, website_id
 """
 
+# getAllUserWebsitesIncludingTeamOwner (3.1.0 src/queries/prisma/website.ts): the website's team is not deleted
+# and has the user among its members with the role team-owner.
+_TEAM_OWNER = """exists (select 1 from team t join team_user m on m.team_id = t.team_id
+    where t.team_id = website.team_id and t.deleted_at is null and m.user_id = %(userId)s::uuid
+      and m.role = 'team-owner')"""
+
 # getWebsite: findUnique by id, soft-deleted ones included.
 _WEBSITE_SQL = """
     select {fields} from website
@@ -450,6 +458,8 @@ class Faults:
     - ``drop_id_ids``: session-list rows with these ids are served without their ``id`` key.
     - ``hidden_ids``: session-list rows with these ids are never served, though ``count`` still counts them
       (a list that loses rows whatever the paging).
+    - ``slow_websites``: session-list requests of these website ids sleep this many seconds first (a task that
+      runs long enough to be killed or marked failed while it runs).
     - ``on_session_page``: called with the page number after a session page is computed, before it is
       sent (e.g. to insert rows between pages).
     """
@@ -462,6 +472,7 @@ class Faults:
     malformed_ids: set[str] = field(default_factory=set)
     drop_id_ids: set[str] = field(default_factory=set)
     hidden_ids: set[str] = field(default_factory=set)
+    slow_websites: dict[str, float] = field(default_factory=dict)
     on_session_page: Callable[[int], None] | None = None
 
 
@@ -978,19 +989,21 @@ class FakeUmami:
         return _Reply(200, {**self._user(), "teams": []})
 
     def _can_view_website(self, website_id: str) -> bool:
-        """Umami's ``canViewWebsite`` for the fake user (a member of every team)."""
+        """Umami 3.1.0's ``canViewWebsite`` (``src/permissions/website.ts``) for the fake user: its own website, or
+        one of a team it belongs to in any role (``getTeamUser``)."""
         if self.is_admin:
             return True
         if not _is_uuid(website_id):
             return False
         with self._pool.connection() as conn:
-            row = conn.execute("select user_id, team_id from website where website_id = %s::uuid",
-                               (website_id,)).fetchone()
+            row = conn.execute("select user_id, team_id, exists (select 1 from team_user m where m.team_id ="
+                               " website.team_id and m.user_id = %s::uuid) as member from website"
+                               " where website_id = %s::uuid", (self.user_id, website_id)).fetchone()
         if row is None:
             return False
         if row["user_id"] is not None:
             return str(row["user_id"]) == self.user_id
-        return row["team_id"] is not None
+        return bool(row["team_id"] is not None and row["member"])
 
     def _websites(self, query: dict[str, str], authorized: bool) -> _Reply:
         params = _QueryParams(query)
@@ -1001,11 +1014,10 @@ class FakeUmami:
         if not authorized:
             return _unauthorized()
         search = query.get("search") or None
-        include_teams = query.get("includeTeams", "") not in {"", "false", "0"}
+        include_teams = bool(query.get("includeTeams"))  # `if (query.includeTeams)`: "false" is a string too
         size = int(page_size or self.default_page_size)
         number = int(page or 1)
-        owner = "(user_id = %(userId)s::uuid or team_id is not null)" if include_teams \
-            else "user_id = %(userId)s::uuid"
+        owner = f"(user_id = %(userId)s::uuid or {_TEAM_OWNER})" if include_teams else "user_id = %(userId)s::uuid"
         search_sql = "and (name ilike %(search)s or domain ilike %(search)s)" if search else ""
         sql = _WEBSITE_LIST_SQL.format(fields=_WEBSITE_FIELDS[self.version], owner=owner, search=search_sql)
         # Prisma's ``contains`` matches the search text literally: escape LIKE's wildcards.
@@ -1017,8 +1029,8 @@ class FakeUmami:
         data = []
         for row in rows:
             website = _json_row(row)
-            owned = website["userId"] == self.user_id
-            website["user"] = {"username": self.username, "id": self.user_id} if owned else None
+            if not include_teams:  # getUserWebsites includes the owner; the team query includes nothing
+                website["user"] = {"username": self.username, "id": self.user_id}
             website.setdefault("shareId", None)
             data.append(website)
         body: dict[str, Any] = {"data": data, "count": count["num"] if count else 0, "page": number,
@@ -1044,6 +1056,7 @@ class FakeUmami:
             return _unauthorized()
         if self._take("fail_next"):
             return _server_error()
+        time.sleep(self.faults.slow_websites.get(website_id, 0))
         if self.version == V2 and "orderBy" in query:  # a second "order by" after the query's own
             return _server_error()
         number = int(page or 1)

@@ -1,11 +1,13 @@
 """Alerts: who hears that a run failed, finished late, or synced far less than usual, and what they read.
 
 The notifiers are named in the Variable (setting ``alerts``) and resolved when an alert fires, never when the
-DAG is parsed: :func:`notify_run` is the DAG's callback for a finished run (a red run; a green run only when
-``record_status`` found a drop), :func:`notify_late` the callback of the Deadline Alert that
-:func:`late_run_deadline` builds from Airflow's configuration (``[umami_sync] deadline``). The messages are
-composed purely (:func:`failure_alert`, :func:`drop_alert`, :func:`late_alert`) from what ``record_status``
-handed on, errors scrubbed of anything that looks like a credential.
+DAG is parsed; when the Variable cannot be read, is invalid or names none, those of Airflow's configuration option
+``[umami_sync] alerts`` are told instead, and the alert says why (:func:`notifiers`). :func:`notify_run` is the DAG's
+callback for a finished run (a red run; a green run only when ``record_status`` found a drop or invalid rows),
+:func:`notify_late` the callback of the Deadline Alert that :func:`late_run_deadline` builds from Airflow's
+configuration (``[umami_sync] deadline``). The messages are composed purely (:func:`failure_alert`,
+:func:`warning_alert`, :func:`late_alert`) from what ``record_status`` handed on, errors scrubbed of anything that
+looks like a credential.
 
 E-mail goes through the SMTP provider, Slack through the Slack provider's incoming webhook, and any other
 ``BaseNotifier`` by import path; that one finds the message in its context as ``umami_sync_alert``
@@ -17,9 +19,7 @@ from __future__ import annotations
 import html
 import importlib
 import logging
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote
 
@@ -29,15 +29,18 @@ from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from umami_sync.results import StatusResult
 from umami_sync.settings import (
+    ALERTS_OPTION,
     DEADLINE_OPTION,
     SETTINGS_VARIABLE,
     CustomNotifier,
     EmailNotifier,
     SettingsError,
     SlackNotifier,
+    alert_option,
     alert_settings,
     deadline_after_queued,
 )
+from umami_sync.umami.redact import scrub as scrub_credentials
 from umami_sync.windows import DataInterval, to_utc
 
 if TYPE_CHECKING:
@@ -52,14 +55,6 @@ log = logging.getLogger(__name__)
 ALERT_KEY = "umami_sync_alert"
 """Where a notifier given by import path finds the alert in its context."""
 _MAX_ERROR = 500
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_CREDENTIALS = (
-    (re.compile(r"(?i)\bbearer\s+[^\s,;'\"]+"), "Bearer ***"),
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@"), r"\1***@"),  # user:password@ of a URL
-    (re.compile(r"(?i)\b(authorization|password|passwd|pwd|secret|token|api[_-]?key|x-umami-api-key)"
-                r"(['\"]?\s*[=:]\s*['\"]?)(?!bearer\s)(?:basic\s+)?[^\s,;&'\"]+"), r"\1\2***"),
-)
-_LONG_TOKEN = re.compile(r"[A-Za-z0-9+/_.=-]{32,}")
 
 
 class AlertError(Exception):
@@ -67,11 +62,9 @@ class AlertError(Exception):
 
 
 def scrub(text: str) -> str:
-    """``text`` as an alert may show it: no credentials in URLs, headers or ``key=value`` pairs, no long
-    token-like strings (website and session ids stay), at most 500 characters."""
-    for pattern, replacement in _CREDENTIALS:
-        text = pattern.sub(replacement, text)
-    text = _LONG_TOKEN.sub(lambda found: found[0] if _UUID.fullmatch(found[0]) else "***", text)
+    """``text`` as an alert may show it: scrubbed by the package's one rule (:func:`umami_sync.umami.redact.scrub`:
+    no credentials, website and session ids kept), at most 500 characters."""
+    text = scrub_credentials(text)
     return text if len(text) <= _MAX_ERROR else text[:_MAX_ERROR - 1] + "…"
 
 
@@ -79,7 +72,7 @@ def scrub(text: str) -> str:
 class Alert:
     """One message, for every notifier."""
 
-    kind: Literal["failed", "late", "drop"]
+    kind: Literal["failed", "late", "warning"]
     subject: str
     lines: tuple[str, ...]
     link: str
@@ -95,6 +88,10 @@ class Alert:
         body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in self.lines)
         link = html.escape(self.link, quote=True)
         return f"<h3>{html.escape(self.subject)}</h3>{body}<p>Run: <a href=\"{link}\">{link}</a></p>"
+
+    def noting(self, line: str) -> Alert:
+        """The same alert with ``line`` added at its end."""
+        return replace(self, lines=(*self.lines, line))
 
     def as_context(self) -> dict[str, str]:
         """What a notifier given by import path finds under :data:`ALERT_KEY`."""
@@ -116,26 +113,35 @@ def failure_alert(dag_id: str, run_id: str, status: StatusResult | None, *, link
                      (f"Failed: {tasks} (see the task's log; a bad setting fails plan_run).",), link)
     what = ", ".join([part.what for part in status.failed] + [problem.split(": ")[0] for problem in status.problems])
     run = "dry run (a rehearsal that wrote nothing)" if status.dry_run else "run"
-    lines = [f"{status.status.capitalize()} {run} of {status.days}: {what} failed."]
+    span = f"of {status.days}" if status.days else run_id  # a run never planned may have no interval
+    lines = [f"{status.status.capitalize()} {run} {span}: {what} failed."]
     lines += [f"- {part.what} ({part.days}): {scrub(part.error)}" for part in status.failed]
     lines += [f"- {scrub(problem)}" for problem in status.problems]
     first = status.failed[0].error if status.failed else (status.problems or [status.failure or ""])[0]
     lines.append(f"First error: {scrub(first)}")
-    lines += _rejected_lines(status.rejected) + _drop_lines(status)
+    lines += _rejected_lines(status.rejected) + _drop_lines(status) + _invalid_lines(status)
     if status.modified and any(status.modified.values()):
         lines.append(f"Users modified anyway: {status.modified} (the asset umami_enriched_users was updated).")
-    return Alert("failed", f"[{dag_id}] run of {status.days} failed: {what}", tuple(lines), link)
+    return Alert("failed", f"[{dag_id}] run {span} failed: {what}", tuple(lines), link)
 
 
-def drop_alert(dag_id: str, status: StatusResult, *, link: str) -> Alert | None:
-    """A green run whose figures dropped far below a website's usual; None when none did."""
-    if not status.drops:
+def warning_alert(dag_id: str, status: StatusResult, *, link: str) -> Alert | None:
+    """A green run whose figures dropped far below a website's usual, or that skipped invalid list rows; None when
+    it did neither."""
+    subjects, lines = [], []
+    if status.drops:
+        websites = ", ".join(dict.fromkeys(drop.website_name or drop.website_id for drop in status.drops))
+        subjects.append(f"far fewer sessions than usual for {websites}")
+        lines += ["The run succeeded, but these figures fell far below the website's usual (a loss upstream?):",
+                  *_drop_lines(status)]
+    if status.invalid_rows:
+        websites = ", ".join(found.website_name or found.website_id for found in status.invalid_rows)
+        subjects.append(f"invalid session rows skipped for {websites}")
+        lines += ["The run succeeded, but Umami's session list served rows the sync could not read; they were "
+                  "skipped, not written (an Umami upgrade?):", *_invalid_lines(status)]
+    if not subjects:
         return None
-    websites = ", ".join(dict.fromkeys(drop.website_name or drop.website_id for drop in status.drops))
-    lines = ("The run succeeded, but these figures fell far below the website's usual (a loss upstream?):",
-             *_drop_lines(status))
-    return Alert("drop", f"[{dag_id}] run of {status.days}: far fewer sessions than usual for {websites}",
-                 lines, link)
+    return Alert("warning", f"[{dag_id}] run of {status.days}: {'; '.join(subjects)}", tuple(lines), link)
 
 
 def late_alert(dag_id: str, run_id: str, *, deadline: str, synced: str | None, state: str, link: str) -> Alert:
@@ -158,6 +164,12 @@ def _rejected_lines(rejected: Mapping[str, Any]) -> list[str]:
         sample = ", ".join(unmatched.get("identities", [])[:5])
         lines.append(f"Identities that matched no user: {reasons}{f'; e.g. {sample}' if sample else ''}.")
     return lines
+
+
+def _invalid_lines(status: StatusResult) -> list[str]:
+    return [f"- {found.website_name or found.website_id}: {found.rows} invalid list rows"
+            + (f", most of them failed on field {found.field!r}" if found.field else "")
+            for found in status.invalid_rows]
 
 
 def _drop_lines(status: StatusResult) -> list[str]:
@@ -229,22 +241,40 @@ def send(alert: Alert, specs: Sequence[NotifierSetting], context: Mapping[str, A
         raise AlertError(f"{len(failures)} of {len(specs)} notifiers failed: " + "; ".join(failures))
 
 
-def _tell(alert: Alert, context: Mapping[str, Any], *, late: bool = False) -> None:
-    """Send ``alert`` to the notifiers the Variable names now (``alerts.on_late`` or ``on_failure``); when it
-    names none, or cannot be read, the log says so."""
-    which = "alerts.on_late" if late else "alerts.on_failure"
+def notifiers(*, late: bool = False) -> tuple[Sequence[NotifierSetting], str | None]:
+    """The notifiers to tell now (``on_late`` or ``on_failure``): the Variable's; when it cannot be read, is invalid
+    or names none, those of Airflow's option ``[umami_sync] alerts``, with why (None when they are the Variable's)."""
+    which = f"alerts.{'on_late' if late else 'on_failure'}"
     try:
         settings = alert_settings(Variable.get(SETTINGS_VARIABLE, default=None))
     except SettingsError as exc:
-        log.error("no alert sent: %s", exc)
-        return
-    except Exception:  # a secrets backend that cannot be read: nobody can be told, the log must say so
-        log.exception("no alert sent: the Variable %r could not be read", SETTINGS_VARIABLE)
-        return
-    specs = settings.late if late else settings.on_failure
+        why = f"the Variable {SETTINGS_VARIABLE!r} is invalid ({scrub(str(exc))})"
+    except Exception as exc:  # a secrets backend that cannot be read (a vault outage)
+        why = f"the Variable {SETTINGS_VARIABLE!r} could not be read ({type(exc).__name__}: {scrub(str(exc))})"
+    else:
+        specs = settings.late if late else settings.on_failure
+        if specs:
+            return specs, None
+        why = f"the Variable {SETTINGS_VARIABLE!r} names no notifiers ({which})"
+    try:
+        fallback = alert_option(conf.get(*ALERTS_OPTION, fallback="") or "")
+    except SettingsError as exc:
+        return (), f"{why}; {exc}"
+    return (fallback.late if late else fallback.on_failure), why
+
+
+def _tell(alert: Alert, context: Mapping[str, Any], *, late: bool = False) -> None:
+    """Send ``alert`` to :func:`notifiers`; the alert says why when they are the configuration's, and the log says it
+    loudly when nobody could be told."""
+    specs, why = notifiers(late=late)
+    option = f"[{ALERTS_OPTION[0]}] {ALERTS_OPTION[1]}"
     if not specs:
-        log.info("no alert sent: the Variable %r names no notifiers (%s)", SETTINGS_VARIABLE, which)
+        log.error("NO ALERT SENT: %s, and Airflow's option %s names no notifiers either. The alert:\n%s", why,
+                  option, alert.text)
         return
+    if why:
+        log.warning("alert %r goes to the notifiers of Airflow's option %s: %s", alert.subject, option, why)
+        alert = alert.noting(f"(Sent to the notifiers of Airflow's option {option}: {why}.)")
     send(alert, specs, context)
 
 
@@ -256,7 +286,7 @@ def notify_run(context: Mapping[str, Any], *, status_task: str) -> None:
     status = StatusResult.model_validate(stored) if stored else None
     link = run_link(dag_id, run_id)
     if context.get("reason") == "success":
-        alert = drop_alert(dag_id, status, link=link) if status is not None else None
+        alert = warning_alert(dag_id, status, link=link) if status is not None else None
     else:
         alert = failure_alert(dag_id, run_id, status, link=link, failed_tasks=failed_tasks)
     if alert is not None:
@@ -298,14 +328,10 @@ def notify_late(context: Mapping[str, Any] | None = None) -> None:
     deadline = (context or {}).get("deadline") or {}
     dag_id, run_id = str(dag_run.get("dag_id")), str(dag_run.get("dag_run_id"))
     start, end = dag_run.get("data_interval_start"), dag_run.get("data_interval_end")
-    synced = DataInterval(_moment(start), _moment(end)).days if start and end else None
+    synced = DataInterval(to_utc(start), to_utc(end)).days if start and end else None
     alert = late_alert(dag_id, run_id, deadline=str(deadline.get("deadline_time")), synced=synced,
                        state=str(dag_run.get("state", "running")), link=run_link(dag_id, run_id))
     _tell(alert, context or {}, late=True)
-
-
-def _moment(value: Any) -> datetime:
-    return to_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
 
 def late_run_deadline() -> DeadlineAlert | None:

@@ -11,10 +11,10 @@ document keeps: those that depend on the data only, not on how often a try was r
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 MAX_REPORTED_ERRORS = 10
 REFUSED_SAMPLE = 10
@@ -181,6 +181,7 @@ class AnalyticsResult(_StageResult):
     missing_rows: int = Field(0, description="Rows of the list that could not be read: the task fails.")
     repeated_rows: int = Field(0, description="Rows the list served more than once (ties under offset paging).")
     invalid_rows: int = Field(0, description="Malformed rows, skipped.")
+    invalid_field: str | None = Field(None, description="The field the most invalid rows failed on.")
     sessions: int = Field(0, description="Distinct sessions read.")
     merged_sessions: int = Field(0, description="Sessions on several hostnames, read per session (activity).")
     unread_sessions: int = Field(0, description="Listed sessions whose events could not be read: the task fails.")
@@ -237,18 +238,67 @@ class AnalyticsResult(_StageResult):
                 f" repeated={self.repeated_rows} invalid={self.invalid_rows}")
 
 
+class PlannedJob(BaseModel):
+    """One mapped analytics task the plan made: a website and one sub-window of the run's interval (its map index is
+    its place in the plan). Its ``label`` goes along when it is dumped; reading one back ignores it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    website_id: str
+    website_name: str | None = None
+    window_start: datetime
+    window_end: datetime
+    part: int = 1
+    parts: int = 1
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def label(self) -> str:
+        """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
+        name = self.website_name or self.website_id
+        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
+        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+        part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
+        return f"{name} · {days}{part}"
+
+    @property
+    def named(self) -> str:
+        """The website as error messages name it: its name and id, or its id."""
+        return f"{self.website_name} ({self.website_id})" if self.website_name else self.website_id
+
+    def is_for(self, result: AnalyticsResult) -> bool:
+        """Whether ``result`` is this job's (the same website and window)."""
+        return (result.website_id, result.window_start, result.window_end) == (
+            self.website_id, self.window_start, self.window_end)
+
+
 class PlanResult(BaseModel):
-    """What ``plan_analytics`` decided: the websites whose tasks the status expects (one per sub-window), or why
-    it could not plan."""
+    """What ``plan_analytics`` decided: every job whose result the status expects (one per website and sub-window,
+    in map-index order), the requests planning made, or why it could not plan."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stage: Literal["plan"] = "plan"
-    website_ids: list[str] = Field(default_factory=list)
+    jobs: list[PlannedJob] = Field(default_factory=list)
+    requests: int = Field(0, description="All requests of planning (logins and retries included).")
+    count_requests: int = Field(0, description="With sub_windows auto: requests of one list row for a window's "
+                                               "row count.")
+    logins: int = 0
+    retries: int = 0
     error: str | None = None
 
 
-StageResult = SessionSyncResult | AnalyticsResult | PlanResult
+class PlanRunResult(BaseModel):
+    """Why ``plan_run`` could not resolve the run (it stores a result only when it fails): the status task still
+    records the run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["plan_run"] = "plan_run"
+    error: str
+
+
+StageResult = SessionSyncResult | AnalyticsResult | PlanResult | PlanRunResult
 
 
 class FailedPart(BaseModel):
@@ -276,6 +326,17 @@ class Drop(BaseModel):
     days: int = Field(description="How many earlier days the usual is the median of.")
 
 
+class InvalidRows(BaseModel):
+    """A website whose list served rows the sync could not read (skipped, within ``max_invalid_share``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    website_id: str
+    website_name: str | None = None
+    rows: int
+    field: str | None = Field(None, description="The field the most of them failed on.")
+
+
 class StatusResult(BaseModel):
     """What ``record_status`` hands on: how the run ended, what failed and what looks wrong, for the task that
     ends the run and for the alerts."""
@@ -292,6 +353,8 @@ class StatusResult(BaseModel):
     problems: list[str] = Field(default_factory=list)
     failure: str | None = Field(None, description="One line naming every failure; None when the run succeeded.")
     drops: list[Drop] = Field(default_factory=list)
+    invalid_rows: list[InvalidRows] = Field(default_factory=list, description="Websites whose list rows were "
+                                                                              "invalid and skipped.")
     rejected: dict[str, Any] = Field(default_factory=dict, description="Refused users and unmatched identities, "
                                                                        "by reason, with a sample of each.")
     modified: dict[str, int] = Field(default_factory=dict)

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from umami_sync.settings import SettingsError, SyncSettings, build_settings, legacy_environment, variable_layer
+from umami_sync.settings import (
+    PER_RUN_SETTINGS,
+    SettingsError,
+    SyncSettings,
+    build_settings,
+    legacy_environment,
+    parse_variable,
+    salvage_settings,
+    variable_layer,
+)
 from umami_sync.windows import DataInterval, to_utc
 
 if TYPE_CHECKING:
@@ -75,3 +84,15 @@ def plan_run(params: Mapping[str, Any], variable: str | None, environ: Mapping[s
     settings = build_settings(legacy_environment(environ), variable_layer(variable), params_layer(params))
     interval = run_interval(params, start, end)
     return RunPlan(settings=settings, interval_start=interval.start, interval_end=interval.end)
+
+
+def salvaged_settings(params: Mapping[str, Any], variable: str | None, environ: Mapping[str, str]) -> SyncSettings:
+    """The settings that record a run whose own could not be resolved (``plan_run`` failed): the defaults and every
+    value of the same layers that is still valid; a Variable that is not a JSON object adds nothing, nor does a
+    per-run setting in it."""
+    try:
+        layer = parse_variable(variable)
+    except SettingsError:
+        layer = {}
+    kept = {name: value for name, value in layer.items() if name not in PER_RUN_SETTINGS}
+    return salvage_settings(legacy_environment(environ), kept, params_layer(params))

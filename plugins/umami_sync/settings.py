@@ -8,7 +8,9 @@ Settings are layered, later layers win:
 3. the Airflow Variable ``umami_sync_settings`` (a JSON object; it can live in Key Vault like any Variable);
 4. the run's params from the trigger form (only the ones a person set).
 
-A bad value raises :class:`SettingsError`, whose message names the setting.
+Every value a layer holds counts, an explicit ``null`` in the Variable too (``"drop_threshold": null`` turns drops
+off); the environment and the trigger form leave out what is not set. A bad value raises :class:`SettingsError`,
+whose message names the setting.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class SyncSettings(BaseModel):
     # Speed and politeness
     page_size: int = Field(5000, ge=1, le=100_000, description="Sessions per Umami API page.")
     max_invalid_share: float = Field(
-        0.5, ge=0, le=1, description="An analytics task fails when more than this share of its list rows is invalid.")
+        0.05, ge=0, le=1, description="An analytics task fails when more than this share of its list rows is invalid "
+                                      "(below it, a green run with invalid rows is told like a drop).")
     batch_size: int = Field(1000, ge=1, le=100_000, description="Update operations per bulk_write.")
     http_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     http_max_retries: int = Field(5, ge=0, le=20)
@@ -260,9 +263,25 @@ def deadline_after_queued(value: str) -> timedelta:
 def alert_settings(raw: str | None) -> AlertSettings:
     """Only the ``alerts`` of the Variable: an alert about a run that a bad setting stopped still goes out."""
     try:
-        return AlertSettings.model_validate(parse_variable(raw).get("alerts") or {})
+        return AlertSettings.model_validate(parse_variable(raw).get("alerts", {}))
     except ValidationError as exc:
         raise SettingsError(f"invalid umami_sync setting 'alerts': {_problems(exc)}") from None
+
+
+ALERTS_OPTION = ("umami_sync", "alerts")
+"""The Airflow configuration option (env ``AIRFLOW__UMAMI_SYNC__ALERTS``) whose notifiers hear about a run when the
+Variable cannot be read, is invalid, or names none: the same JSON shape as the setting ``alerts``."""
+
+
+def alert_option(raw: str | None) -> AlertSettings:
+    """The notifiers of the :data:`ALERTS_OPTION` configuration option (none when it is unset)."""
+    where = f"Airflow option [{ALERTS_OPTION[0]}] {ALERTS_OPTION[1]}"
+    if raw is None or not raw.strip():
+        return AlertSettings()
+    try:
+        return AlertSettings.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"{where}: {_problems(exc)}") from None
 
 
 def variable_layer(raw: str | None) -> dict[str, Any]:
@@ -277,14 +296,28 @@ def variable_layer(raw: str | None) -> dict[str, Any]:
 
 
 def build_settings(*layers: Mapping[str, Any]) -> SyncSettings:
-    """Merge layers of raw values (later wins; ``None`` means unset) and validate them once."""
+    """Merge layers of raw values (later wins; an explicit ``None`` is a value) and validate them once."""
     merged: dict[str, Any] = {}
     for layer in layers:
-        merged.update({key: value for key, value in layer.items() if value is not None})
+        merged.update(layer)
     try:
         return SyncSettings(**merged)
     except ValidationError as exc:
         raise SettingsError(f"invalid umami_sync setting: {_problems(exc)}") from None
+
+
+def salvage_settings(*layers: Mapping[str, Any]) -> SyncSettings:
+    """The settings a run whose own could not be resolved is recorded with: the defaults, and each value of the
+    layers (later wins) that is valid on top of those kept before it; the rest is left out."""
+    kept: dict[str, Any] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            try:
+                SyncSettings(**{**kept, name: value})
+            except ValidationError:
+                continue
+            kept[name] = value
+    return SyncSettings(**kept)
 
 
 def _problems(exc: ValidationError) -> str:

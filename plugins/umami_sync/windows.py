@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 
-def to_utc(moment: datetime) -> datetime:
-    """Return ``moment`` as an aware UTC datetime; naive values are taken as UTC."""
+def to_utc(moment: datetime | str) -> datetime:
+    """Return ``moment`` (a datetime, or ISO 8601 text as Airflow and JSON carry it) as an aware UTC datetime; naive
+    values are taken as UTC. The package's one UTC rule."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -128,9 +128,16 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
         wiring.close()
 
 
-def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval) -> list[AnalyticsJob]:
-    """Stage 2's mapped jobs for a run's ``interval``."""
-    return jobs.plan_jobs(settings, interval, Wiring(settings).umami_api)
+def umami_api(settings: SyncSettings) -> UmamiHook:
+    """The Umami API hook of the settings, for a caller that reads its counters afterwards (planning's)."""
+    return Wiring(settings).umami_api
+
+
+def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval, *,
+                        api: UmamiHook | None = None) -> list[AnalyticsJob]:
+    """Stage 2's mapped jobs for a run's ``interval`` (asked through ``api``, whose counters then hold the
+    requests planning made; a hook of the settings' own when it is not given)."""
+    return jobs.plan_jobs(settings, interval, api or umami_api(settings))
 
 
 def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval | None = None,

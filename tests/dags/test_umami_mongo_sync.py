@@ -314,12 +314,15 @@ def test_a_conf_key_that_is_not_a_param_fails_the_plan_naming_it(dag: Any, real_
     no_retries(dag, monkeypatch)
     before = list(real_world["users"].find())
 
-    run = run_dag(dag, website_id=["266abb41-957e-4dd3-8229-6a601f80a9db"], page_size=0)
+    run = run_dag(dag, website_id=["266abb41-957e-4dd3-8229-6a601f80a9db"], page_size=0, date_from="2026-11-01")
 
     assert str(run.state) == "failed"
     plan = next(ti for ti in run.get_task_instances() if ti.task_id == "plan_run")
     assert str(plan.state) == "failed"
     assert list(real_world["users"].find()) == before
+    last_run = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]["lastRun"]
+    assert last_run["status"] == "failed" and "trigger conf keys ['page_size', 'website_id']" in last_run["problems"][0]
+    assert last_run["dataIntervalStart"] == datetime(2026, 11, 27)  # the run's own: date_from was not checked
 
 
 @pytest.mark.integration
@@ -335,8 +338,13 @@ def test_a_bad_setting_stops_the_run_at_once(dag: Any, real_world: Database,
     task_states = states(run)
     assert task_states["plan_run[-1]"] == "failed"
     assert task_states["session_sync[-1]"] == task_states["plan_analytics[-1]"] == "upstream_failed"
-    assert task_states["record_status[-1]"] == "failed"
+    assert (task_states["record_status[-1]"], task_states["check_run[-1]"]) == ("success", "failed")
     assert list(real_world["users"].find()) == before
+    last_run = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]["lastRun"]  # still recorded
+    assert (last_run["runId"], last_run["status"], last_run["dataIntervalStart"], last_run["dataIntervalEnd"]) == (
+        run.run_id, "failed", datetime(2026, 11, 27), datetime(2026, 11, 28))  # the run's data interval
+    assert last_run["problems"] == ["the run could not be planned: invalid umami_sync setting: page_size: Input "
+                                    "should be greater than or equal to 1"]
 
 
 @pytest.mark.integration
@@ -419,6 +427,30 @@ def test_a_green_run_far_below_the_usual_stays_green_and_says_so(dag: Any, real_
     assert mail["Subject"] == "[umami_mongo_sync] run of 2026-11-27: far fewer sessions than usual for Probe Site"
     body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "Probe Site on 2026-11-27: sessions 3, usually 40 (median of 7 days)" in body
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("airflow_db")
+def test_a_green_run_with_invalid_rows_stays_green_and_warns_naming_the_website_the_count_and_the_field(
+        dag: Any, real_world: Database, umami_server: FakeUmami, smtp: LocalSmtp,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Umami whose list the sync reads only in part: within max_invalid_share the run stays green, and says so
+    like a drop."""
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", json.dumps(
+        {"max_invalid_share": 0.5, "alerts": {"on_failure": [{"type": "email", "to": ["oncall@example.com"]}]}}))
+    umami_server.faults.malformed_ids = {"23fbc8b7-769e-5606-8fca-3643d50f5683"}  # Bob's: visits "many"
+
+    run = run_dag(dag)
+
+    assert str(run.state) == "success", states(run)
+    status = real_world["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert status["lastRun"]["status"] == "success"
+    assert status["lastRun"]["invalidRows"] == [{"website_id": WEBSITE, "website_name": "Probe Site", "rows": 1,
+                                                 "field": "visits"}]
+    [mail] = smtp.wait_for(1)
+    assert mail["Subject"] == "[umami_mongo_sync] run of 2026-11-27: invalid session rows skipped for Probe Site"
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "Probe Site: 1 invalid list rows, most of them failed on field &#x27;visits&#x27;" in body
 
 
 @pytest.mark.integration

@@ -17,9 +17,11 @@ import pymongo
 import pytest
 
 from local_stack.postgres import run_sql_file
+from local_stack.smtp import LocalSmtp
 from local_stack.umami_api import FakeUmami
 from tests.conftest import mongo_connection, postgres_connection
 from tests.factories import add_user
+from tests.integration.conftest import IMAGE_BACKEND_KWARGS
 from tests.integration.keyvault_server import Outage
 
 if TYPE_CHECKING:
@@ -134,3 +136,51 @@ def test_a_run_during_an_outage_fails_without_touching_stale_environment_connect
     with pymongo.MongoClient(mongo_uri) as client:
         assert stale_database not in client.list_database_names()  # the stale connection was never used
     assert [request.status for request in keyvault_backend.lookups(SETTINGS_SECRET)][-1] == 503
+
+
+def test_a_red_run_during_an_outage_is_announced_by_the_configurations_notifiers_and_recorded(
+        dag: Any, keyvault_backend: KeyVaultDouble, users_db: Database, mongo_uri: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Variable lives in the vault and the vault is down: plan_run cannot read it, and neither can the DAG's
+    failure callback. The alert goes to the notifiers of Airflow's option ``[umami_sync] alerts`` all the same, by
+    e-mail as production sends it (STARTTLS, a checked certificate, AUTH LOGIN), saying why; the run is recorded
+    in the status document with the default settings. (The connections here are kept out of the vault: with them
+    in it, an outage hides the SMTP and MongoDB connections too, and the callback's log says so.)"""
+    from airflow.sdk.configuration import clear_secrets_backends_cache
+
+    for task in dag.tasks:  # dag.test() would wait out the real retry delays
+        monkeypatch.setattr(task, "retries", 0)
+    monkeypatch.setenv("AIRFLOW__SECRETS__BACKEND_KWARGS", json.dumps({
+        **IMAGE_BACKEND_KWARGS, "connections_prefix": None, "connection_verify": str(keyvault_backend.cert_path),
+        "verify_challenge_resource": False, "retry_backoff_factor": 0.01}))
+    clear_secrets_backends_cache()
+    for name in ENVIRONMENT_SOURCES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_USERS_MONGO", mongo_connection(mongo_uri, users_db.name))
+    keyvault_backend.set_secret(SETTINGS_SECRET, json.dumps({"alerts": {"on_failure": [
+        {"type": "email", "to": ["never-read@example.com"]}]}}))
+    keyvault_backend.outage = Outage.SERVICE_UNAVAILABLE
+    with LocalSmtp(secure=True) as smtp:
+        assert smtp.ca_path is not None
+        monkeypatch.setenv("SSL_CERT_FILE", str(smtp.ca_path))
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp.connection())
+        monkeypatch.setenv("AIRFLOW__UMAMI_SYNC__ALERTS", json.dumps(
+            {"on_failure": [{"type": "email", "to": ["oncall@example.com"]}]}))
+
+        run = run_dag(dag)
+
+        [mail] = smtp.wait_for(1)
+    assert str(run.state) == "failed"
+    assert states(run)["record_status"] == "success" and states(run)["check_run"] == "failed"
+    assert (mail["To"], mail["Subject"]) == (
+        "oncall@example.com", "[umami_mongo_sync] run of 2026-11-27 failed: the run could not be planned")
+    assert smtp.logins == [("LOGIN", "alerts", True)]
+    body = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert ("First error: the run could not be planned: AirflowSecretsBackendAccessDenied: Azure Key Vault "
+            f"{keyvault_backend.url} could not be read for variable &#x27;umami_sync_settings&#x27;") in body
+    assert ("(Sent to the notifiers of Airflow&#x27;s option [umami_sync] alerts: the Variable "
+            "&#x27;umami_sync_settings&#x27; could not be read (AirflowSecretsBackendAccessDenied: Azure Key Vault "
+            f"{keyvault_backend.url} could not be read") in body
+    last_run = users_db["systemconfigs"].find_one({"_id": "global"})["umamiSync"]["lastRun"]
+    assert (last_run["status"], last_run["dataIntervalStart"]) == ("failed", datetime(2026, 11, 27))
+    assert "AirflowSecretsBackendAccessDenied" in last_run["problems"][0]

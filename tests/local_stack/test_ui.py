@@ -1,8 +1,11 @@
 """The demo's UI mode end to end: ``python -m local_stack.demo --ui`` as a person starts it.
 
-One real Airflow (api-server, scheduler, dag-processor, triggerer) over the demo's services, on free ports,
-for the whole module: a run triggered through the REST API with a conf, its mapped tasks and XCom figures,
-and Ctrl-C stopping everything. Every wait is bounded; the fixture kills whatever is left if a test fails.
+One real Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor) over the demo's services, on
+free ports, for the whole module: a run triggered through the REST API with a conf, its mapped tasks and XCom
+figures, a failed run's alert, a run whose mapped task is killed (SIGKILL) and one whose mapped task is marked
+failed while it runs, and Ctrl-C stopping everything. Every wait is bounded; the fixture kills whatever is left if
+a test fails. The demo runs without retries, with each website's day in two tasks (``sub_windows: 2``) and one
+website's list pages slowed down, so that its tasks run long enough to be killed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 import psycopg
+import pymongo
 import pytest
 
 from local_stack._proc import port_open
@@ -42,6 +46,9 @@ READY_TIMEOUT = 200  # data, `airflow db migrate` and four components on 2 cores
 RUN_TIMEOUT = 120  # the run itself: about 20 s
 STOP_TIMEOUT = 60  # Ctrl-C to exit: about 10 s
 STAGE_TASKS = ("session_sync", "analytics_sync")
+SLOW_WEBSITE = "Shop"  # its list pages each wait SLOW_SECONDS: its tasks can be killed while they run
+SLOW_SECONDS = 12
+PARTS = 2  # sub_windows: a website's day in two mapped tasks
 
 
 @dataclass
@@ -54,6 +61,7 @@ class RunningDemo:
     url: str = ""
     login: tuple[str, str] = ("", "")
     postgres_dsn: str = ""
+    mongo: tuple[str, str] = ("", "")
     ports: list[int] = field(default_factory=list)
     children: list[psutil.Process] = field(default_factory=list)
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
@@ -109,7 +117,8 @@ def _start_demo(home: Path, scratch: Path) -> RunningDemo:
            "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "local_stack.demo", "--ui", "--no-trigger", "--pg-port", "0", "--mongo-port",
                "0", "--umami-port", "0", "--airflow-port", "0", "--airflow-home", str(home), "--sessions", "600",
-               "--identified", "200", "--users", "400"]
+               "--identified", "200", "--users", "400", "--no-retries", "--settings",
+               json.dumps({"sub_windows": PARTS}), "--slow-website", SLOW_WEBSITE, "--slow-seconds", str(SLOW_SECONDS)]
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     demo = RunningDemo(proc, scratch)
@@ -137,6 +146,9 @@ def ui_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDemo]:
         demo.login = (login.group(1), login.group(2))
         banner = demo.output()
         demo.postgres_dsn = re.search(r"\((postgresql://\S+),", banner).group(1)  # type: ignore[union-attr]
+        mongo = re.search(r"== MongoDB \((mongodb://\S+), database (\w+)\)", banner)
+        assert mongo is not None, banner
+        demo.mongo = (mongo.group(1), mongo.group(2))
         demo.ports = [int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", banner)]
         demo.children = psutil.Process(demo.proc.pid).children(recursive=True)
         yield demo
@@ -188,8 +200,8 @@ def test_a_triggered_run_succeeds_with_one_mapped_task_per_website_labelled_by_n
     labels = sorted(ti["rendered_map_index"] for ti in instances if ti["task_id"] == "analytics_sync")
     names = sorted(_website_names(ui_demo.postgres_dsn))
     assert len(names) == 2  # --websites defaults to 2
-    # one mapped task per website, its label led by the website's name (e.g. "Docs · 2026-11-27")
-    assert [label.split(" · ")[0] for label in labels] == names, labels
+    # one mapped task per website and part, labelled by the website's name, day and part ("Docs · 2026-11-27 1/2")
+    assert labels == [f"{name} · {SYNC_DAY} {part}/{PARTS}" for name in names for part in range(1, PARTS + 1)]
 
 
 def _xcom_value(api: AirflowApi, run_id: str, task_id: str, map_index: int, key: str) -> Any:
@@ -204,7 +216,7 @@ def _xcom_value(api: AirflowApi, run_id: str, task_id: str, map_index: int, key:
 def test_each_stage_task_stores_its_figures_once_under_result_and_returns_nothing(
         api: AirflowApi, finished_run: str) -> None:
     stage_instances = [ti for ti in _task_instances(api, finished_run) if ti["task_id"] in STAGE_TASKS]
-    assert len(stage_instances) == 3  # session_sync + one analytics_sync per website
+    assert len(stage_instances) == 1 + 2 * PARTS  # session_sync + one analytics_sync per website and part
 
     modified: dict[str, int] = {}
     for ti in stage_instances:
@@ -237,6 +249,85 @@ def test_a_failed_run_is_announced_from_the_dag_processor_as_deployed(api: Airfl
     assert first_error == (f"analytics could not be planned: website {ghost}: Umami has no such website "
                            "(or it was deleted)")
     ui_demo.wait_for(rf"Run: {re.escape(ui_demo.url)}/dags/{DAG_ID}/runs/", 5)
+
+
+def _running_job(api: AirflowApi, run_id: str, website: str, part: int) -> dict[str, Any]:
+    """The task instance of ``website``'s ``part`` (its map index is its place in plan_analytics's list), once it
+    runs with a process (bounded wait)."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        states = {ti["task_id"]: ti["state"] for ti in _task_instances(api, run_id) if ti["map_index"] < 0}
+        if states.get("plan_analytics") == "success":
+            break
+        time.sleep(0.5)
+    jobs = _xcom_value(api, run_id, "plan_analytics", -1, "return_value")
+    [index] = [n for n, job in enumerate(jobs) if (job["website_name"], job["part"]) == (website, part)]
+    while time.monotonic() < deadline:  # the mapped instances exist once the scheduler expanded the task
+        ti = next((ti for ti in _task_instances(api, run_id)
+                   if (ti["task_id"], ti["map_index"]) == ("analytics_sync", index)), {"state": None, "pid": None})
+        if ti["state"] == "running" and ti["pid"]:
+            return ti
+        assert ti["state"] in {None, "scheduled", "queued", "running"}, ti
+        time.sleep(0.3)
+    pytest.fail(f"{website} part {part} of run {run_id} did not start within {RUN_TIMEOUT} s")
+
+
+def _lost_window_reported(api: AirflowApi, ui_demo: RunningDemo, run_id: str, lost: dict[str, Any], part: int) -> None:
+    """The run ended red and every place names the lost window: the task's state, record_status's result, the status
+    document in MongoDB, and the alert the DAG processor sent."""
+    assert api.wait_for_run(run_id, DAG_ID, timeout=RUN_TIMEOUT) == "failed"
+    states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in _task_instances(api, run_id)}
+    assert states.pop(("analytics_sync", lost["map_index"])) == "failed", states
+    assert (states.pop(("record_status", -1)), states.pop(("check_run", -1))) == ("success", "failed"), states
+    assert set(states.values()) == {"success"}, states  # the other part of the website, the other website, ...
+    window = f"{SYNC_DAY} part {part}/{PARTS}"
+    status = _xcom_value(api, run_id, "record_status", -1, "return_value")
+    [failed] = status["failed"]
+    assert (failed["what"], failed["days"]) == (f"website {SLOW_WEBSITE}", window)
+    assert f", {window}, left no result: its task is failed" in failed["error"], failed
+    with pymongo.MongoClient(ui_demo.mongo[0]) as client:
+        sync = client[ui_demo.mongo[1]]["systemconfigs"].find_one({"_id": "global"})["umamiSync"]
+    assert (sync["lastRun"]["runId"], sync["lastRun"]["status"]) == (run_id, "partial")
+    assert f", {window}, left no result" in sync["lastRun"]["errors"][failed["website_id"]]
+    site = sync["websiteSyncStatus"][failed["website_id"]]
+    assert site["errorCount"] >= 1 and f"{SYNC_DAY} {run_id}" in site["failedRuns"]
+    first_error = ui_demo.wait_for(rf"First error: the analytics task of website {SLOW_WEBSITE} \(\S+\), "
+                                   rf"{re.escape(window)}, left no result: its task is failed", 90)
+    assert first_error.group(0)
+
+
+def test_a_mapped_task_whose_process_is_killed_turns_the_run_red_naming_the_lost_window(
+        api: AirflowApi, ui_demo: RunningDemo, finished_run: str) -> None:
+    """Out of memory, a worker lost: the task's process dies by SIGKILL (retries off) and leaves no result. The other
+    part of its website succeeds; the run must still end red, naming the window and the task's state."""
+    run_id = api.trigger(DAG_ID, conf={"date_from": SYNC_DAY})
+    ti = _running_job(api, run_id, SLOW_WEBSITE, part=2)
+    process = psutil.Process(ti["pid"])  # forked by its supervisor, it takes its own title once it starts
+
+    def title() -> list[str]:
+        return " ".join(process.cmdline()).split()
+
+    deadline = time.monotonic() + SLOW_SECONDS
+    while title() != ["airflow", "worker", "--", ti["id"]] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert title() == ["airflow", "worker", "--", ti["id"]]  # the task's own process, not its supervisor
+
+    process.send_signal(signal.SIGKILL)
+
+    _lost_window_reported(api, ui_demo, run_id, ti, part=2)
+
+
+def test_a_mapped_task_marked_failed_while_it_runs_turns_the_run_red_naming_the_lost_window(
+        api: AirflowApi, ui_demo: RunningDemo, finished_run: str) -> None:
+    """Someone marks a running part failed in the UI (here through the REST API): Airflow stops its process, which
+    leaves no result."""
+    run_id = api.trigger(DAG_ID, conf={"date_from": SYNC_DAY})
+    ti = _running_job(api, run_id, SLOW_WEBSITE, part=1)
+
+    api.request("PATCH", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/analytics_sync/{ti['map_index']}",
+                json={"new_state": "failed"})
+
+    _lost_window_reported(api, ui_demo, run_id, ti, part=1)
 
 
 def test_ctrl_c_stops_airflow_and_the_services_and_removes_temporary_folders(

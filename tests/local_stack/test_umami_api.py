@@ -415,7 +415,9 @@ def add_website(dsn: str, name: str, *, user_id: str | None, team_id: str | None
 def test_websites_lists_owned_live_websites_and_team_ones_on_request(umami_rows_db: str,
                                                                      umami_http: requests.Session,
                                                                      fake_umami: FakeUmami) -> None:
-    team = add_website(umami_rows_db, "Team site", user_id=None, team_id=str(uuid.uuid4()))
+    rows = UmamiRows(umami_rows_db)
+    team = add_website(umami_rows_db, "Team site", user_id=None, team_id=rows.team("team-owner"))
+    rows.close()
     add_website(umami_rows_db, "Gone", user_id=fake_umami.user_id, deleted=True)
     add_website(umami_rows_db, "Someone else's", user_id=str(uuid.uuid4()))
     owned = umami_http.get(f"{fake_umami.url}/api/websites", timeout=10).json()
@@ -424,9 +426,35 @@ def test_websites_lists_owned_live_websites_and_team_ones_on_request(umami_rows_
     with_teams = umami_http.get(f"{fake_umami.url}/api/websites", params={"includeTeams": "true"},
                                 timeout=10).json()
     assert [site["id"] for site in with_teams["data"]] == [WEBSITE, team]
+    assert "user" in owned["data"][0] and "user" not in with_teams["data"][0]  # the team query includes nothing
     searched = umami_http.get(f"{fake_umami.url}/api/websites", params={"search": "PROBE.example"},
                               timeout=10).json()
     assert ([site["id"] for site in searched["data"]], searched["search"]) == ([WEBSITE], "PROBE.example")
+
+
+@pytest.mark.parametrize("role", ["team-member", "team-manager", "team-view-only"])
+def test_a_team_website_is_listed_only_to_the_teams_owner_as_a_real_3_1_0_lists_it(
+        umami_db: str, role: str) -> None:
+    """Umami 3.1.0's ``getAllUserWebsitesIncludingTeamOwner``: ``includeTeams`` adds the websites of the teams in which
+    the user is team-owner (a team not deleted); a member in another role sees none of them listed, though it may
+    read them (``canViewWebsite`` asks only for membership)."""
+    rows = UmamiRows(umami_db)
+    member_of = add_website(umami_db, "Member's team site", user_id=None, team_id=rows.team(role))
+    owned_team = rows.team("team-owner")
+    owner_of = add_website(umami_db, "Owner's team site", user_id=None, team_id=owned_team)
+    add_website(umami_db, "Deleted team's site", user_id=None, team_id=rows.team("team-owner", deleted=True))
+    add_website(umami_db, "Another team's site", user_id=None, team_id=rows.team("team-owner", user_id=str(
+        uuid.uuid4())))
+    rows.close()
+    with FakeUmami(umami_db, role="user") as fake, requests.Session() as http:
+        login = http.post(f"{fake.url}/api/auth/login", json={"username": fake.username, "password": fake.password},
+                          timeout=10)
+        http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+
+        listed = http.get(f"{fake.url}/api/websites", params={"includeTeams": "true"}, timeout=10).json()
+
+        assert [site["id"] for site in listed["data"]] == [owner_of]
+        assert http.get(f"{fake.url}/api/websites/{member_of}", timeout=10).status_code == 200  # a member reads it
 
 
 # --- faults ---------------------------------------------------------------------------------------

@@ -17,14 +17,15 @@ from umami_sync.alerts import (
     ALERT_KEY,
     Alert,
     AlertError,
-    drop_alert,
     failure_alert,
     late_alert,
+    notifiers,
     notify_run,
     scrub,
     send,
+    warning_alert,
 )
-from umami_sync.results import Drop, FailedPart, StatusResult
+from umami_sync.results import Drop, FailedPart, InvalidRows, StatusResult
 from umami_sync.settings import (
     CustomNotifier,
     EmailNotifier,
@@ -103,15 +104,35 @@ def test_a_run_that_failed_before_its_status_names_the_failed_tasks() -> None:
     assert alert.lines == ("Failed: plan_run, record_status (see the task's log; a bad setting fails plan_run).",)
 
 
-def test_a_drop_alert_only_when_something_dropped() -> None:
+def test_a_warning_only_when_something_dropped_or_rows_were_invalid() -> None:
     green = StatusResult(run_id="r", status="success", days="2026-11-27")
     dropped = green.model_copy(update={"drops": [Drop(website_id=SITE, website_name="Shop", day="2026-11-27",
                                                        figure="sessions", value=3, usual=40, days=7)]})
+    invalid = green.model_copy(update={"invalid_rows": [InvalidRows(website_id=SITE, website_name="Shop", rows=4,
+                                                                    field="visits")]})
 
-    assert drop_alert("umami_mongo_sync", green, link=LINK) is None
-    alert = drop_alert("umami_mongo_sync", dropped, link=LINK)
-    assert alert is not None and alert.kind == "drop"
+    assert warning_alert("umami_mongo_sync", green, link=LINK) is None
+    alert = warning_alert("umami_mongo_sync", dropped, link=LINK)
+    assert alert is not None and alert.kind == "warning"
     assert alert.lines[-1] == "- Shop on 2026-11-27: sessions 3, usually 40 (median of 7 days)"
+    alert = warning_alert("umami_mongo_sync", invalid, link=LINK)
+    assert alert is not None and alert.subject == (
+        "[umami_mongo_sync] run of 2026-11-27: invalid session rows skipped for Shop")
+    assert alert.lines[-1] == "- Shop: 4 invalid list rows, most of them failed on field 'visits'"
+    both = warning_alert("umami_mongo_sync", dropped.model_copy(update={"invalid_rows": invalid.invalid_rows}),
+                         link=LINK)
+    assert both is not None and both.subject.endswith(
+        "far fewer sessions than usual for Shop; invalid session rows skipped for Shop")
+
+
+def test_a_run_never_planned_is_told_by_its_run_id_when_it_has_no_interval() -> None:
+    never = StatusResult(run_id="manual__1", status="failed", days="",
+                         problems=["the run could not be planned: trigger conf keys ['x'] are not params"])
+
+    alert = failure_alert("umami_mongo_sync", "manual__1", never, link=LINK)
+
+    assert alert.subject == "[umami_mongo_sync] run manual__1 failed: the run could not be planned"
+    assert alert.lines[0] == "Failed run manual__1: the run could not be planned failed."
 
 
 def test_alert_settings_are_read_alone_so_a_bad_other_setting_still_alerts() -> None:
@@ -202,6 +223,32 @@ def test_a_notifier_that_fails_does_not_keep_the_others_from_sending(smtp: Local
     assert [mail["To"] for mail in smtp.wait_for(1)] == ["oncall@example.com"]
 
 
+@pytest.mark.integration
+def test_e_mail_goes_as_production_sends_it_starttls_with_a_checked_certificate_then_auth_login(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission server on port 587's terms: STARTTLS first (its certificate checked against a CA the test
+    made), then AUTH LOGIN; the provider's connection as the README gives it (SSL off, STARTTLS on)."""
+    alert = Alert("failed", "[umami_mongo_sync] run of 2026-11-27 failed", ("a line",), LINK)
+    oncall = [EmailNotifier(type="email", to=("oncall@example.com",))]
+    with LocalSmtp(secure=True) as server:
+        assert server.ca_path is not None
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.connection())
+        with pytest.raises(AlertError, match="CERTIFICATE_VERIFY_FAILED"):  # a CA this machine does not trust
+            send(alert, oncall, {})
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))  # what OpenSSL's default context trusts
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_WRONG", json.dumps({**json.loads(server.connection()),
+                                                                  "password": "not-it"}))
+        with pytest.raises(AlertError, match="SMTPAuthenticationError"):
+            send(alert, [EmailNotifier(type="email", to=("oncall@example.com",), conn_id="smtp_wrong")], {})
+
+        send(alert, oncall, {})
+
+        [mail] = server.wait_for(1)
+        assert (mail["Subject"], mail["To"], mail["From"]) == (alert.subject, "oncall@example.com",
+                                                               "airflow@example.com")
+        assert server.logins == [("LOGIN", "alerts", False), ("LOGIN", "alerts", True)]
+
+
 def test_a_late_alert_names_the_run_its_days_and_the_deadline() -> None:
     alert = late_alert("umami_mongo_sync", "scheduled__2026-11-27", deadline="2026-11-28T07:00:00+00:00",
                        synced="2026-11-27", state="running", link=LINK)
@@ -211,16 +258,56 @@ def test_a_late_alert_names_the_run_its_days_and_the_deadline() -> None:
     assert ALERT_KEY == "umami_sync_alert"
 
 
-def test_a_run_callback_without_notifiers_sends_nothing(monkeypatch: pytest.MonkeyPatch,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_run_callback_without_any_notifier_says_so_loudly(monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
     import umami_sync.alerts as alerts
 
     monkeypatch.setattr(alerts, "_run_facts", lambda *_: (partial_run().model_dump(mode="json"), []))
     monkeypatch.setattr(alerts, "send", lambda *_: pytest.fail("sent"))
     monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", '{"page_size": 100}')
+    monkeypatch.delenv("AIRFLOW__UMAMI_SYNC__ALERTS", raising=False)
 
     with caplog.at_level("INFO", logger="umami_sync.alerts"):
         notify_run({"dag": type("Dag", (), {"dag_id": "umami_mongo_sync"})(), "run_id": "r",
                     "reason": "task_failure"}, status_task="record_status")
 
-    assert "no alert sent: the Variable 'umami_sync_settings' names no notifiers (alerts.on_failure)" in caplog.text
+    [record] = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert record.getMessage().startswith(
+        "NO ALERT SENT: the Variable 'umami_sync_settings' names no notifiers (alerts.on_failure), and Airflow's "
+        "option [umami_sync] alerts names no notifiers either. The alert:\n[umami_mongo_sync] run of 2026-11-27 "
+        "failed: website Shop")
+
+
+FALLBACK = {"on_failure": [{"type": "email", "to": ["fallback@example.com"]}], "on_late": [{"type": "slack"}]}
+
+
+def test_the_configurations_notifiers_hear_when_the_variable_cannot_be_read_is_invalid_or_names_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+
+    monkeypatch.setenv("AIRFLOW__UMAMI_SYNC__ALERTS", json.dumps(FALLBACK))
+    variable = {"alerts": {"on_failure": [{"type": "email", "to": "oncall@example.com"}]}}
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", json.dumps(variable))
+    assert notifiers() == ((EmailNotifier(type="email", to=("oncall@example.com",)),), None)  # the Variable's
+
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", "{not json")
+    specs, why = notifiers()
+    assert specs == (EmailNotifier(type="email", to=("fallback@example.com",)),)
+    assert why == "the Variable 'umami_sync_settings' is invalid (Variable 'umami_sync_settings' is not valid JSON: " \
+                  "Expecting property name enclosed in double quotes)"
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", "{}")
+    assert notifiers(late=True) == ((SlackNotifier(type="slack"),),
+                                    "the Variable 'umami_sync_settings' names no notifiers (alerts.on_late)")
+
+    def outage(*args: Any, **kwargs: Any) -> str:
+        raise AirflowSecretsBackendAccessDenied("Azure Key Vault https://kv/ could not be read for variable "
+                                                "'umami_sync_settings' (ServiceRequestError)")
+
+    monkeypatch.setattr(Variable, "get", outage)
+    assert notifiers()[1] == (
+        "the Variable 'umami_sync_settings' could not be read (AirflowSecretsBackendAccessDenied: Azure Key Vault "
+        "https://kv/ could not be read for variable 'umami_sync_settings' (ServiceRequestError))")
+    monkeypatch.setenv("AIRFLOW__UMAMI_SYNC__ALERTS", '{"on_failure": [{"type": "pager"}]}')
+    assert notifiers()[0] == ()
+    assert "Airflow option [umami_sync] alerts: on_failure.0" in (notifiers()[1] or "")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
-from umami_sync.runs import plan_run, run_interval
+from umami_sync.runs import plan_run, run_interval, salvaged_settings
 from umami_sync.settings import EMAIL_PATTERN, SettingsError, SyncSettings, build_settings, parse_variable
 
 SITE = "266abb41-957e-4dd3-8229-6a601f80a9db"
@@ -92,3 +93,27 @@ def test_run_interval_from_the_trigger_form_or_the_data_interval() -> None:
         run_interval({"date_from": "yesterday"}, None, None)
     with pytest.raises(SettingsError, match="no data interval"):
         run_interval({}, START, START)
+
+
+def test_an_explicit_null_in_the_variable_is_a_value_so_drop_threshold_null_turns_drops_off() -> None:
+    assert plan_run({}, "{}", {}, START, END).settings.drop_threshold == 0.5
+    assert plan_run({}, '{"drop_threshold": null}', {}, START, END).settings.drop_threshold is None
+    assert plan_run({}, '{"session_window_hours": null}', {"SESSION_SYNC_WINDOW_HOURS": "48"}, START,
+                    END).settings.session_window_hours is None  # the Variable's null wins over the legacy env
+    with pytest.raises(SettingsError, match="page_size"):
+        plan_run({}, '{"page_size": null}', {}, START, END)  # a null where a number belongs is named, not ignored
+
+
+def test_a_window_may_hold_at_most_five_percent_invalid_rows_by_default() -> None:
+    assert SyncSettings().max_invalid_share == 0.05
+
+
+def test_a_run_that_could_not_be_planned_is_recorded_with_what_still_parses() -> None:
+    """The Variable's valid values stay (its status collection among them), a bad one is left out; a Variable that
+    is not JSON adds nothing; a per-run setting in it is not taken; the trigger form's dry run still counts."""
+    salvaged = salvaged_settings({"website_ids": [], "dry_run": None}, json.dumps(
+        {"status_collection": "syncstatus", "page_size": 0, "mongo_conn_id": "app_mongo", "dry_run": True}), {})
+    assert (salvaged.status_collection, salvaged.mongo_conn_id, salvaged.page_size, salvaged.dry_run) == (
+        "syncstatus", "app_mongo", 5000, False)
+    assert salvaged_settings({}, "{not json", {"ANALYTICS_SYNC_DAYS_BACK": "x"}) == SyncSettings()
+    assert salvaged_settings({"dry_run": True}, "[1]", {}).dry_run

@@ -21,13 +21,27 @@ pytestmark = pytest.mark.integration
 
 
 class TaskInstance:
-    """What the bodies push to XCom."""
+    """What the bodies push to XCom, and the task states the SDK would answer."""
 
-    def __init__(self) -> None:
+    dag_id, run_id = "umami_mongo_sync", "manual__1"
+
+    def __init__(self, states: dict[str, str | None] | None = None) -> None:
         self.pushed: dict[str, Any] = {}
+        self.states = states or {}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
+
+    def get_task_states(self, *, dag_id: str, task_ids: list[str], run_ids: list[str]) -> dict[str, Any]:
+        """As ``RuntimeTaskInstance.get_task_states`` answers: ``<task id>_<map index>`` for a mapped instance."""
+        assert (dag_id, run_ids) == (self.dag_id, [self.run_id])
+        return {self.run_id: {key: state for key, state in self.states.items() if key.rsplit("_", 1)[0] in task_ids
+                              or key in task_ids}}
+
+
+class Task:
+    def __init__(self, task_id: str, *, mapped: bool = False, upstream: tuple[Task, ...] = ()) -> None:
+        self.task_id, self.is_mapped, self.upstream_list = task_id, mapped, list(upstream)
 
 
 def run_plan(**settings: Any) -> dict[str, Any]:
@@ -98,3 +112,42 @@ def test_a_connection_that_breaks_the_rule_fails_the_plan_without_a_retry(monkey
         tasks.plan_analytics(run_plan(), {"ti": ti})
 
     assert "with-a-line-break" not in str(failed.value) and ti.pushed["result"]["stage"] == "plan"
+
+
+def test_the_status_task_reads_the_state_of_each_map_index_of_the_mapped_task_upstream() -> None:
+    status = Task("record_status", upstream=(Task("plan_analytics"), Task("analytics_sync", mapped=True)))
+    ti = TaskInstance({"analytics_sync_0": "success", "analytics_sync_1": "failed", "analytics_sync_12": None,
+                       "plan_analytics": "success"})
+
+    assert tasks.mapped_states({"task": status, "ti": ti}) == {0: "success", 1: "failed", 12: None}
+    assert tasks.mapped_states({"task": Task("record_status", upstream=(Task("plan_run"),)), "ti": ti}) == {}
+
+
+def test_the_plan_hands_on_every_job_and_the_count_requests_of_sub_windows_auto(umami_server: Any,
+                                                                                 umami_db: str) -> None:
+    rows = UmamiRows(umami_db)
+    rows.website()
+    for hour in (3, 9, 15):  # 3 list rows: two in the first half of the day, one in the second
+        rows.event(rows.session(at(hour)), at(hour))
+    rows.close()
+    ti = TaskInstance()
+
+    jobs = tasks.plan_analytics(run_plan(max_task_rows=2), {"ti": ti})
+
+    plan = ti.pushed["result"]
+    assert [job["label"] for job in plan["jobs"]] == ["Probe Site · 2026-11-27 1/2", "Probe Site · 2026-11-27 2/2"]
+    assert [(job["window_start"], job["window_end"]) for job in plan["jobs"]] == [
+        (job["window_start"], job["window_end"]) for job in jobs]  # map index i is the plan's job i
+    assert (plan["count_requests"], plan["logins"]) == (3, 1)  # the day (3 rows), then each half
+    assert plan["requests"] == 1 + 1 + 3  # the login, the website list, the counts
+
+
+def test_a_plan_run_that_fails_stores_why_before_it_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_UMAMI_SYNC_SETTINGS", '{"page_size": 0}')
+    ti = TaskInstance()
+
+    with pytest.raises(AirflowFailException, match="page_size"):
+        tasks.plan({"ti": ti, "params": {}, "data_interval_start": at(0), "data_interval_end": at(0, day=28)})
+
+    assert ti.pushed["result"] == {"stage": "plan_run", "error": "invalid umami_sync setting: page_size: Input "
+                                                                 "should be greater than or equal to 1"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 
 import pytest
 
-from umami_sync.windows import ApiWindow, DataInterval, analytics_interval, session_window, to_epoch_ms
+from umami_sync.windows import ApiWindow, DataInterval, analytics_interval, session_window, to_epoch_ms, to_utc
 
 DAY = DataInterval(datetime(2026, 11, 27, tzinfo=UTC), datetime(2026, 11, 28, tzinfo=UTC))
 
@@ -34,6 +34,16 @@ def test_naive_times_are_utc_and_empty_intervals_are_refused() -> None:
         DataInterval(DAY.end, DAY.start)
     with pytest.raises(ValueError, match="at least 1"):
         DAY.split(0)
+
+
+def test_one_utc_rule_for_datetimes_and_the_iso_text_airflow_hands_callbacks() -> None:
+    """The package's one UTC helper: stored naive dates (pymongo), aware ones in another zone, and the ISO text of a
+    Deadline Alert's context all come out as the same aware UTC moment."""
+    moment = datetime(2026, 11, 27, tzinfo=UTC)
+    east = moment.astimezone(timezone(timedelta(hours=2)))
+    assert [to_utc(value) for value in (datetime(2026, 11, 27), east, "2026-11-27T00:00:00Z",
+                                        "2026-11-27T02:00:00+02:00", "2026-11-27T00:00:00")] == [moment] * 5
+    assert all(to_utc(value).tzinfo is UTC for value in (east, "2026-11-27T02:00:00+02:00"))
 
 
 def test_session_window_widens_by_the_overlap_and_the_look_back() -> None:

@@ -2,7 +2,8 @@
 -- (db/postgresql/migrations 01_init .. 13_add_revenue; 3.1.0's prisma/migrations 01 .. 13 are the same) leave
 -- them: column order, types, nullability, defaults, keys and indexes. Written for this project from reading
 -- those migrations (see README.md here); Umami declares no foreign keys. Tables the sync does not read (users,
--- teams, reports, ...) are not created. "-- NN" names the migration a column or index comes from.
+-- reports, ...) are not created; team and team_user are, for the local API's team listing (includeTeams) and its
+-- canViewWebsite. "-- NN" names the migration a column or index comes from.
 
 -- CreateTable (01_init; 09 dropped hostname and subdivision2, renamed subdivision1 to region; 10 added distinct_id)
 CREATE TABLE "session" (
@@ -55,6 +56,31 @@ CREATE TABLE "website" (
     CONSTRAINT "website_pkey" PRIMARY KEY ("website_id")
 );
 
+-- CreateTable (01_init; 04_team_redesign added deleted_at, logo_url)
+CREATE TABLE "team" (
+    "team_id" UUID NOT NULL,
+    "name" VARCHAR(50) NOT NULL,
+    "access_code" VARCHAR(50),
+    "created_at" TIMESTAMPTZ(6) DEFAULT CURRENT_TIMESTAMP,
+    "updated_at" TIMESTAMPTZ(6),
+    "deleted_at" TIMESTAMPTZ(6),
+    "logo_url" VARCHAR(2183),
+
+    CONSTRAINT "team_pkey" PRIMARY KEY ("team_id")
+);
+
+-- CreateTable (01_init): a member's role is team-owner, team-manager, team-member or team-view-only
+CREATE TABLE "team_user" (
+    "team_user_id" UUID NOT NULL,
+    "team_id" UUID NOT NULL,
+    "user_id" UUID NOT NULL,
+    "role" VARCHAR(50) NOT NULL,
+    "created_at" TIMESTAMPTZ(6) DEFAULT CURRENT_TIMESTAMP,
+    "updated_at" TIMESTAMPTZ(6),
+
+    CONSTRAINT "team_user_pkey" PRIMARY KEY ("team_user_id")
+);
+
 -- CreateTable (01_init; 05 visit_id; 07 tag; 08 click ids and utm_*; 09 hostname) = 26 columns
 CREATE TABLE "website_event" (
     "event_id" UUID NOT NULL,
@@ -101,6 +127,14 @@ CREATE TABLE "event_data" (
 
     CONSTRAINT "event_data_pkey" PRIMARY KEY ("event_data_id")
 );
+
+-- team and team_user indexes (01)
+CREATE UNIQUE INDEX "team_team_id_key" ON "team"("team_id");
+CREATE UNIQUE INDEX "team_access_code_key" ON "team"("access_code");
+CREATE INDEX "team_access_code_idx" ON "team"("access_code");
+CREATE UNIQUE INDEX "team_user_team_user_id_key" ON "team_user"("team_user_id");
+CREATE INDEX "team_user_team_id_idx" ON "team_user"("team_id");
+CREATE INDEX "team_user_user_id_idx" ON "team_user"("user_id");
 
 -- session indexes (01, 03, 09)
 CREATE UNIQUE INDEX "session_session_id_key" ON "session"("session_id");

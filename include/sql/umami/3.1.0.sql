@@ -8,6 +8,8 @@ ALTER TABLE "website" DROP COLUMN "share_id";
 -- 17_remove_duplicate_key: unique keys that repeat a primary key
 DROP INDEX "session_session_id_key";
 DROP INDEX "website_website_id_key";
+DROP INDEX "team_team_id_key";
+DROP INDEX "team_user_team_user_id_key";
 
 -- 18_add_performance: web vitals on website_event (performance beacons are event_type 5)
 ALTER TABLE "website_event" ADD COLUMN "cls" DECIMAL(10,4),

@@ -12,6 +12,10 @@ may finish in any order, side by side, and retried:
   ``lastDaySynced``), and its health (``errorCount``, ``lastError``) by a run of its failing day or a later one:
   an older day never clears a newer failure; a failure counts once per run and day (``failedRuns``);
 - each website keeps the figures of its last days (``days``), the history a drop is measured against.
+
+Every job the plan made (a website and a window) must leave a result: one that did not (its task was killed, lost,
+or marked failed or removed by hand) fails its website, naming the window and the task's state. A run that was
+never planned is recorded too (:func:`unplanned`), with the interval where Airflow knows it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from enum import StrEnum
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from umami_sync.results import REFUSED_SAMPLE, Drop, FailedPart, StatusResult
+from umami_sync.results import REFUSED_SAMPLE, Drop, FailedPart, InvalidRows, StatusResult
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
 
     from pymongo.collection import Collection
 
-    from umami_sync.results import AnalyticsResult, SessionSyncResult
+    from umami_sync.results import AnalyticsResult, PlannedJob, SessionSyncResult
 
 STATUS_ID = "global"
 HISTORY_DAYS = 7
@@ -63,11 +67,22 @@ class WebsiteOutcome:
     """The days of each failed part (``2026-11-27``, or a range with ``analytics_days_back``)."""
     refused: dict[str, Any] = field(default_factory=dict)
     """The users the server refused (``byReason`` counts, a sample of ``users``), when it refused any."""
+    invalid_fields: dict[str, int] = field(default_factory=dict)
+    """Invalid list rows by the field that failed most in their part."""
 
     @property
     def succeeded(self) -> bool:
         """True when every part of the website was read and written."""
         return not self.errors
+
+    @property
+    def invalid_rows(self) -> InvalidRows | None:
+        """The website's invalid list rows and the field that failed most, when it had any."""
+        rows = self.figures.get("invalid_rows", 0)
+        if not rows:
+            return None
+        most = max(self.invalid_fields.items(), key=lambda item: (item[1], item[0]))[0] if self.invalid_fields else None
+        return InvalidRows(website_id=self.website_id, website_name=self.name, rows=rows, field=most)
 
 
 @dataclass
@@ -75,7 +90,8 @@ class RunReport:
     """Everything the status stage knows about one run."""
 
     run_id: str
-    interval: DataInterval
+    interval: DataInterval | None
+    """None for a run that was never planned and that Airflow gave no data interval."""
     sessions: SessionSyncResult | None
     websites: dict[str, WebsiteOutcome]
     problems: list[str] = field(default_factory=list)
@@ -105,6 +121,8 @@ class RunReport:
     def day(self) -> str | None:
         """The one UTC day a daily run synced (the day its history and health are kept for); None for a run of
         several days, whose figures are not one day's."""
+        if self.interval is None:
+            return None
         start, end = self.interval.start, self.interval.end
         one_day = end - start == timedelta(days=1) and start == start.replace(hour=0, minute=0, second=0,
                                                                                microsecond=0)
@@ -112,15 +130,19 @@ class RunReport:
 
 
 def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult | None,
-              analytics: list[AnalyticsResult], *, expected_websites: list[str] | None,
-              problems: list[str] | None = None) -> RunReport:
-    """Fold the stage results into a report; a planned website without a result counts as failed."""
+              analytics: list[AnalyticsResult], *, planned: Sequence[PlannedJob],
+              states: Mapping[int, str | None] | None = None, problems: list[str] | None = None) -> RunReport:
+    """Fold the stage results into a report. Every ``planned`` job (in map-index order) must have left a result:
+    one that did not fails its website, naming its window and its task's state (``states``, by map index)."""
     websites: dict[str, WebsiteOutcome] = {}
     for result in analytics:
         outcome = websites.setdefault(result.website_id, WebsiteOutcome(result.website_id))
         outcome.name = outcome.name or result.website_name
         for name, value in result.recorded_figures().items():
             outcome.figures[name] = outcome.figures.get(name, 0) + value
+        if result.invalid_rows and result.invalid_field:
+            outcome.invalid_fields[result.invalid_field] = (outcome.invalid_fields.get(result.invalid_field, 0)
+                                                            + result.invalid_rows)
         failure = result.failure()
         if failure and not result.succeeded:
             outcome.errors.append(failure)
@@ -129,14 +151,34 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
         refused = [result for result in analytics if result.website_id == website_id and result.refused]
         if refused:
             outcome.refused = _refusals(refused)
-    for website_id in expected_websites or []:
-        websites.setdefault(website_id, WebsiteOutcome(website_id, errors=["the task left no result"],
-                                                       failed_days=[interval.days]))
+    for index, job in enumerate(planned):
+        if not any(job.is_for(result) for result in analytics):
+            outcome = websites.setdefault(job.website_id, WebsiteOutcome(job.website_id))
+            outcome.name = outcome.name or job.website_name
+            outcome.errors.append(lost_job(job, (states or {}).get(index, "unknown")))
+            outcome.failed_days.append(window_of(job))
     run_problems = list(problems or [])
     if sessions is None:
         run_problems.append("session sync left no result")
     refusing = [result for result in [sessions, *analytics] if result is not None and result.refused]
     return RunReport(run_id, interval, sessions, websites, run_problems, _refusals(refusing) if refusing else {})
+
+
+def window_of(job: PlannedJob) -> str:
+    """A job's window as the status and alerts name it: its days, and its part of them (``2026-11-27 part 2/6``)."""
+    days = DataInterval(job.window_start, job.window_end).days
+    return f"{days} part {job.part}/{job.parts}" if job.parts > 1 else days
+
+
+def lost_job(job: PlannedJob, state: str | None) -> str:
+    """Why a job that left no result fails its website: its window and its task's state."""
+    return (f"the analytics task of website {job.named}, {window_of(job)}, left no result: its task is "
+            f"{state or 'none'} (killed, lost, or marked failed or removed by hand); that window was not synced")
+
+
+def unplanned(run_id: str, interval: DataInterval | None, reason: str) -> RunReport:
+    """The report of a run that ``plan_run`` could not resolve: failed, ``reason`` its problem, no stage run."""
+    return RunReport(run_id, interval, None, {}, [f"the run could not be planned: {reason}"])
 
 
 History = dict[str, dict[str, dict[str, Any]]]
@@ -173,12 +215,11 @@ def build_status_updates(report: RunReport, *, now: datetime, history: History |
 
     ``history`` is each website's kept days as the document holds them now (to know which to let go), ``drops``
     what :func:`find_drops` found in them."""
-    end = report.interval.end
-    first_day, day = report.interval.start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
+    start, end = (report.interval.start, report.interval.end) if report.interval else (None, None)
     document = {"_id": STATUS_ID}
     run: dict[str, Any] = {
         "runId": report.run_id,
-        "dataIntervalStart": report.interval.start,
+        "dataIntervalStart": start,
         "dataIntervalEnd": end,
         "status": str(report.status),
         "sessionSync": _session_figures(report.sessions),
@@ -193,6 +234,13 @@ def build_status_updates(report: RunReport, *, now: datetime, history: History |
         run["rejected"] = rejected
     if drops:
         run["drops"] = [drop.model_dump(mode="json") for drop in drops]
+    invalid = invalid_rows(report)
+    if invalid:
+        run["invalidRows"] = [found.model_dump(mode="json") for found in invalid]
+    upsert: dict[str, Any] = {"$setOnInsert": {"createdAt": now}}
+    if start is None or end is None:  # never planned, no interval: the news of the newest run, nothing else
+        return [(document, upsert), (document, {"$set": {f"{PREFIX}.lastRun": run}})]
+    first_day, day = start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
     latest: dict[str, Any] = {}
     if report.sessions_succeeded:
         latest[f"{PREFIX}.lastSessionSync"] = end
@@ -200,7 +248,6 @@ def build_status_updates(report: RunReport, *, now: datetime, history: History |
         latest[f"{PREFIX}.lastAnalyticsSync"] = end
     if report.status is RunStatus.SUCCESS:
         latest[f"{PREFIX}.lastSuccessfulSync"] = end
-    upsert: dict[str, Any] = {"$setOnInsert": {"createdAt": now}}
     if latest:
         upsert["$max"] = latest
     newest_interval = {**document, f"{PREFIX}.lastRun.dataIntervalEnd": {"$not": {"$gt": end}}}
@@ -247,6 +294,11 @@ def _history_update(report: RunReport, website_id: str, kept: Mapping[str, Any],
     if old:
         update["$unset"] = {f"{path}.{gone}": "" for gone in old}
     return update
+
+
+def invalid_rows(report: RunReport) -> list[InvalidRows]:
+    """The websites whose list rows were invalid (skipped), with the field that failed most."""
+    return [found for _, outcome in sorted(report.websites.items()) if (found := outcome.invalid_rows) is not None]
 
 
 def rejected_users(report: RunReport) -> dict[str, Any]:
@@ -317,12 +369,11 @@ def run_result(report: RunReport, *, dry_run: bool, drops: list[Drop], modified:
     failed = [FailedPart(what=f"website {outcome.name or wid}", website_id=wid, days=", ".join(outcome.failed_days),
                          error=outcome.errors[0])
               for wid, outcome in sorted(report.websites.items()) if outcome.errors]
-    sessions = report.sessions
+    sessions, days = report.sessions, report.interval.days if report.interval else ""
     if sessions is not None and not sessions.succeeded:
-        failed.insert(0, FailedPart(what="session sync", days=report.interval.days,
-                                    error=sessions.failure() or "failed"))
+        failed.insert(0, FailedPart(what="session sync", days=days, error=sessions.failure() or "failed"))
     return StatusResult(
-        run_id=report.run_id, status=str(report.status), days=report.interval.days,
+        run_id=report.run_id, status=str(report.status), days=days,
         dry_run=dry_run, websites=len(report.websites), failed=failed, problems=report.problems,
         failure=None if report.status is RunStatus.SUCCESS else describe_failures(report), drops=drops,
-        rejected=rejected_users(report), modified=modified, changes=changes)
+        invalid_rows=invalid_rows(report), rejected=rejected_users(report), modified=modified, changes=changes)

@@ -308,9 +308,9 @@ class UsersCollection:
             totals.failed += len(retryable)
             totals.add_error(_batch_error(len(retryable), len(batch), retryable[0].get("code"),
                                           retryable[0].get("errmsg")))
-        for error in details.get("writeConcernErrors") or []:
-            totals.add_error(f"bulk_write: the server applied {len(batch) - len(failed_at)} operations but could not "
-                             f"confirm them (write concern {error.get('code')}: "
+        for error in details.get("writeConcernErrors") or []:  # nMatched: the updates the server did apply
+            totals.add_error(f"bulk_write: the server applied {details.get('nMatched', 0)} of {len(batch)} operations "
+                             f"but could not confirm them (write concern {error.get('code')}: "
                              f"{str(error.get('errmsg') or '')[:200]}); the task fails so that they are checked again")
         written = [change for index, change in enumerate(batch) if index not in failed_at]
         return written if details.get("nMatched", 0) < len(written) else []

@@ -16,8 +16,10 @@ gets no write at all, so a re-run sends nothing. Every change:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from umami_sync.windows import to_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Set
@@ -125,9 +127,7 @@ def read_path(document: Mapping[str, Any], path: str) -> Any:
 
 def _utc(moment: Any) -> datetime | None:
     """A stored date as an aware UTC datetime (pymongo returns naive UTC); None for anything else."""
-    if not isinstance(moment, datetime):
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return to_utc(moment) if isinstance(moment, datetime) else None
 
 
 def _sort_key(entry: Mapping[str, Any]) -> tuple[int, float, str]:

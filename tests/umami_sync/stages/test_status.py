@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import documents
-from umami_sync.results import AnalyticsResult, RefusedUser, SessionSyncResult
+from umami_sync.results import AnalyticsResult, PlannedJob, RefusedUser, SessionSyncResult
 from umami_sync.settings import SyncSettings
-from umami_sync.stages.status import RunStatus, describe_failures, run_result, summarise
+from umami_sync.stages.status import (
+    RunStatus,
+    build_status_updates,
+    describe_failures,
+    run_result,
+    summarise,
+    unplanned,
+)
 from umami_sync.windows import DataInterval
 from umami_sync.wiring import write_status
 
@@ -37,10 +44,17 @@ def website(website_id: str, interval: DataInterval = DAY, *, sessions: int = 10
                            list_rows=sessions, rows_read=sessions, matched_sessions=4, modified=3, error=error)
 
 
+def planned(result: AnalyticsResult, part: int = 1, parts: int = 1, name: str | None = None) -> PlannedJob:
+    """The job the plan made for ``result``'s website and window."""
+    return PlannedJob(website_id=result.website_id, website_name=name or result.website_name,
+                      window_start=result.window_start, window_end=result.window_end, part=part, parts=parts)
+
+
 def report(*results: AnalyticsResult, session: SessionSyncResult | None = None, interval: DataInterval = DAY,
-           expected: list[str] | None = None, run_id: str = "scheduled__2026-11-27") -> Any:
-    return summarise(run_id, interval, session or sessions(), list(results),
-                     expected_websites=expected if expected is not None else [r.website_id for r in results])
+           expected: list[PlannedJob] | None = None, run_id: str = "scheduled__2026-11-27",
+           states: dict[int, str | None] | None = None) -> Any:
+    return summarise(run_id, interval, session or sessions(), list(results), states=states,
+                     planned=expected if expected is not None else [planned(r) for r in results])
 
 
 def status(db: Database) -> dict[str, Any]:
@@ -51,18 +65,113 @@ def test_overall_status() -> None:
     assert report(website(A), website(B)).status is RunStatus.SUCCESS
     assert report(website(A), website(B, error="boom")).status is RunStatus.PARTIAL
     assert report(website(A), session=sessions(failed=1)).status is RunStatus.PARTIAL
-    failed = summarise("r", DAY, None, [website(A, error="x")], expected_websites=[A])
+    failed = summarise("r", DAY, None, [website(A, error="x")], planned=[planned(website(A))])
     assert failed.status is RunStatus.FAILED
     assert "session sync left no result" in describe_failures(failed)
-    missing = report(website(A), expected=[A, B])
-    assert missing.status is RunStatus.PARTIAL and "the task left no result" in describe_failures(missing)
+    missing = report(website(A), expected=[planned(website(A)), planned(website(B))])
+    assert missing.status is RunStatus.PARTIAL and "left no result: its task is unknown" in describe_failures(missing)
+
+
+HALF = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def halves(website_id: str, **figures: Any) -> list[AnalyticsResult]:
+    return [website(website_id, part=(DAY.start, HALF), **figures), website(website_id, part=(HALF, DAY.end),
+                                                                             **figures)]
 
 
 def test_sub_windows_of_a_website_add_up() -> None:
-    half = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    outcome = report(website(A, part=(DAY.start, half), sessions=4), website(A, part=(half, DAY.end), sessions=6),
-                     expected=[A, A]).websites[A]
+    first, second = halves(A, sessions=5)
+    outcome = report(first, second, expected=[planned(first, 1, 2), planned(second, 2, 2)]).websites[A]
     assert (outcome.figures["sessions"], outcome.figures["rows_read"], outcome.succeeded) == (10, 10, True)
+
+
+@pytest.mark.parametrize("state", ["failed", "upstream_failed", "removed", "skipped", None])
+def test_a_sub_window_that_left_no_result_fails_its_website_naming_the_window_and_the_tasks_state(
+        state: str | None) -> None:
+    """A website in two tasks, one of them killed (or marked failed, removed...) before it stored its result: the
+    other part's result must not make the website look synced."""
+    first, second = halves(A)
+    jobs = [planned(first, 1, 2, "Shop"), planned(second, 2, 2, "Shop")]
+
+    lost = report(first, expected=jobs, states={0: "success", 1: state})
+
+    assert lost.status is RunStatus.PARTIAL and not lost.analytics_succeeded
+    outcome = lost.websites[A]
+    assert outcome.errors == [
+        f"the analytics task of website Shop ({A}), 2026-11-27 part 2/2, left no result: its task is {state or 'none'} "
+        "(killed, lost, or marked failed or removed by hand); that window was not synced"]
+    assert outcome.failed_days == ["2026-11-27 part 2/2"]
+    result = run_result(lost, dry_run=False, drops=[], modified={}, changes={})
+    assert [(part.what, part.days) for part in result.failed] == [("website Shop", "2026-11-27 part 2/2")]
+    assert f"left no result: its task is {state or 'none'}" in (result.failure or "")
+
+
+@pytest.mark.integration
+def test_a_lost_sub_window_moves_no_sync_time_counts_an_error_and_keeps_its_day_out_of_the_history(
+        connections: Database) -> None:
+    usual = {f"2026-11-{n}": {"sessions": 10, "matchedSessions": 4} for n in range(20, 27)}
+    connections["systemconfigs"].insert_one({"_id": "global", "umamiSync": {
+        "lastAnalyticsSync": datetime(2026, 11, 27), "websiteSyncStatus": {A: {"days": usual, "errorCount": 0}}}})
+    first, second = halves(A)
+
+    write_status(SyncSettings(), report(first, expected=[planned(first, 1, 2), planned(second, 2, 2)],
+                                        states={1: "failed"}), now=NOW)
+
+    sync = status(connections)
+    assert sync["lastSessionSync"] == datetime(2026, 11, 28)
+    assert sync["lastAnalyticsSync"] == datetime(2026, 11, 27) and "lastSuccessfulSync" not in sync  # not moved
+    site = sync["websiteSyncStatus"][A]
+    assert (site["errorCount"], site["lastErrorDay"]) == (1, "2026-11-27")
+    assert "2026-11-27 part 2/2, left no result: its task is failed" in site["lastError"]
+    assert sorted(site["days"]) == sorted(usual)  # the half day is no usual for later drops
+    assert sync["lastRun"]["status"] == "partial" and sync["lastRun"]["analytics"][A]["status"] == "failed"
+
+
+def test_a_run_never_planned_is_a_failed_run_with_its_reason() -> None:
+    never = unplanned("manual__1", DAY, "invalid umami_sync setting: page_size: Input should be greater than 0")
+
+    assert never.status is RunStatus.FAILED and never.day == "2026-11-27"
+    result = run_result(never, dry_run=False, drops=[], modified={}, changes={})
+    assert (result.status, result.days, result.failed) == ("failed", "2026-11-27", [])
+    assert result.problems == ["the run could not be planned: invalid umami_sync setting: page_size: Input should "
+                               "be greater than 0"]
+    assert run_result(unplanned("manual__2", None, "x"), dry_run=False, drops=[], modified={}, changes={}).days == ""
+
+
+@pytest.mark.integration
+def test_a_run_never_planned_is_recorded_with_its_interval_or_without_one(connections: Database) -> None:
+    write_status(SyncSettings(), report(website(A)), now=NOW)
+
+    write_status(SyncSettings(), unplanned("manual__bad", DAY, "bad Variable"), now=NOW)
+
+    sync = status(connections)
+    assert {key: sync["lastRun"][key] for key in ("runId", "status", "problems", "dataIntervalStart", "analytics")} == {
+        "runId": "manual__bad", "status": "failed", "problems": ["the run could not be planned: bad Variable"],
+        "dataIntervalStart": datetime(2026, 11, 27), "analytics": {}}
+    assert sync["lastSuccessfulSync"] == datetime(2026, 11, 28) and sync["websiteSyncStatus"][A]["errorCount"] == 0
+    write_status(SyncSettings(), unplanned("manual__no_interval", None, "bad conf"), now=NOW)
+    assert (status(connections)["lastRun"]["runId"], status(connections)["lastRun"]["dataIntervalEnd"]) == (
+        "manual__no_interval", None)
+    write_status(SyncSettings(), unplanned("older", EARLIER, "bad"), now=NOW)  # a run of any day follows it
+    assert status(connections)["lastRun"]["runId"] == "older"
+    write_status(SyncSettings(), unplanned("oldest", day(1), "bad"), now=NOW)  # but an older day replaces no newer
+    assert status(connections)["lastRun"]["runId"] == "older"
+
+
+def test_invalid_rows_of_a_green_run_are_news_with_the_field_that_failed_most() -> None:
+    first, second = halves(A)
+    first = first.model_copy(update={"invalid_rows": 3, "invalid_field": "visits", "website_name": "Shop"})
+    second = second.model_copy(update={"invalid_rows": 1, "invalid_field": "lastAt"})
+
+    green = report(first, second, expected=[planned(first, 1, 2), planned(second, 2, 2)])
+
+    assert green.status is RunStatus.SUCCESS
+    result = run_result(green, dry_run=False, drops=[], modified={}, changes={})
+    assert [(found.website_name, found.rows, found.field) for found in result.invalid_rows] == [("Shop", 4, "visits")]
+    last_run = next(update["$set"]["umamiSync.lastRun"] for _, update in build_status_updates(green, now=NOW)
+                    if "umamiSync.lastRun" in update.get("$set", {}))
+    assert last_run["invalidRows"] == [{"website_id": A, "website_name": "Shop", "rows": 4, "field": "visits"}]
 
 
 @pytest.mark.integration

@@ -244,8 +244,8 @@ def test_answers_that_are_not_umamis_are_clear_errors(scripted_server: Callable[
 def test_team_websites_only_when_asked(
     self_hosted: FakeUmami, make_sessions: SessionMaker, make_hook: Callable[..., UmamiHook]
 ) -> None:
-    team_site = make_sessions.rows.website(str(uuid.uuid4()), "Team Site", user_id=str(uuid.uuid4()),
-                                           team_id=str(uuid.uuid4()))
+    team_site = make_sessions.rows.website(str(uuid.uuid4()), "Team Site", user_id=None,
+                                           team_id=make_sessions.rows.team("team-owner"))  # one the user owns
     hook = make_hook()
 
     own = {website.id for website in all_websites(hook)}

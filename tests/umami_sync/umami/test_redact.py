@@ -59,6 +59,21 @@ def test_bearer_and_token_like_strings_are_scrubbed_and_the_text_capped() -> Non
     assert len(redact("word " * 100)) == MAX_CHARS
 
 
+def test_ids_stay_in_umami_errors_as_in_the_alerts_one_scrubbing_rule() -> None:
+    """Website and session ids name what an error is about: the client keeps them as the alerts do, and both scrub
+    what looks like a credential by the same rule."""
+    from umami_sync.alerts import scrub as alert_scrub
+    from umami_sync.umami.redact import scrub
+
+    session = str(uuid.uuid4())
+    text = (f"website {OTHER_WEBSITE}: session {session} not found (Bearer abc.def, password=hunter2, "
+            f"https://sync:s3cr3t@umami.internal/api, {'x' * 40}, AirflowSecretsBackendAccessDenied)")
+
+    assert Redactor()(text) == (f"website {OTHER_WEBSITE}: session {session} not found (Bearer ***, password=***, "
+                                "https://***@umami.internal/api, ***, AirflowSecretsBackendAccessDenied)")
+    assert Redactor()(text) == scrub(text) == alert_scrub(text)
+
+
 def test_a_secret_added_later_is_scrubbed_from_then_on() -> None:
     redact = Redactor()
     assert redact("token tok3n") == "token tok3n"

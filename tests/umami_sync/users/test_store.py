@@ -300,6 +300,28 @@ def test_refusals_a_retry_cannot_change_are_recorded_with_the_user_and_the_rest_
     assert (collection.find_one({"_id": fine}) or {}).get("session_id") == "s-fin"
 
 
+def test_a_write_concern_error_names_the_operations_the_server_applied(users_db: Database,
+                                                                       mongo_collation: str) -> None:
+    """The server's own write-concern error: the MongoDB wire server (one node) applies the updates, then answers a
+    write concern of ``w: 3`` with ``UnsatisfiableWriteConcern``, as a replica set with too few members answers. One
+    guard missed (another writer changed that user first), so the server applied 2 of the 3 operations."""
+    from pymongo import WriteConcern
+
+    collection = users_db["users"]
+    ids = [add_user(collection, f"w{n}@example.com") for n in range(3)]
+    users = UsersCollection(collection.with_options(write_concern=WriteConcern(w=3, wtimeout=100)),
+                            match_field="email", collation=mongo_collation == "on")
+    changes = [_planned(users, f"w{n}@example.com") for n in range(3)]
+    collection.update_one({"_id": ids[2]}, {"$set": {"session_id": "someone-elses"}})
+
+    totals = _write(users, changes)
+
+    assert [error.split(" (write concern ")[0] for error in totals.errors] == [
+        "bulk_write: the server applied 2 of 3 operations but could not confirm them",
+        "bulk_write: the server applied 1 of 1 operations but could not confirm them"]  # the missed one, merged again
+    assert [(collection.find_one({"_id": i}) or {}).get("session_id") for i in ids] == ["s1", "s1", "s1"]
+
+
 def test_a_write_concern_error_fails_the_batch_with_the_servers_words_and_drops_nothing(
         users_db: Database, mongo_collation: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server cannot produce one here: the batch is written for real, then answered the way a replica set
@@ -329,7 +351,8 @@ def test_a_write_concern_error_fails_the_batch_with_the_servers_words_and_drops_
     totals = _write(users, changes)
 
     assert answered == [2]
-    assert totals.errors == ["bulk_write: the server applied 3 operations but could not confirm them (write concern "
-                             "64: waiting for replication timed out); the task fails so that they are checked again"]
+    assert totals.errors == ["bulk_write: the server applied 2 of 3 operations but could not confirm them (write "
+                             "concern 64: waiting for replication timed out); the task fails so that they are checked "
+                             "again"]  # the guard of the third missed: the server matched 2
     assert (totals.modified, totals.conflicts, totals.failed) == (3, 1, 0)  # the missed one was merged again
     assert [(collection.find_one({"_id": i}) or {}).get("session_id") for i in ids] == ["s1", "s1", "s1"]

@@ -98,12 +98,17 @@ class InvalidFields:
         for name in row.fields:
             self.reasons.setdefault(name, row.error)
 
+    @property
+    def most_failed(self) -> str | None:
+        """The field the most invalid rows failed on; None when no row was invalid."""
+        return max(self.rows.items(), key=lambda item: (item[1], item[0]))[0] if self.rows else None
+
     def failure(self, rows: int, invalid: int, *, max_share: float, what: str) -> str | None:
         """Why a window whose ``rows`` are ``invalid`` beyond ``max_share`` fails, naming the field that failed
         most; None when they are not."""
-        if not rows or invalid <= max_share * rows:
+        if not rows or invalid <= max_share * rows or self.most_failed is None:
             return None
-        name, failed = max(self.rows.items(), key=lambda item: (item[1], item[0]))
+        name, failed = self.most_failed, self.rows[self.most_failed]
         return (f"{invalid} of {rows} rows of Umami's session list for {what} are invalid, more than "
                 f"max_invalid_share {max_share:g} allows; {failed} failed on field {name!r} (first: "
                 f"{self.reasons[name]}): an Umami whose list this sync cannot read? Those rows were not written")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
+from umami_sync.results import PlannedJob
 from umami_sync.settings import SETTINGS_VARIABLE
 from umami_sync.stages.analytics.sizing import auto_windows, check_map_length
 from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
@@ -20,33 +18,11 @@ if TYPE_CHECKING:
     from umami_sync.umami.api import UmamiHook
 
 
-class AnalyticsJob(BaseModel):
-    """One mapped task of stage 2: a website and one sub-window of the run's interval."""
+class AnalyticsJob(PlannedJob):
+    """One mapped task of stage 2: a website and one sub-window of the run's interval, and the run's websites."""
 
-    model_config = ConfigDict(frozen=True)
-
-    website_id: str
-    website_name: str | None = None
-    window_start: datetime
-    window_end: datetime
-    part: int = 1
-    parts: int = 1
     run_websites: tuple[str, ...] = ()
     """Every website of the run: a user active on several is written by the task of the latest session."""
-
-    @property
-    def label(self) -> str:
-        """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
-        name = self.website_name or self.website_id
-        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
-        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
-        part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
-        return f"{name} · {days}{part}"
-
-    @property
-    def named(self) -> str:
-        """The website as error messages name it: its name and id, or its id."""
-        return f"{self.website_name} ({self.website_id})" if self.website_name else self.website_id
 
     @property
     def interval(self) -> DataInterval:

@@ -2,7 +2,8 @@
 (:mod:`.figures`), find the sessions' users (:mod:`umami_sync.owners`), decide the changes (:mod:`.contest`,
 page by page in :mod:`.changes`) and write them; then build the task's result once from what each part counted.
 
-A window whose list could not be read completely fails the task, after writing what was read.
+A window whose list could not be read completely fails the task, after writing what was read. A window whose
+sessions Umami's database does not hold fails before anything is written (:func:`held_by_database`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from umami_sync.umami.paging import ReadAhead, SessionListing
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from datetime import datetime
 
     from umami_sync.owners import IdentitySource
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.paging import ListingReport
+    from umami_sync.umami.paging import ListedPage, ListingReport
     from umami_sync.users.store import UsersCollection
     from umami_sync.windows import DataInterval
 
@@ -50,6 +51,24 @@ def collector_spared() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+class KeptElsewhereError(Exception):
+    """Umami's database holds none of the sessions the API lists for the window: nothing may be written."""
+
+
+def held_by_database(pages: Iterable[ListedPage], listing: SessionListing, database: UmamiDatabase,
+                     job: AnalyticsJob, what: str) -> Iterator[ListedPage]:
+    """``pages``, once Umami's database is known to hold the window's sessions: asked when the first page with rows
+    comes, before any of its changes is decided, so before the task's first write. The contest and the first and
+    last events of a session come from that database: without its sessions no write could be checked."""
+    checked = False
+    for page in pages:
+        if page.rows and not checked:
+            if not database.has_sessions(job.website_id, job.interval):
+                raise KeptElsewhereError(kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what))
+            checked = True
+        yield page
 
 
 @collector_spared()
@@ -84,19 +103,19 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
             identities.identity_rows(settings.session_window(interval), settings.identity_data_key),
             IdentityRule.from_pattern(settings.identity_pattern), users, job.website_id,
             keep=settings.known_session_ids) if settings.dry_run else None
-        with closing(analytics_changes(ReadAhead(listing), events, lambda ids: session_owners(users, ids, planned),
+        pages: Iterable[ListedPage] = ReadAhead(listing)
+        if database is not None:
+            pages = held_by_database(pages, listing, database, job, what)
+        else:
+            log.info("%s: no database is read (Umami's API only): the check that it holds the listed sessions is "
+                     "skipped", what)
+        with closing(analytics_changes(pages, events, lambda ids: session_owners(users, ids, planned),
                                        contest, progress, now=now)) as changes:  # closed: no page is left fetching
             users.write(changes, batch_size=settings.batch_size, totals=totals, dry_run=settings.dry_run)
         error = _incomplete(listing.report, progress.unread_sessions, api.stats.list_pages, what,
                             dry_run=settings.dry_run) or progress.invalid.failure(
             listing.report.rows, listing.report.invalid, max_share=settings.max_invalid_share, what=what)
-        if error is None and listing.report.count:
-            if database is None:
-                log.info("%s: no database is read (Umami's API only): the check that it holds the listed sessions "
-                         "is skipped", what)
-            elif not database.has_sessions(job.website_id, job.interval):
-                error, retryable = kept_elsewhere(listing.report.count, database.hook.postgres_conn_id, what), False
-    except (UmamiCredentialsError, UmamiConfigError, CappedListError) as exc:  # retrying cannot help
+    except (UmamiCredentialsError, UmamiConfigError, CappedListError, KeptElsewhereError) as exc:  # no retry helps
         error, retryable = str(exc), False
     except Exception as exc:  # recorded, and the task fails with it: nothing is lost by catching broadly
         log.exception("analytics sync %s failed", job.label)
@@ -110,7 +129,8 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
         restarts=report.restarts, repair_pages=report.repair_pages, list_pages=stats.list_pages,
         session_reads=stats.activity_calls, requests=stats.requests, retries=stats.retries, logins=stats.logins,
         events_left_out=events.left_out, waited_seconds=stats.waited_seconds,
-        rate_limited_seconds=stats.rate_limited_seconds, error=error, retryable=retryable, **progress.figures(),
+        rate_limited_seconds=stats.rate_limited_seconds, invalid_field=progress.invalid.most_failed, error=error,
+        retryable=retryable, **progress.figures(),
         **totals.result_fields())
     log.info("analytics sync %s: %s%s", job.label, result.summary(), f" error={result.error}" if result.error else "")
     return result
