@@ -300,7 +300,10 @@ def test_a_contest_without_a_span_says_so_in_the_result(mongo_collation: str, co
     session = visitor(listed, connections, "far@example.com")
     connections["users"].update_one({"email": "far@example.com"}, {"$set": {"session_id": session}})
     listed.close()
-    UmamiRows(umami_db).website()
+    held = UmamiRows(umami_db)  # the database the sync reads holds the window's sessions, but not that one (yet)
+    held.website()
+    visitor(held, connections, "near@example.com")
+    held.close()
 
     with FakeUmami(elsewhere) as api:
         monkeypatch.setenv("AIRFLOW_CONN_UMAMI_API", umami_api_connection(api))
