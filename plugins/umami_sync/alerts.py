@@ -115,6 +115,9 @@ def failure_alert(dag_id: str, run_id: str, status: StatusResult | None, *, link
     run = "dry run (a rehearsal that wrote nothing)" if status.dry_run else "run"
     span = f"of {status.days}" if status.days else run_id  # a run never planned may have no interval
     lines = [f"{status.status.capitalize()} {run} {span}: {what} failed."]
+    if status.mode == "api":
+        lines.append("Umami was read through its API only, no database (identities_from; the README's Umami Cloud "
+                     "says what that mode cannot see).")
     lines += [f"- {part.what} ({part.days}): {scrub(part.error)}" for part in status.failed]
     lines += [f"- {scrub(problem)}" for problem in status.problems]
     first = status.failed[0].error if status.failed else (status.problems or [status.failure or ""])[0]

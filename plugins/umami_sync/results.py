@@ -348,6 +348,8 @@ class StatusResult(BaseModel):
     status: Literal["success", "partial", "failed"]
     days: str = Field(description="The days the run synced: '2026-11-27' or '2026-11-25..2026-11-27'.")
     dry_run: bool = False
+    mode: UmamiReads | None = Field(None, description="How the run read Umami: 'database' or 'api' (Umami's API "
+                                                      "only); None when no stage ran.")
     websites: int = 0
     failed: list[FailedPart] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)

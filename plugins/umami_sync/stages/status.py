@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from pymongo.collection import Collection
 
-    from umami_sync.results import AnalyticsResult, PlannedJob, SessionSyncResult
+    from umami_sync.results import AnalyticsResult, PlannedJob, SessionSyncResult, UmamiReads
 
 STATUS_ID = "global"
 HISTORY_DAYS = 7
@@ -97,6 +97,8 @@ class RunReport:
     problems: list[str] = field(default_factory=list)
     refused: dict[str, Any] = field(default_factory=dict)
     """The users the server refused in any stage (``byReason`` counts, a sample of ``users``)."""
+    mode: UmamiReads | None = None
+    """How the run read Umami (``database``, or ``api`` when it read Umami's API only); None when no stage ran."""
 
     @property
     def sessions_succeeded(self) -> bool:
@@ -160,8 +162,10 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     run_problems = list(problems or [])
     if sessions is None:
         run_problems.append("session sync left no result")
-    refusing = [result for result in [sessions, *analytics] if result is not None and result.refused]
-    return RunReport(run_id, interval, sessions, websites, run_problems, _refusals(refusing) if refusing else {})
+    ran = [result for result in [sessions, *analytics] if result is not None]
+    refusing = [result for result in ran if result.refused]
+    return RunReport(run_id, interval, sessions, websites, run_problems, _refusals(refusing) if refusing else {},
+                     mode=ran[0].mode if ran else None)
 
 
 def window_of(job: PlannedJob) -> str:
@@ -222,6 +226,7 @@ def build_status_updates(report: RunReport, *, now: datetime, history: History |
         "dataIntervalStart": start,
         "dataIntervalEnd": end,
         "status": str(report.status),
+        "mode": report.mode,
         "sessionSync": _session_figures(report.sessions),
         "analytics": {wid: {**o.figures, "status": "success" if o.succeeded else "failed",
                             **({"refusedUsers": o.refused} if o.refused else {})}
@@ -374,6 +379,6 @@ def run_result(report: RunReport, *, dry_run: bool, drops: list[Drop], modified:
         failed.insert(0, FailedPart(what="session sync", days=days, error=sessions.failure() or "failed"))
     return StatusResult(
         run_id=report.run_id, status=str(report.status), days=days,
-        dry_run=dry_run, websites=len(report.websites), failed=failed, problems=report.problems,
+        dry_run=dry_run, mode=report.mode, websites=len(report.websites), failed=failed, problems=report.problems,
         failure=None if report.status is RunStatus.SUCCESS else describe_failures(report), drops=drops,
         invalid_rows=invalid_rows(report), rejected=rejected_users(report), modified=modified, changes=changes)

@@ -200,6 +200,25 @@ def test_status_document_records_the_run_and_keeps_other_fields(connections: Dat
                                                                        datetime(2026, 11, 27))
     assert run["sessionSync"]["matched_identities"] == 3 and "modified" not in run["sessionSync"]
     assert run["analytics"][B]["status"] == "failed" and run["errors"] == {B: "UmamiApiError: 500"}
+    assert run["mode"] == "database"
+
+
+def test_a_run_that_read_umamis_api_only_says_so_in_the_status_and_the_alert() -> None:
+    """Issue 27: nothing is silently weaker; a run without Umami's database names its mode (lastRun.mode, the
+    result handed to the alerts, and the alert's text)."""
+    from umami_sync.alerts import failure_alert
+
+    api = [result.model_copy(update={"mode": "api"}) for result in (website(A), website(B, error="HTTP 500"))]
+    found = report(*api, session=sessions().model_copy(update={"mode": "api"}))
+
+    _, (_, last_run), *_ = build_status_updates(found, now=NOW)
+    result = run_result(found, dry_run=False, drops=[], modified={}, changes={})
+    alert = failure_alert("umami_mongo_sync", "scheduled__2026-11-27", result, link="http://airflow/run")
+
+    assert last_run["$set"]["umamiSync.lastRun"]["mode"] == "api" and result.mode == "api"
+    assert "Umami was read through its API only, no database" in alert.text
+    assert report(website(A)).mode == "database"
+    assert summarise("manual__x", DAY, None, [], planned=[]).mode is None  # nothing ran, nothing to say
 
 
 @pytest.mark.integration
