@@ -1,5 +1,5 @@
 """The listing at the sizes real sites have, without the slow servers: generated list pages through the product's
-row validation, :class:`~umami_sync.umami.paging.SessionListing` and the figure rules (``plan_page``,
+row validation, :class:`~umami_sync.umami.listing.SessionListing` and the figure rules (``plan_page``,
 ``page_analytics``), with no HTTP and no MongoDB.
 
 Each page is made by the fetch as Umami's JSON decodes (one dict per row, newest first, millisecond times); one
@@ -22,7 +22,12 @@ from umami_sync.stages.analytics import runner
 from umami_sync.stages.analytics.figures import page_analytics, plan_page
 from umami_sync.umami.api import SessionPage
 from umami_sync.umami.models import validate_session_rows
-from umami_sync.umami.paging import ActivityFigures, SessionListing
+
+try:
+    from umami_sync.umami.activity import ActivityFigures
+    from umami_sync.umami.listing import SessionListing
+except ModuleNotFoundError:  # a --before checkout older than the split of umami/paging.py: both were there
+    from umami_sync.umami.paging import ActivityFigures, SessionListing  # type: ignore[import-not-found, no-redef]
 
 WEBSITE = "6e0e58d6-3c4a-4c55-9a4c-4d5c2d6f1a11"
 END = datetime(2026, 11, 27, tzinfo=UTC)

@@ -16,6 +16,7 @@ variables that the harness sets.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import resource
@@ -118,10 +119,14 @@ def stage_probes() -> Probes:
     thread, overlapping the rest)."""
     from pymongo.collection import Collection
 
-    from umami_sync.umami import paging
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
     from umami_sync.users.store import UsersCollection
+
+    try:
+        read_ahead = importlib.import_module("umami_sync.umami.read_ahead")
+    except ModuleNotFoundError:  # a --before checkout older than the split of umami/paging.py: ReadAhead was there
+        read_ahead = importlib.import_module("umami_sync.umami.paging")
 
     probes = Probes()
     probes.wrap(UsersCollection, "users_by_identity", "lookup_by_identity")
@@ -131,7 +136,7 @@ def stage_probes() -> Probes:
     probes.wrap(Collection, "bulk_write", "bulk_write")
     probes.wrap(UmamiHook, "session_page", "list_pages")
     probes.wrap(UmamiHook, "session_activity", "session_reads")
-    probes.wrap(getattr(paging, "ReadAhead", object), "_wait", "list_wait")
+    probes.wrap(getattr(read_ahead, "ReadAhead", object), "_wait", "list_wait")
     probes.wrap(Collection, "find", "find")
     return probes
 

@@ -13,8 +13,9 @@ goes in the ``x-umami-api-key`` header and paths lose their ``/api`` prefix. A k
 keys on (``/api/websites/...``; never ``/api/auth``, ``/api/users``, ``/api/admin``, ``/api/me/...``, ``/api/2fa``
 or ``/api/oauth``).
 
-The hook is a thin adapter: one method per endpoint, one request each (:mod:`umami_sync.umami.paging` pages
-through them). Every request goes through a :class:`~umami_sync.umami.transport.Transport` (bounded, retried,
+The hook is a thin adapter: one method per endpoint, one request each (:mod:`umami_sync.umami.websites`,
+:mod:`umami_sync.umami.listing` and :mod:`umami_sync.umami.activity` page through them). Every request goes
+through a :class:`~umami_sync.umami.transport.Transport` (bounded, retried,
 rate-limited). Refused credentials, and an account with two-factor authentication, fail at once. A listing's
 reader thread and the main thread may call one hook together: they log in once (again once after a 401 both
 saw), and the counters stay exact. Secrets never appear in log lines, exception messages or return values: an

@@ -20,7 +20,7 @@ import psycopg
 from pydantic import BaseModel, ConfigDict
 
 from umami_sync.connections import answer_within
-from umami_sync.umami.paging import ActivityFigures
+from umami_sync.umami.activity import ActivityFigures
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

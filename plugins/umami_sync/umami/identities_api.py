@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Literal
 from umami_sync.identities import fold
 from umami_sync.umami.db import IdentityRow
 from umami_sync.umami.errors import UmamiPagingError
-from umami_sync.umami.paging import SessionListing, all_websites
+from umami_sync.umami.listing import SessionListing
+from umami_sync.umami.websites import all_websites
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.identity_models import SessionDataKey, SessionProperty
-    from umami_sync.umami.paging import ListedPage
+    from umami_sync.umami.listing import ListedPage
     from umami_sync.windows import DataInterval
 
 log = logging.getLogger(__name__)

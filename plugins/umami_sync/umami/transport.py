@@ -10,9 +10,9 @@
 * Rate-limited: at most ``rate_limit_calls`` requests in any window of ``rate_limit_period`` seconds, each counted
   from when its exchange ended (the latest moment the server can have counted it), so that the server never sees
   more, whatever the network's delays.
-* Safe for threads: a listing's reader thread (``paging.ReadAhead``) and the main thread send through one transport.
-  Each thread has its own requests session (a ``requests.Session`` is not made for sharing), the rate limit holds
-  for both together, and the counters are exact.
+* Safe for threads: a listing's reader thread (``read_ahead.ReadAhead``) and the main thread send through one transport.
+  Each thread has its own requests session (a ``requests.Session`` is not made for sharing), the rate limit holds for
+  both together, and the counters are exact.
 * Scrubbed: an error from the exchange (requests refusing a header quotes its value) never leaves as it is: a
   :class:`UmamiRequestError` (or the cause of a :class:`UmamiRetryError`) keeps its text, passed through
   ``redact``, and nothing else of it.

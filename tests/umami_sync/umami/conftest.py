@@ -24,7 +24,7 @@ from local_stack.postgres import run_sql_file
 from local_stack.umami_api import FakeUmami
 from tests.factories import OTHER_WEBSITE, UmamiRows
 from umami_sync.umami.api import UmamiHook
-from umami_sync.umami.paging import SessionListing
+from umami_sync.umami.listing import SessionListing
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from tests.umami_sync.umami.conftest import (
 )
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiCredentialsError
-from umami_sync.umami.paging import all_websites
+from umami_sync.umami.websites import all_websites
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:

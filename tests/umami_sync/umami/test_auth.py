@@ -21,7 +21,7 @@ from tests.umami_sync.umami.conftest import (
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.auth import API_KEY_HEADER, AuthMode
 from umami_sync.umami.errors import UmamiConfigError
-from umami_sync.umami.paging import all_websites
+from umami_sync.umami.websites import all_websites
 
 if TYPE_CHECKING:
     from collections.abc import Callable

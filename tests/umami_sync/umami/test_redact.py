@@ -27,8 +27,8 @@ from tests.umami_sync.umami.conftest import (
     umami_connection,
 )
 from umami_sync.umami.errors import UmamiApiError, UmamiAuthError, UmamiRequestError, UmamiRetryError
-from umami_sync.umami.paging import all_websites
 from umami_sync.umami.redact import MAX_CHARS, Redactor, echoed_forms
+from umami_sync.umami.websites import all_websites
 
 if TYPE_CHECKING:
     from collections.abc import Callable

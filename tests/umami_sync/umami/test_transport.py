@@ -35,9 +35,9 @@ from tests.umami_sync.umami.conftest import (
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.errors import UmamiRequestError, UmamiRetryError
 from umami_sync.umami.models import UmamiSession
-from umami_sync.umami.paging import all_websites
 from umami_sync.umami.redact import Redactor
 from umami_sync.umami.transport import Transport, _Transient, _WaitRetryAfter, parse_retry_after
+from umami_sync.umami.websites import all_websites
 
 if TYPE_CHECKING:
     from collections.abc import Callable

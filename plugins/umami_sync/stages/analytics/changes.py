@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from umami_sync.owners import Owners
     from umami_sync.stages.analytics.contest import Contest, PageChanges
     from umami_sync.stages.analytics.reads import SessionFigures
-    from umami_sync.umami.paging import ListedPage
+    from umami_sync.umami.listing import ListedPage
     from umami_sync.users.updates import Change, Rank
 
 log = logging.getLogger(__name__)

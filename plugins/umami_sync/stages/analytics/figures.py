@@ -17,8 +17,9 @@ from umami_sync.users.updates import Analytics
 if TYPE_CHECKING:
     from collections.abc import Mapping, Set
 
+    from umami_sync.umami.activity import ActivityFigures
+    from umami_sync.umami.listing import ListedPage
     from umami_sync.umami.models import InvalidRow, UmamiSession
-    from umami_sync.umami.paging import ActivityFigures, ListedPage
 
 
 def analytics_of(row: UmamiSession, figures: UmamiSession | ActivityFigures) -> Analytics:

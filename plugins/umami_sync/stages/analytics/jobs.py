@@ -8,7 +8,7 @@ from umami_sync.results import PlannedJob
 from umami_sync.settings import SETTINGS_VARIABLE
 from umami_sync.stages.analytics.sizing import auto_windows, check_map_length
 from umami_sync.umami.errors import UmamiAuthError, UmamiCredentialsError, UmamiError
-from umami_sync.umami.paging import all_websites
+from umami_sync.umami.websites import all_websites
 from umami_sync.windows import ApiWindow, DataInterval
 
 if TYPE_CHECKING:

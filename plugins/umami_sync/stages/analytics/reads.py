@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from umami_sync.umami.activity import read_activity
 from umami_sync.umami.errors import UmamiActivityError
-from umami_sync.umami.paging import read_activity
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from umami_sync.stages.analytics.jobs import AnalyticsJob
+    from umami_sync.umami.activity import ActivityFigures, ActivityRead
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
     from umami_sync.umami.models import UmamiSession
-    from umami_sync.umami.paging import ActivityFigures, ActivityRead
     from umami_sync.users.updates import Analytics, StoredAnalytics
     from umami_sync.windows import DataInterval
 

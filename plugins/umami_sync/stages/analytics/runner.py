@@ -21,8 +21,9 @@ from umami_sync.stages.analytics.contest import Contest
 from umami_sync.stages.analytics.figures import kept_elsewhere
 from umami_sync.stages.analytics.reads import DatabaseSessions, DatabaseSpans, EventSpans, SessionEvents
 from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError
+from umami_sync.umami.listing import SessionListing
 from umami_sync.umami.models import CappedListError
-from umami_sync.umami.paging import ReadAhead, SessionListing
+from umami_sync.umami.read_ahead import ReadAhead
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.paging import ListedPage, ListingReport
+    from umami_sync.umami.listing import ListedPage, ListingReport
     from umami_sync.users.store import UsersCollection
     from umami_sync.windows import DataInterval
 

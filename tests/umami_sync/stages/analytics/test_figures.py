@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from tests.factories import WEBSITE, at
 from umami_sync.stages.analytics.figures import InvalidFields, page_analytics, plan_page
+from umami_sync.umami.activity import ActivityFigures
+from umami_sync.umami.listing import ListedPage, ListedRow
 from umami_sync.umami.models import InvalidRow, UmamiSession
-from umami_sync.umami.paging import ActivityFigures, ListedPage, ListedRow
 
 ONE, TWO, THREE = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
 

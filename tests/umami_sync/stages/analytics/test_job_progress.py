@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from tests.factories import WEBSITE, at
 from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
 from umami_sync.stages.analytics.contest import Contest
+from umami_sync.umami.activity import ActivityFigures
 from umami_sync.umami.api import SessionPage
+from umami_sync.umami.listing import SessionListing
 from umami_sync.umami.models import UmamiSession
-from umami_sync.umami.paging import ActivityFigures, SessionListing
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pymongo.database import Database
 
     from local_stack.umami_api import FakeUmami
-    from umami_sync.umami.paging import ActivityFigures
+    from umami_sync.umami.activity import ActivityFigures
 
 pytestmark = pytest.mark.integration
 

@@ -1,74 +1,46 @@
-"""Every paging rule of the Umami client: the websites, a session list despite its ties, a session's activity.
+"""A website's whole session list, read despite its ties: the hook (:mod:`umami_sync.umami.api`) makes one request
+per call; :class:`SessionListing` decides which pages to ask for.
 
-The hook (:mod:`umami_sync.umami.api`) makes one request per call; this module decides which pages to ask for.
+That list (``GET /api/websites/{id}/sessions``) is offset-paged and ordered by the last event time only, with no
+tie-breaker. Rows whose last event times tie can therefore change places between two requests: under offset paging
+some are served twice and as many never (seen on a real 3.1.0 server; the same requests give the same pages again,
+so reading a page twice does not help). The listing reads the pages once and keeps, for every run of tied rows that
+crosses a page boundary, where it lies and how many distinct rows of it came. Only such a run can lose rows. When
+the list came up short, one more request fetches a single page that holds all those runs whole (a run inside one
+page cannot lose rows: one answer is one consistent sort), and the rows still missing are read from it. If the
+rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are missing, and the caller
+fails. A ``count`` that changes while paging starts the list again.
+A row whose times fall outside the window asked for is not that window's row: it is counted invalid, never handed
+on. A page that says ``isCapped`` fails the listing, naming the cap (it cannot be proven complete).
 
-* :func:`all_websites` reads the website list page by page until ``count`` rows came.
-* :class:`SessionListing` reads a website's whole session list. That list (``GET /api/websites/{id}/sessions``)
-  is offset-paged and ordered by the last event time only, with no tie-breaker. Rows whose last event times tie
-  can therefore change places between two requests: under offset paging some are served twice and as many
-  never (seen on a real 3.1.0 server; the same requests give the same pages again, so reading a page twice
-  does not help). The listing reads the pages once and keeps, for every run of tied rows that crosses a page
-  boundary, where it lies and how many distinct rows of it came. Only such a run can lose rows. When the list
-  came up short, one more request fetches a single page that holds all those runs whole (a run inside one page
-  cannot lose rows: one answer is one consistent sort), and the rows still missing are read from it. If the
-  rows read still fall short of ``count``, :attr:`SessionListing.report` says how many are missing, and the
-  caller fails. A ``count`` that changes while paging starts the list again.
-  A row whose times fall outside the window asked for is not that window's row: it is counted invalid, never
-  handed on. A page that says ``isCapped`` fails the listing, naming the cap (it cannot be proven complete).
-* :func:`read_activity` reads a session's events (500 per call at most) and gives its exact figures across
-  hostnames (the session list has one row per session AND hostname, each with that hostname's figures), leaving
-  out, and counting, what the answer holds outside the window or of another session.
-
-Performance beacons are never activity: a list row of beacons only (Umami 3.1) is read but not handed on, and
-beacon events do not count in a session's figures, on every version.
+Performance beacons are never activity: a list row of beacons only (Umami 3.1) is read but not handed on.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from array import array
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
-from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
-from umami_sync.umami.models import BEACON, CappedListError, InvalidRow, UmamiSession
-from umami_sync.windows import ApiWindow, from_epoch_ms, to_epoch_ms
+from umami_sync.umami.errors import UmamiPagingError
+from umami_sync.umami.fingerprints import Fingerprints
+from umami_sync.umami.models import CappedListError, InvalidRow, UmamiSession
+from umami_sync.windows import ApiWindow, from_epoch_ms
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-    from concurrent.futures import Future
+    from collections.abc import Callable, Iterator
 
-    from umami_sync.umami.api import SessionPage, UmamiHook
-    from umami_sync.umami.models import ActivityEvent, UmamiWebsite
+    from umami_sync.umami.api import SessionPage
 
 log = logging.getLogger(__name__)
-_Item = TypeVar("_Item")
 
-WEBSITES_PAGE_SIZE = 100
-"""Websites asked for per page of the website list."""
-ACTIVITY_LIMIT = 500
-"""Events Umami returns per activity call, at most."""
 MAX_PAGE_SIZE = 100_000
 """The largest page a repair asks for (Umami has no maximum; this bounds one answer's size)."""
 REPAIR_PAGE_ROWS = 20_000
 """Tie runs are repaired together while their page holds at most this many rows (or ``page_size``): a list
 of up to this many rows needs one repair request at most (the request budget), and one answer stays bounded."""
-
-
-def all_websites(hook: UmamiHook, *, include_teams: bool = False) -> list[UmamiWebsite]:
-    """Websites the connection's user can see (and its teams' when asked), deleted ones left out."""
-    websites: dict[str, UmamiWebsite] = {}
-    received = 0
-    for number in itertools.count(1):
-        page = hook.websites_page(number, WEBSITES_PAGE_SIZE, include_teams=include_teams)
-        websites.update((website.id, website) for website in page.entries if website.deleted_at is None)
-        received += len(page.entries)
-        if received >= page.count or not page.entries:
-            break
-    return list(websites.values())
 
 
 @dataclass
@@ -91,7 +63,8 @@ class ListingReport:
 @dataclass(frozen=True)
 class ListedRow:
     """A row read for the first time; ``another_row_before``: a row of the same session (another
-    hostname) came earlier in this pass, so the session's figures need :func:`read_activity`."""
+    hostname) came earlier in this pass, so the session's figures need
+    :func:`~umami_sync.umami.activity.read_activity`."""
 
     session: UmamiSession
     another_row_before: bool
@@ -128,64 +101,6 @@ class _CountChangedError(Exception):
     def __init__(self, before: int, after: int) -> None:
         super().__init__(f"count changed {before} -> {after}")
         self.before, self.after = before, after
-
-
-RESERVE_LIMIT = 1 << 20
-"""The most members a listing makes room for up front (16 MB a set); a list's count is the server's word, so a
-larger one grows as its rows come."""
-
-
-class Fingerprints:
-    """A set of 64-bit hashes kept in one flat array (open addressing, linear probing): 12 to 24 bytes a member,
-    where a Python ``set`` of ints takes about 70 (the int objects and the set's slots).
-
-    Written here: the standard library has no compact set of integers, and numpy (not a dependency of the
-    product) would need a sorted array rewritten on every insert for the same add-or-find.
-    """
-
-    __slots__ = ("_mask", "_size", "_slots")
-
-    def __init__(self, capacity: int = 1024) -> None:
-        self._slots = array("q", bytes(8 * capacity))  # 0 marks an empty slot; capacity is a power of two
-        self._mask = capacity - 1
-        self._size = 0
-
-    def add(self, key: int) -> bool:
-        """Add ``key`` (a hash: a signed 64-bit int); False when it was there already."""
-        slots, mask, key = self._slots, self._mask, key or 1  # 0 is the empty mark: it shares 1's place
-        index = key & mask
-        while held := slots[index]:
-            if held == key:
-                return False
-            index = (index + 1) & mask
-        slots[index] = key
-        self._size += 1
-        if 3 * self._size > 2 * len(slots):  # at most two thirds full, so that probes stay short
-            self._grow()
-        return True
-
-    def reserve(self, members: int) -> None:
-        """Make room for ``members`` in all (at most :data:`RESERVE_LIMIT`) before they come, so the array is not
-        rebuilt on the way there."""
-        capacity, members = len(self._slots), min(members, RESERVE_LIMIT)
-        while 3 * members > 2 * capacity:
-            capacity *= 2
-        if capacity > len(self._slots):
-            self._rehash(capacity)
-
-    def _grow(self) -> None:
-        self._rehash(2 * len(self._slots))
-
-    def _rehash(self, capacity: int) -> None:
-        """Move every member into an empty array of ``capacity`` slots (no member repeats: no compare)."""
-        old, slots, mask = self._slots, array("q", bytes(8 * capacity)), capacity - 1
-        for key in old:
-            if key:
-                index = key & mask
-                while slots[index]:
-                    index = (index + 1) & mask
-                slots[index] = key
-        self._slots, self._mask = slots, mask
 
 
 @dataclass
@@ -366,36 +281,6 @@ class SessionListing:
         yield state.take(page, track=False)
 
 
-class ReadAhead(Generic[_Item]):
-    """Iterates ``items`` with the next item already being made in a helper thread, one item ahead and no more:
-    over a :class:`SessionListing`, the next page is fetched while the caller works on the current one. The
-    listing runs as it would alone (its pages, repair and restarts in the same order), only one step earlier.
-
-    A one-thread executor rather than a library: the read-ahead packages wrap these same few lines.
-    """
-
-    def __init__(self, items: Iterable[_Item]) -> None:
-        self.items = items
-
-    def __iter__(self) -> Iterator[_Item]:
-        iterator = iter(self.items)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="umami-sync-reader") as reader:
-            ahead = reader.submit(_pull, iterator)
-            while item := self._wait(ahead):
-                ahead = reader.submit(_pull, iterator)
-                yield item[0]
-
-    def _wait(self, ahead: Future[tuple[_Item, ...]]) -> tuple[_Item, ...]:
-        """The next item, once made (an error making it is raised here); ``()`` at the end. (A method of its own:
-        the benchmark times how long the caller waits here.)"""
-        return ahead.result()
-
-
-def _pull(iterator: Iterator[_Item]) -> tuple[_Item, ...]:
-    """The next item of ``iterator`` as a 1-tuple; ``()`` at its end."""
-    return tuple(itertools.islice(iterator, 1))
-
-
 def clusters(ranges: list[tuple[int, int]], limit: int) -> Iterator[tuple[int, int]]:
     """Ranges (in order) merged while the page that holds the merged range stays within ``limit`` rows."""
     current: tuple[int, int] | None = None
@@ -408,89 +293,3 @@ def clusters(ranges: list[tuple[int, int]], limit: int) -> Iterator[tuple[int, i
         current = (start, end)
     if current is not None:
         yield current
-
-
-@dataclass(frozen=True)
-class ActivityFigures:
-    """A session's exact figures in a window, from its events."""
-
-    first_at: datetime
-    last_at: datetime
-    views: int
-    visits: int
-
-
-@dataclass
-class _Tally:
-    """Figures of the events counted so far."""
-
-    first: datetime
-    last: datetime
-    views: int = 0
-    visits: set[str] = field(default_factory=set)
-
-    def add(self, event: ActivityEvent) -> _Tally:
-        self.visits.add(event.visit_id)
-        self.views += event.event_type == 1
-        self.first, self.last = min(self.first, event.created_at), max(self.last, event.created_at)
-        return self
-
-    def figures(self) -> ActivityFigures:
-        return ActivityFigures(self.first, self.last, self.views, len(self.visits))
-
-
-def _tallied(tally: _Tally | None, event: ActivityEvent) -> _Tally:
-    """``tally`` (a new one for the first event) with ``event`` counted."""
-    return (tally or _Tally(event.created_at, event.created_at)).add(event)
-
-
-@dataclass(frozen=True)
-class ActivityRead:
-    """What one session's activity gave: its figures in the window (None when it had no events there), the
-    figures per hostname, and the events left out: outside the window, or of another session."""
-
-    figures: ActivityFigures | None
-    hostnames: dict[str | None, ActivityFigures]
-    left_out: int
-
-
-def read_activity(fetch: Callable[[ApiWindow], list[ActivityEvent]], window: ApiWindow, *, session_id: str,
-                  what: str) -> ActivityRead:
-    """Read every event of session ``session_id`` in ``window`` and count them.
-
-    Umami answers at most :data:`ACTIVITY_LIMIT` events, newest first. A full answer is continued with the
-    window ending at its oldest event (one millisecond later, so nothing at that instant is skipped),
-    events already counted being recognised by id. An answer can hold what was not asked for: Umami's newer
-    activity route widens the window to whole months and adds other sessions' events for a session linked to one
-    person. An event outside ``window``, or one that names another session (2.x sends ``sessionId``), is left out
-    and counted; one that cannot be told apart (3.x sends no session) is the caller's to check.
-    """
-    seen: set[str] = set()
-    total: _Tally | None = None
-    hostnames: dict[str | None, _Tally] = {}
-    left_out = 0
-    end = window.end_ms
-    while True:
-        batch = fetch(ApiWindow(window.start_ms, end))
-        fresh = [event for event in batch if event.event_id not in seen]
-        for event in fresh:
-            seen.add(event.event_id)
-            if (not window.start_ms <= to_epoch_ms(event.created_at) <= window.end_ms
-                    or event.session_id not in (None, session_id)):
-                left_out += 1
-                continue
-            if event.event_type == BEACON:  # not activity: newer Umami leaves beacons out of its figures too
-                continue
-            total = _tallied(total, event)
-            hostnames[event.hostname] = _tallied(hostnames.get(event.hostname), event)
-        if len(batch) < ACTIVITY_LIMIT:
-            break
-        oldest = to_epoch_ms(min(event.created_at for event in batch))
-        if oldest < window.start_ms:  # the answer reaches back past the window: nothing in it is left to ask for
-            break
-        if not fresh:
-            raise UmamiActivityError(f"{what}: more than {ACTIVITY_LIMIT} events at "
-                                     f"{from_epoch_ms(oldest).isoformat()}; its activity cannot be paged")
-        end = min(oldest + 1, window.end_ms)
-    return ActivityRead(total.figures() if total else None,
-                        {name: tally.figures() for name, tally in hostnames.items()}, left_out)

@@ -1,14 +1,11 @@
-"""Paging, pure: all_websites against a scripted hook, SessionListing against a list that pages the way Umami's
-does (FakeUmami's pages equal the real server's, see tests/local_stack), read_activity against a session's
-events served as Umami serves them."""
+"""The session list, pure: SessionListing against a list that pages the way Umami's does (FakeUmami's pages equal
+the real server's, see tests/local_stack)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import random
-import time
-import tracemalloc
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,30 +13,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from umami_sync.umami import paging as paging_module
-from umami_sync.umami.api import SessionPage, WebsitePage
-from umami_sync.umami.errors import UmamiActivityError, UmamiPagingError
-from umami_sync.umami.models import ActivityEvent, InvalidRow, UmamiSession, UmamiWebsite
-from umami_sync.umami.paging import (
-    ACTIVITY_LIMIT,
-    RESERVE_LIMIT,
-    WEBSITES_PAGE_SIZE,
-    Fingerprints,
-    ReadAhead,
-    SessionListing,
-    all_websites,
-    covering_page,
-    read_activity,
-)
+from umami_sync.umami import listing as listing_module
+from umami_sync.umami.api import SessionPage
+from umami_sync.umami.errors import UmamiPagingError
+from umami_sync.umami.listing import SessionListing, covering_page
+from umami_sync.umami.models import InvalidRow, UmamiSession
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 DAY = datetime(2026, 11, 10, tzinfo=UTC)
 WINDOW = ApiWindow(int(DAY.timestamp() * 1000), int((DAY + timedelta(days=1)).timestamp() * 1000) - 1)
 WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
-SESSION, OTHER_SESSION = "2e4f7ae8-4bb5-4a24-9a36-d37a0a30d0a1", "b1b1c5a3-8a5e-4dd4-a1bb-6d1ec2b2c2f0"
 
 
 def row(session: str, last: datetime, hostname: str | None = "a.example.com", views: int = 1) -> UmamiSession:
@@ -79,45 +65,6 @@ def read(listing: SessionListing) -> list[UmamiSession]:
 
 def keys(rows: list[UmamiSession]) -> list[tuple[str, str | None]]:
     return [(r.id, r.hostname) for r in rows]
-
-
-# --- websites -------------------------------------------------------------------------------------
-
-
-@dataclass
-class WebsiteList:
-    """The website list as a hook serves it, one page per call; ``count`` is what the envelope says."""
-
-    websites: list[UmamiWebsite]
-    count: int | None = None
-    requests: list[tuple[int, int, bool]] = field(default_factory=list)
-
-    def websites_page(self, page: int, page_size: int, *, include_teams: bool = False) -> WebsitePage:
-        self.requests.append((page, page_size, include_teams))
-        count = len(self.websites) if self.count is None else self.count
-        return WebsitePage(page, page_size, count, self.websites[(page - 1) * page_size: page * page_size])
-
-
-def website(number: int, *, deleted: bool = False) -> UmamiWebsite:
-    return UmamiWebsite(id=str(uuid.UUID(int=number + 1)), name=f"site {number}",
-                        deleted_at=DAY if deleted else None)
-
-
-def test_websites_are_read_page_by_page_until_the_count_and_deleted_ones_left_out() -> None:
-    listed = [website(n, deleted=n % 50 == 7) for n in range(2 * WEBSITES_PAGE_SIZE + 1)]
-    server = WebsiteList(listed)
-
-    found = all_websites(server, include_teams=True)
-
-    assert found == [site for site in listed if site.deleted_at is None]
-    assert server.requests == [(page, WEBSITES_PAGE_SIZE, True) for page in (1, 2, 3)]
-
-
-def test_an_empty_page_ends_the_websites_even_when_the_count_says_more() -> None:
-    server = WebsiteList([website(1)], count=500)
-
-    assert all_websites(server) == [website(1)]
-    assert [page for page, _, _ in server.requests] == [1, 2]
 
 
 # --- the page that holds a range ------------------------------------------------------------------
@@ -363,7 +310,7 @@ def test_short_tie_runs_all_over_a_list_are_repaired_with_one_request() -> None:
 
 
 def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(paging_module, "REPAIR_PAGE_ROWS", 500)
+    monkeypatch.setattr(listing_module, "REPAIR_PAGE_ROWS", 500)
     rows = sessions(2000, tie_groups=280)
     server = UnstableList(rows)
     listing = SessionListing(server, page_size=50, what="test list")
@@ -374,186 +321,3 @@ def test_short_tie_runs_far_apart_are_repaired_in_pages_of_bounded_size(monkeypa
     repairs = server.requests[math.ceil(2000 / 50):]
     assert len(repairs) == listing.report.repair_pages >= 2
     assert all(size <= 500 for _, size in repairs)
-
-
-# --- activity -----------------------------------------------------------------------------------
-
-def event(when: datetime, visit: str, event_type: int = 1, hostname: str | None = "a.example.com") -> ActivityEvent:
-    return ActivityEvent(created_at=when, event_id=str(uuid.uuid4()), event_type=event_type, visit_id=visit,
-                         hostname=hostname)
-
-
-@dataclass
-class Activity:
-    """A session's events served as Umami's activity endpoint does: in range, newest first, at most 500."""
-
-    events: list[ActivityEvent]
-    windows: list[ApiWindow] = field(default_factory=list)
-
-    def __call__(self, window: ApiWindow) -> list[ActivityEvent]:
-        self.windows.append(window)
-        inside = [e for e in self.events
-                  if window.start_ms <= int(e.created_at.timestamp() * 1000) <= window.end_ms]
-        return sorted(inside, key=lambda e: e.created_at, reverse=True)[:ACTIVITY_LIMIT]
-
-
-def test_activity_gives_exact_figures_across_hostnames() -> None:
-    visit_a, visit_b = str(uuid.uuid4()), str(uuid.uuid4())
-    at = DAY + timedelta(hours=10)
-    served = Activity([event(at, visit_a), event(at + timedelta(minutes=15), visit_a, hostname="b.example.com"),
-                       event(at + timedelta(minutes=30), visit_b, event_type=2, hostname="b.example.com")])
-
-    read = read_activity(served, WINDOW, session_id=SESSION, what="session S")
-
-    figures = read.figures
-    assert figures is not None
-    assert (figures.first_at, figures.last_at) == (at, at + timedelta(minutes=30))
-    assert (figures.views, figures.visits, len(served.windows), read.left_out) == (2, 2, 1, 0)
-    assert {name: (f.first_at, f.views, f.visits) for name, f in read.hostnames.items()} == {
-        "a.example.com": (at, 1, 1), "b.example.com": (at + timedelta(minutes=15), 1, 2)}
-
-
-def test_performance_beacons_are_not_activity() -> None:
-    """Umami 3.1's activity answers a session's beacons (``event_type`` 5) with its page views."""
-    visit = str(uuid.uuid4())
-    at = DAY + timedelta(hours=10)
-    served = Activity([event(at - timedelta(minutes=5), visit, event_type=5, hostname=None), event(at, visit),
-                       event(at + timedelta(minutes=30), str(uuid.uuid4()), event_type=5, hostname=None)])
-
-    figures = read_activity(served, WINDOW, session_id=SESSION, what="session S").figures
-
-    assert figures is not None
-    assert (figures.first_at, figures.last_at, figures.views, figures.visits) == (at, at, 1, 1)
-    only_beacons = read_activity(Activity(served.events[2:]), WINDOW, session_id=SESSION, what="session S")
-    assert (only_beacons.figures, only_beacons.hostnames) == (None, {})
-
-
-def test_more_than_500_events_are_read_whole_even_when_they_tie_at_the_boundary() -> None:
-    visits = [str(uuid.uuid4()) for _ in range(7)]
-    start = DAY + timedelta(hours=1)
-    # 1,234 page views, ten per second (whole seconds tie), in seven visits
-    events = [event(start + timedelta(seconds=n // 10), visits[n % 7]) for n in range(1234)]
-    served = Activity(events)
-
-    figures = read_activity(served, WINDOW, session_id=SESSION, what="session S").figures
-
-    assert figures is not None
-    assert (figures.views, figures.visits) == (1234, 7)
-    assert (figures.first_at, figures.last_at) == (start, start + timedelta(seconds=123))
-    assert len(served.windows) == 3
-    assert all(window.start_ms == WINDOW.start_ms for window in served.windows)
-
-
-def test_500_events_at_one_instant_cannot_be_paged_and_say_so() -> None:
-    served = Activity([event(DAY, str(uuid.uuid4())) for _ in range(ACTIVITY_LIMIT + 1)])
-
-    with pytest.raises(UmamiActivityError, match="session S: more than 500 events at 2026-11-10T00:00:00"):
-        read_activity(served, WINDOW, session_id=SESSION, what="session S")
-
-
-def test_a_session_without_events_in_the_window_has_no_figures() -> None:
-    assert read_activity(Activity([]), WINDOW, session_id=SESSION, what="session S").figures is None
-
-
-def test_events_outside_the_window_or_of_another_session_are_left_out_and_counted() -> None:
-    """Umami's newer activity route widens a linked session's window to whole months (copies here 3 days before and
-    20 days after), and 2.x names each event's session: none of those counts, each is counted as left out."""
-    visit = str(uuid.uuid4())
-    at = DAY + timedelta(hours=10)
-    own = [event(at, visit), event(at + timedelta(minutes=5), visit)]
-    widened = [event(at - timedelta(days=3), visit), event(at + timedelta(days=20), visit),
-               event(at + timedelta(minutes=1), visit).model_copy(update={"session_id": OTHER_SESSION})]
-
-    def server(window: ApiWindow) -> list[ActivityEvent]:  # answers the month whatever it is asked for
-        return sorted(own + widened, key=lambda e: e.created_at, reverse=True)
-
-    read = read_activity(server, WINDOW, session_id=SESSION, what="session S")
-
-    assert read.left_out == 3
-    assert read.figures is not None
-    assert (read.figures.first_at, read.figures.last_at, read.figures.views) == (at, at + timedelta(minutes=5), 2)
-
-
-
-# --- what the listing remembers, and the read-ahead ---------------------------------------------------------
-
-def test_fingerprints_say_once_that_a_hash_is_new_and_keep_every_hash_as_they_grow() -> None:
-    hashes = [hash((str(uuid.UUID(int=n)), "a.example.com")) for n in range(5000)] + [0, 1, -1, -(2**63), 2**63 - 1]
-    fingerprints = Fingerprints(capacity=8)
-
-    assert all(fingerprints.add(key) for key in hashes[:-4])  # 0 and 1 share a place: 0 is the empty mark
-    assert fingerprints.add(-1) and fingerprints.add(-(2**63)) and fingerprints.add(2**63 - 1)
-    assert not any(fingerprints.add(key) for key in hashes)
-
-
-def test_fingerprints_made_room_for_ahead_keep_what_they_held_and_say_the_same() -> None:
-    hashes = [hash((str(uuid.UUID(int=n)), "a.example.com")) for n in range(5000)]
-    fingerprints = Fingerprints(capacity=8)
-    assert all(fingerprints.add(key) for key in hashes[:100])
-
-    fingerprints.reserve(5000)
-    room = len(fingerprints._slots)
-
-    assert not any(fingerprints.add(key) for key in hashes[:100])
-    assert all(fingerprints.add(key) for key in hashes[100:])
-    assert len(fingerprints._slots) == room  # no rebuild on the way to the reserved size
-    fingerprints.reserve(10**12)  # a count is the server's word: room is made for at most RESERVE_LIMIT
-    assert len(fingerprints._slots) <= 2 * RESERVE_LIMIT
-
-
-def test_the_listing_holds_at_most_half_the_memory_per_row_of_two_python_sets() -> None:
-    """Two Python sets of 64-bit hashes held about 138 bytes a row (issue 18); the flat arrays 24 to 48."""
-    keys = [hash((str(uuid.UUID(int=n)), "a.example.com")) for n in range(30_000)]
-    tracemalloc.start()
-    try:
-        rows, sessions = Fingerprints(), Fingerprints()
-        for key in keys:
-            rows.add(key)
-            sessions.add(key >> 1)
-        held, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert held / len(keys) <= 138 / 2
-
-
-def test_read_ahead_makes_the_next_item_while_the_caller_works_and_no_more() -> None:
-    made: list[int] = []
-
-    def items() -> Iterator[int]:
-        for number in range(4):
-            made.append(number)
-            yield number
-
-    seen = []
-    for item in ReadAhead(items()):
-        deadline = time.monotonic() + 5
-        while len(made) < min(item + 2, 4) and time.monotonic() < deadline:  # the next one comes meanwhile
-            time.sleep(0.001)
-        seen.append((item, len(made)))
-
-    assert seen == [(0, 2), (1, 3), (2, 4), (3, 4)]
-
-
-def test_read_ahead_raises_an_error_of_the_items_where_it_happened() -> None:
-    def items() -> Iterator[int]:
-        yield 1
-        raise UmamiPagingError("count changed too often")
-
-    taken: list[int] = []
-    with pytest.raises(UmamiPagingError, match="count changed too often"):
-        taken.extend(ReadAhead(items()))
-
-    assert taken == [1]
-
-
-def test_a_listing_read_ahead_gives_the_same_pages_as_read_alone() -> None:
-    rows = sessions(300, tie_groups=40)
-    alone, ahead = UnstableList(rows), UnstableList(rows)
-
-    pages = [keys([listed.session for listed in page.rows]) for page in
-             SessionListing(alone, page_size=7, what="alone")]
-    read_ahead = [keys([listed.session for listed in page.rows]) for page in
-                  ReadAhead(SessionListing(ahead, page_size=7, what="ahead"))]
-
-    assert read_ahead == pages and alone.requests == ahead.requests
