@@ -40,7 +40,7 @@ from airflow.sdk import (
 )
 
 from umami_sync.alerts import late_run_deadline, notify_run
-from umami_sync.api_tasks import ANALYTICS_TASKS, PLAN_TASKS, SESSION_TASKS
+from umami_sync.api_tasks import ANALYTICS_TASKS, PLAN_TASKS, SESSION_TASKS, api_pool, api_task_bound
 
 ENRICHED_USERS = Asset(name="umami_enriched_users", group="umami_sync")
 """Updated when a real run changed users (never by a dry run), a partial run too; schedule downstream DAGs on it.
@@ -55,6 +55,7 @@ UMAMI_API = Asset("https://umami_api/api/websites", group="umami_sync_lineage")
 USERS = Asset("mongodb://users_mongo/users_mongo/users", group="umami_sync_lineage")
 STATUS = Asset("mongodb://users_mongo/users_mongo/systemconfigs", group="umami_sync_lineage")
 STATUS_TASK = "record_status"
+API_POOL = api_pool() or "default_pool"  # Airflow's [umami_sync] api_pool option (configuration, no I/O), or its own
 WEBSITE_ID_HELP = ("Umami website ids (UUIDs) to sync; empty: every website the connection's user sees. "
                    "Find one in Umami under Settings > Websites > Edit, or in the address of its dashboard.")
 
@@ -98,24 +99,27 @@ def umami_mongo_sync() -> None:
 
         return tasks.plan(get_current_context())
 
-    # The tasks that call Umami's API run at most this many at once across all runs, back-fills included: the rate
-    # limit is shared among them (umami_sync.api_tasks says why shares and not a pool). session_sync calls it when it
-    # reads identities through the API (identities_from); session_link where the server has it (Umami 3.3+).
+    # The tasks that call Umami's API run at most this many at once across all runs, back-fills included, the rate
+    # limit shared among them; or one at a time in the pool of [umami_sync] api_pool (umami_sync.api_tasks says why).
+    # session_sync calls it when it reads identities through the API (identities_from); session_link where the server
+    # has it (Umami 3.3+).
     @task(inlets=[UMAMI_TABLES["session"], UMAMI_TABLES["session_data"], UMAMI_TABLES["session_link"], UMAMI_API],
-          outlets=[USERS], max_active_tis_per_dag=SESSION_TASKS)
+          outlets=[USERS], pool=API_POOL,
+          max_active_tis_per_dag=api_task_bound(SESSION_TASKS))
     def session_sync(run: dict[str, Any]) -> None:
         from umami_sync import tasks
 
         tasks.session_sync(run, get_current_context())
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, inlets=[UMAMI_API],  # after session_sync, failed too
-          max_active_tis_per_dag=PLAN_TASKS)
+          pool=API_POOL, max_active_tis_per_dag=api_task_bound(PLAN_TASKS))
     def plan_analytics(run: dict[str, Any]) -> list[dict[str, Any]]:
         from umami_sync import tasks
 
         return tasks.plan_analytics(run, get_current_context())
 
-    @task(map_index_template="{{ website_label }}", max_active_tis_per_dag=ANALYTICS_TASKS,
+    @task(map_index_template="{{ website_label }}", pool=API_POOL,
+          max_active_tis_per_dag=api_task_bound(ANALYTICS_TASKS),
           inlets=[UMAMI_API, *UMAMI_TABLES.values()], outlets=[USERS])
     def analytics_sync(run: dict[str, Any], job: dict[str, Any]) -> None:
         from umami_sync import tasks

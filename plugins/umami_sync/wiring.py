@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from umami_sync.api_tasks import task_share
+from umami_sync.api_tasks import api_pool, task_share
 from umami_sync.connections import UmamiDatabaseHook, UsersMongoHook
 from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
 from umami_sync.stages import sessions, status
@@ -70,7 +70,7 @@ class Wiring:
         settings = self.settings
         return UmamiHook(settings.umami_api_conn_id, timeout=settings.http_timeout_seconds,
                          max_retries=settings.http_max_retries, max_retry_wait=settings.max_retry_wait_seconds,
-                         rate_limit_calls=task_share(settings.rate_limit_calls),
+                         rate_limit_calls=task_share(settings.rate_limit_calls, pooled=api_pool() is not None),
                          rate_limit_period=settings.rate_limit_period_seconds)
 
     def umami_database(self, websites: Sequence[str] = ()) -> UmamiDatabase:

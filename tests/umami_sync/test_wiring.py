@@ -18,7 +18,7 @@ from umami_sync.results import AnalyticsResult
 from umami_sync.settings import SyncSettings
 from umami_sync.stages.analytics.jobs import AnalyticsJob
 from umami_sync.umami.errors import UmamiCredentialsError
-from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions
+from umami_sync.wiring import Wiring, plan_analytics_jobs, sync_analytics_job, sync_sessions
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -51,9 +51,20 @@ def day_of_traffic(dsn: str, users: Database, websites: list[str], sessions: int
 
 
 def test_each_task_sends_its_share_and_the_settings_keep_one_for_each() -> None:
-    assert (task_share(None), task_share(50), task_share(API_TASKS), task_share(59)) == (None, 8, 1, 9)
+    shares = [task_share(calls, pooled=False) for calls in (None, 50, API_TASKS, 59)]
+    assert shares == [None, 8, 1, 9]
+    assert [task_share(calls, pooled=True) for calls in (None, 50)] == [None, 50]  # one task at a time: all of it
     with pytest.raises(ValueError, match="rate_limit_calls"):
         SyncSettings(rate_limit_calls=API_TASKS - 1)
+
+
+def test_in_the_configured_pool_a_task_is_given_the_whole_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = SyncSettings(rate_limit_calls=50)
+    shared = Wiring(settings).umami_api.transport
+    monkeypatch.setenv("AIRFLOW__UMAMI_SYNC__API_POOL", "umami_api")
+    pooled = Wiring(settings).umami_api.transport
+
+    assert (shared.rate_limit_calls, pooled.rate_limit_calls) == (8, 50)
 
 
 def test_four_analytics_tasks_at_once_stay_within_the_dags_limit_on_umami_cloud(

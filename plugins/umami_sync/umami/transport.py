@@ -242,6 +242,7 @@ class Transport:
         self.redact = redact or Redactor()
         self._wait = _WaitRetryAfter(multiplier=backoff_base, max=min(backoff_max, max_retry_wait))
         self._sleep = sleep
+        self.rate_limit_calls = rate_limit_calls
         self._limiter = _RateLimiter(rate_limit_calls, rate_limit_period, clock, sleep) if rate_limit_calls else None
         self._sessions = threading.local()  # each thread's session (None after a cut-off exchange)
 
