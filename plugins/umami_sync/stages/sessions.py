@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from umami_sync.collector import collector_spared
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import IdentityGroups, owned_groups
 from umami_sync.results import REFUSED_SAMPLE, SessionSyncResult, WriteTotals, stop_reason
@@ -59,6 +60,7 @@ def plan_session_changes(groups: Iterable[IdentityGroup], owners: Owners, *, kee
     return ChunkPlan(changes, identities, unmatched)
 
 
+@collector_spared()
 def sync_sessions(settings: SyncSettings, window: DataInterval, *, database: UmamiDatabase, users: UsersCollection,
                   now: datetime) -> SessionSyncResult:
     """Read the identities of ``window`` from Umami's database and record them on the matching users.
