@@ -4,6 +4,9 @@ out through XCom.
 Each stage task stores its result once, under the XCom key ``result``, before it decides whether to fail
 (so the status task sees it for failed tasks too). The status task reads the results of the tasks upstream of
 it, each telling by its ``stage`` what it holds; no task id is looked up by name.
+
+A task imports what only its own work needs when it runs (the wiring imports each stage's parts likewise): every
+task, each mapped one too, starts in a process of its own and pays for its imports.
 """
 
 from __future__ import annotations
@@ -19,10 +22,6 @@ from pydantic import TypeAdapter
 from umami_sync.results import AnalyticsResult, PlanResult, SessionSyncResult, StageResult, StatusResult
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics.jobs import AnalyticsJob, NoWebsiteError, UnknownWebsiteError
-from umami_sync.stages.analytics.sizing import AnalyticsPlanError
-from umami_sync.stages.status import run_result, summarise
-from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, write_status
 
 if TYPE_CHECKING:
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, AssetAlias
 
     from umami_sync.results import Drop
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,10 @@ def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
 def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The mapped jobs of stage 2; a configured website id Umami does not show, no website at all, a connection
     that breaks the rule, or refused credentials fail the run at once."""
+    from umami_sync.stages.analytics.jobs import NoWebsiteError, UnknownWebsiteError
+    from umami_sync.stages.analytics.sizing import AnalyticsPlanError
+    from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
+
     resolved = RunPlan.model_validate(run)
     jobs: list[AnalyticsJob] = []
     failure, retryable = None, True
@@ -96,6 +100,8 @@ def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict
 
 def analytics_sync(run: dict[str, Any], job: dict[str, Any], context: Mapping[str, Any]) -> None:
     """Stage 2 for one website and window; fails (so Airflow retries) when anything went wrong."""
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
+
     resolved, website = RunPlan.model_validate(run), AnalyticsJob.model_validate(job)
     context["website_label"] = website.label  # type: ignore[index]  # read by map_index_template
     result = sync_analytics_job(resolved.settings, website, interval=resolved.interval)
@@ -116,6 +122,8 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
 
     It succeeds whatever the stages did (Airflow emits a task's asset events only when it succeeds); its result
     tells :func:`check_run` whether to fail the run, and the alerts what happened."""
+    from umami_sync.stages.status import run_result, summarise
+
     if run is None:
         raise AirflowFailException("the run was never planned (see plan_run); nothing to record")
     resolved = RunPlan.model_validate(run)
