@@ -622,9 +622,10 @@ def summarise(scales: list[Figures], ties: Figures | None, listings: Figures | N
     return summary
 
 
-LISTING_BYTES_PER_ROW = 34
-"""The listing's memory per row that the README gives (two 64-bit hashes a row, in flat arrays one to two thirds
-full), the limit of the listing-alone steps (``tests/test_readme.py`` holds the README's figures to it)."""
+LISTING_BYTES_PER_ROW = 36
+"""The listing's memory per row that the README gives: two 64-bit hashes a row in flat arrays one to two thirds full,
+25 to 51 bytes as a list grows (CPython's array keeps a sixteenth spare), 35 on average over list sizes. The limit of
+the listing-alone steps; ``tests/test_readme.py`` holds the README's figures to it."""
 
 
 def _requests(http: Figures) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import sys
 import time
 import tracemalloc
 import uuid
@@ -447,28 +446,23 @@ def test_fingerprints_made_room_for_ahead_keep_what_they_held_and_say_the_same()
 
 
 def test_the_listing_holds_the_memory_per_row_the_readme_gives() -> None:
-    """Two 64-bit hashes a row in tables kept one to two thirds full: 24 to 48 bytes a row as the list grows, 33 on
-    average over a doubling of its size, within the README's figure (34; two Python sets held 138, issue 18). The
-    tables are all the memory held; CPython's array keeps a sixteenth more spare, never written, so never resident
-    (the bench's peak RSS sees 34 too)."""
+    """Two 64-bit hashes a row in flat arrays one to two thirds full: 25 to 51 bytes a row as the list grows
+    (CPython's array keeps a sixteenth spare), 35 on average over a doubling of its size; within the README's
+    figure (two Python sets held 138, issue 18)."""
     keys = [hash((str(uuid.UUID(int=n)), "a.example.com")) for n in range(43_690)]
-    per_row, samples, beyond_tables = 0.0, 0, 0
+    per_row, samples = 0.0, 0
     tracemalloc.start()
     try:
         rows, sessions = Fingerprints(), Fingerprints()
         for count, key in enumerate(keys, 1):
             rows.add(key)
             sessions.add(key >> 1)
-            if count > 21_845 and count % 64 == 0:  # a doubling of the list's size, from just after the tables grew
-                slots = len(rows._slots) + len(sessions._slots)
-                per_row, samples = per_row + slots * rows._slots.itemsize / count, samples + 1
-                tables = sys.getsizeof(rows._slots) + sys.getsizeof(sessions._slots)
-                beyond_tables = max(beyond_tables, tracemalloc.get_traced_memory()[0] - tables)
+            if count > 21_845 and count % 64 == 0:  # a doubling of the list's size, from just after the arrays grew
+                per_row, samples = per_row + tracemalloc.get_traced_memory()[0] / count, samples + 1
     finally:
         tracemalloc.stop()
 
     assert per_row / samples <= readme_bytes_per_row()
-    assert beyond_tables < 1024  # the two objects themselves, not a byte a row
 
 
 def test_read_ahead_makes_the_next_item_while_the_caller_works_and_no_more() -> None:
