@@ -36,7 +36,10 @@ def loaded() -> dict[str, set[str]]:
     """The modules loaded after each of :data:`STEPS`, run in that order in one fresh interpreter."""
     script = "import json, sys\n" + "".join(f"{code}\nprint(json.dumps(sorted(sys.modules)))\n"
                                               for code in STEPS.values())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / folder) for folder in ("plugins", "dags"))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / folder) for folder in ("plugins", "dags")),
+           # Umami's database is configured (never reached: the missing MongoDB connection ends stage 1 first)
+           "AIRFLOW_CONN_UMAMI_DB": json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": 9,
+                                                "schema": "umami"})}
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
