@@ -110,33 +110,38 @@ class Probes:
                         "calls": self.calls[label]} for label in self.seconds}
 
 
-def stage_probes() -> Probes:
+def stage_probes(*, analytics: bool) -> Probes:
     """Where a stage's time goes: the owner look-ups (stage 1: by identity, its one scan of non-folded users
     included; stage 2: by session), stage 2's query of sessions' first and last events in Umami's PostgreSQL
     (which task writes a user active on several websites or sub-windows), the Umami list pages and
     per-session reads (HTTP, parsing included; the list pages on the reader thread, one page ahead), the waits of
     the main thread for the next page, the ``find`` commands sent, and the ``bulk_write`` calls (on the writer
-    thread, overlapping the rest)."""
+    thread, overlapping the rest). Stage 1's probes import nothing of the Umami API (its HTTP client among them):
+    stage 1 does not need it, and importing it would add to the stage's CPU what the product no longer spends."""
     from pymongo.collection import Collection
 
-    from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
     from umami_sync.users.store import UsersCollection
 
-    try:
-        read_ahead = importlib.import_module("umami_sync.umami.read_ahead")
-    except ModuleNotFoundError:  # a --before checkout older than the split of umami/paging.py: ReadAhead was there
-        read_ahead = importlib.import_module("umami_sync.umami.paging")
+    hook: type = object  # stage 1: the API's probes stay at 0
+    read_ahead: type = object
+    if analytics:
+        from umami_sync.umami.api import UmamiHook
 
+        try:
+            module = importlib.import_module("umami_sync.umami.read_ahead")
+        except ModuleNotFoundError:  # a --before checkout older than the split of umami/paging.py: ReadAhead was there
+            module = importlib.import_module("umami_sync.umami.paging")
+        hook, read_ahead = UmamiHook, getattr(module, "ReadAhead", object)
     probes = Probes()
     probes.wrap(UsersCollection, "users_by_identity", "lookup_by_identity")
     probes.wrap(UsersCollection, "_scan_unfolded", "unfolded_scan")
     probes.wrap(UsersCollection, "users_by_session", "lookup_by_session")
     probes.wrap(UmamiDatabase, "event_spans", "session_spans")
     probes.wrap(Collection, "bulk_write", "bulk_write")
-    probes.wrap(UmamiHook, "session_page", "list_pages")
-    probes.wrap(UmamiHook, "session_activity", "session_reads")
-    probes.wrap(getattr(read_ahead, "ReadAhead", object), "_wait", "list_wait")
+    probes.wrap(hook, "session_page", "list_pages")
+    probes.wrap(hook, "session_activity", "session_reads")
+    probes.wrap(read_ahead, "_wait", "list_wait")
     probes.wrap(Collection, "find", "find")
     return probes
 
@@ -149,7 +154,7 @@ def run_sessions(config: Config) -> Figures:
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
-    probes = stage_probes()
+    probes = stage_probes(analytics=False)
     figures = _timed({}, lambda: {"result": sync_sessions(settings, interval).model_dump(mode="json")})
     figures["probes"] = probes.as_dict()
     return figures
@@ -163,7 +168,7 @@ def run_analytics(config: Config) -> Figures:
 
     settings = SyncSettings(**config["settings"])
     interval = DataInterval(*_interval(config))
-    probes = stage_probes()
+    probes = stage_probes(analytics=True)
 
     def run() -> Figures:
         jobs = plan_analytics_jobs(settings, interval)

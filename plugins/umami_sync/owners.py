@@ -61,20 +61,25 @@ class IdentityGroups:
         self.invalid_rows = 0
 
     def __iter__(self) -> Iterator[IdentityGroup]:
+        rule, keep = self.rule, self.keep
         group: IdentityGroup | None = None
+        kept: set[str] = set()  # the group's sessions so far
+        raw: object = object()  # the last identity as stored, and its key: each identity is folded once, not per row
+        key: str | None = None
         for row in self.rows:
             self.rows_read += 1
-            key = self.rule.normalise(row.identity)
+            if row.identity != raw:
+                raw, key = row.identity, rule.normalise(row.identity)
             if key is None:
                 self.invalid_rows += 1
                 continue
             if group is None or key != group.identity:
                 if group is not None:
                     yield group
-                group = IdentityGroup(key, [])
-            sessions = group.sessions
-            if len(sessions) < self.keep and all(known.id != row.session_id for known in sessions):
-                sessions.append(KnownSession(row.session_id, row.website_id, row.seen_at))
+                group, kept = IdentityGroup(key, []), set()
+            if len(kept) < keep and row.session_id not in kept:
+                kept.add(row.session_id)
+                group.sessions.append(KnownSession(row.session_id, row.website_id, row.seen_at))
         if group is not None:
             yield group
 

@@ -6,6 +6,9 @@ Each stage task stores its result once, under the XCom key ``result``, before it
 reads the results of the tasks upstream of it, each telling by its ``stage`` what it holds, and the states of the
 mapped tasks upstream of it (a planned job that left no result is named with its task's state); no task id is
 looked up by name.
+
+A task imports what only its own work needs when it runs (the wiring imports each stage's parts likewise): every
+task, each mapped one too, starts in a process of its own and pays for its imports.
 """
 
 from __future__ import annotations
@@ -30,10 +33,6 @@ from umami_sync.results import (
 )
 from umami_sync.runs import RUN_PARAMS, RunPlan, plan_run, salvaged_settings
 from umami_sync.settings import SETTINGS_VARIABLE, SettingsError
-from umami_sync.stages.analytics.jobs import AnalyticsJob, NoWebsiteError, UnknownWebsiteError
-from umami_sync.stages.analytics.sizing import AnalyticsPlanError
-from umami_sync.stages.status import run_result, summarise, unplanned
-from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
 from umami_sync.windows import DataInterval
 from umami_sync.wiring import plan_analytics_jobs, sync_analytics_job, sync_sessions, umami_api, write_status
 
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
 
     from umami_sync.results import Drop
     from umami_sync.settings import SyncSettings
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.stages.status import RunReport
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,10 @@ def session_sync(run: dict[str, Any], context: Mapping[str, Any]) -> None:
 def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The mapped jobs of stage 2; a configured website id Umami does not show, no website at all, a connection
     that breaks the rule, or refused credentials fail the run at once."""
+    from umami_sync.stages.analytics.jobs import NoWebsiteError, UnknownWebsiteError
+    from umami_sync.stages.analytics.sizing import AnalyticsPlanError
+    from umami_sync.umami.errors import UmamiConfigError, UmamiCredentialsError, UmamiError
+
     resolved = RunPlan.model_validate(run)
     api = umami_api(resolved.settings)
     jobs: list[AnalyticsJob] = []
@@ -121,6 +125,8 @@ def plan_analytics(run: dict[str, Any], context: Mapping[str, Any]) -> list[dict
 
 def analytics_sync(run: dict[str, Any], job: dict[str, Any], context: Mapping[str, Any]) -> None:
     """Stage 2 for one website and window; fails (so Airflow retries) when anything went wrong."""
+    from umami_sync.stages.analytics.jobs import AnalyticsJob
+
     resolved, website = RunPlan.model_validate(run), AnalyticsJob.model_validate(job)
     context["website_label"] = website.label  # type: ignore[index]  # read by map_index_template
     result = sync_analytics_job(resolved.settings, website, interval=resolved.interval)
@@ -154,6 +160,8 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
 
     It succeeds whatever the stages did (Airflow emits a task's asset events only when it succeeds); its result
     tells :func:`check_run` whether to fail the run, and the alerts what happened."""
+    from umami_sync.stages.status import run_result, summarise
+
     results = upstream_results(context)
     if run is None:
         failed = next((r for r in results if isinstance(r, PlanRunResult)), None)
@@ -190,6 +198,8 @@ def _record_unplanned(context: Mapping[str, Any], reason: str) -> dict[str, Any]
     """Record a run that ``plan_run`` could not resolve: ``lastRun`` failed with ``reason``, over the data interval
     Airflow gave the run (``date_from``/``date_to`` are not trusted: the plan did not check them), written with
     the settings that still parse (:func:`~umami_sync.runs.salvaged_settings`)."""
+    from umami_sync.stages.status import run_result, unplanned
+
     settings = salvaged_settings(context["params"], _variable_if_readable(), os.environ)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     report = unplanned(str(context["run_id"]), DataInterval(start, end) if start and end and start < end else None,

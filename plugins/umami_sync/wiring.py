@@ -4,6 +4,10 @@ Every stage takes the parts it reads and writes through (so its logic can be run
 functions below are what a task (or a test, or the benchmark) calls: they build the parts one task needs,
 run the stage, and close what they opened. A part that cannot be built (a missing connection, say) is
 recorded in the stage's result like any other error.
+
+Each part and stage is imported where it is built or run, not with this module: a task imports only what its own
+stage needs (stage 1 no HTTP client unless it reads identities through the API, the status task no PostgreSQL
+driver), and every mapped task pays its imports.
 """
 
 from __future__ import annotations
@@ -12,29 +16,23 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.exceptions import AirflowNotFoundException
-
-from umami_sync.api_tasks import api_pool, task_share
-from umami_sync.connections import UmamiDatabaseHook, UsersMongoHook
 from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
-from umami_sync.stages import sessions, status
-from umami_sync.stages.analytics import jobs, runner
-from umami_sync.umami.api import UmamiHook
-from umami_sync.umami.db import UmamiDatabase
-from umami_sync.umami.identities_api import ApiIdentities
-from umami_sync.users.store import UsersCollection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pymongo.collection import Collection
 
+    from umami_sync.connections import UsersMongoHook
     from umami_sync.owners import IdentitySource
     from umami_sync.results import Drop, UmamiReads
     from umami_sync.settings import SyncSettings
     from umami_sync.stages.analytics.jobs import AnalyticsJob
     from umami_sync.stages.status import RunReport
+    from umami_sync.umami.api import UmamiHook
+    from umami_sync.umami.db import UmamiDatabase
+    from umami_sync.umami.identities_api import ApiIdentities
+    from umami_sync.users.store import UsersCollection
     from umami_sync.windows import DataInterval
 
 
@@ -42,6 +40,9 @@ def umami_reads(settings: SyncSettings) -> UmamiReads:
     """How the run reads Umami: the setting ``identities_from``, where ``auto`` reads its API only when no connection
     ``umami_db_conn_id`` is configured. A look-up that fails for any other reason (a secrets backend that cannot be
     read) raises: it never chooses the API."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
     if settings.identities_from != "auto":
         return settings.identities_from
     try:
@@ -67,6 +68,9 @@ class Wiring:
     def umami_api(self) -> UmamiHook:
         """The Umami API hook (connection ``umami_api_conn_id``), with the timeouts, the retries and this task's share
         of the DAG's rate limit (:mod:`umami_sync.api_tasks`)."""
+        from umami_sync.api_tasks import api_pool, task_share
+        from umami_sync.umami.api import UmamiHook
+
         settings = self.settings
         return UmamiHook(settings.umami_api_conn_id, timeout=settings.http_timeout_seconds,
                          max_retries=settings.http_max_retries, max_retry_wait=settings.max_retry_wait_seconds,
@@ -75,6 +79,9 @@ class Wiring:
 
     def umami_database(self, websites: Sequence[str] = ()) -> UmamiDatabase:
         """Umami's PostgreSQL (connection ``umami_db_conn_id``), read for ``websites`` (empty: every one)."""
+        from umami_sync.connections import UmamiDatabaseHook
+        from umami_sync.umami.db import UmamiDatabase
+
         database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=self.settings.umami_db_conn_id),
                                  websites=websites)
         self._databases.append(database)
@@ -82,6 +89,8 @@ class Wiring:
 
     def api_identities(self, websites: Sequence[str] = ()) -> ApiIdentities:
         """Stage 1's identities of ``websites`` (empty: every one the connection's user sees) through Umami's API."""
+        from umami_sync.umami.identities_api import ApiIdentities
+
         return ApiIdentities(self.umami_api, websites, page_size=self.settings.page_size,
                              include_teams=self.settings.include_team_websites)
 
@@ -92,6 +101,8 @@ class Wiring:
     @cached_property
     def mongo(self) -> UsersMongoHook:
         """The application's MongoDB (connection ``mongo_conn_id``); its client is built once."""
+        from umami_sync.connections import UsersMongoHook
+
         return UsersMongoHook(mongo_conn_id=self.settings.mongo_conn_id)
 
     def collection(self, name: str) -> Collection[dict[str, Any]]:
@@ -102,6 +113,8 @@ class Wiring:
     @cached_property
     def users(self) -> UsersCollection:
         """The users collection (``mongo_collation``: on, off, or probed on first use)."""
+        from umami_sync.users.store import UsersCollection
+
         collation = {"on": True, "off": False}.get(self.settings.mongo_collation)
         return UsersCollection(self.collection(self.settings.users_collection),
                                match_field=self.settings.user_match_field, collation=collation)
@@ -114,6 +127,8 @@ class Wiring:
 
 def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: datetime | None = None) -> SessionSyncResult:
     """Stage 1 for a run's ``interval`` (its session window read from Umami's database, or through its API)."""
+    from umami_sync.stages import sessions
+
     window = settings.session_window(interval)
     wiring = Wiring(settings)
     try:
@@ -137,12 +152,16 @@ def plan_analytics_jobs(settings: SyncSettings, interval: DataInterval, *,
                         api: UmamiHook | None = None) -> list[AnalyticsJob]:
     """Stage 2's mapped jobs for a run's ``interval`` (asked through ``api``, whose counters then hold the
     requests planning made; a hook of the settings' own when it is not given)."""
+    from umami_sync.stages.analytics import jobs
+
     return jobs.plan_jobs(settings, interval, api or umami_api(settings))
 
 
 def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: DataInterval | None = None,
                        now: datetime | None = None) -> AnalyticsResult:
     """One stage-2 task; ``interval`` is the run's (the job's own when it is not given)."""
+    from umami_sync.stages.analytics import runner
+
     wiring = Wiring(settings)
     try:
         api, users = wiring.umami_api, wiring.users
@@ -162,5 +181,7 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
 
 def write_status(settings: SyncSettings, report: RunReport, *, now: datetime | None = None) -> list[Drop]:
     """Stage 3: record ``report`` in the status collection; the drops found against the websites' last days."""
+    from umami_sync.stages import status
+
     return status.write_status(Wiring(settings).collection(settings.status_collection), report,
                                now=now or datetime.now(UTC), drop_threshold=settings.drop_threshold)

@@ -33,6 +33,24 @@ def test_rows_group_into_identities_with_their_recent_distinct_sessions() -> Non
     assert (grouped.rows_read, grouped.invalid_rows) == (6, 1)
 
 
+def test_each_identity_is_folded_once_for_its_rows_not_once_a_row() -> None:
+    folded: list[str | None] = []
+
+    class Counted(IdentityRule):
+        def normalise(self, raw: str | None) -> str | None:
+            folded.append(raw)
+            return super().normalise(raw)
+
+    rows = [row("a@x.io", "s3", 9), row("a@x.io", "s2", 8), row("A@x.io ", "s1", 7), row(None, "s8", 6),
+            row(None, "s9", 5), row("b@x.io", "s4", 4), row("b@x.io", "s4", 3)]
+
+    groups = list(IdentityGroups(rows, Counted(EMAIL.pattern), keep=5))
+
+    assert [(group.identity, [s.id for s in group.sessions]) for group in groups] == [
+        ("a@x.io", ["s3", "s2", "s1"]), ("b@x.io", ["s4"])]
+    assert folded == ["a@x.io", "A@x.io ", None, "b@x.io"]
+
+
 def test_the_dry_run_overlay_gives_sessions_the_users_stage_1_would_give_them() -> None:
     ann = {"_id": 1, "email": "ann@x.io", "session_id": "old", "umamiSessions": [
         {"id": "old", "websiteId": "w", "seenAt": datetime(2026, 11, 1, tzinfo=UTC)}]}

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from umami_sync.collector import collector_spared
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import IdentityGroups, owned_groups
 from umami_sync.results import REFUSED_SAMPLE, SessionSyncResult, WriteTotals, stop_reason
@@ -61,6 +62,7 @@ def plan_session_changes(groups: Iterable[IdentityGroup], owners: Owners, *, kee
     return ChunkPlan(changes, identities, unmatched)
 
 
+@collector_spared()
 def sync_sessions(settings: SyncSettings, window: DataInterval, *, source: IdentitySource, mode: UmamiReads,
                   users: UsersCollection, now: datetime) -> SessionSyncResult:
     """Read the identities of ``window`` from ``source`` (Umami's database, or its API: ``mode`` says which)

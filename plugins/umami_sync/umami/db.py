@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import uuid
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime  # pydantic reads IdentityRow's annotations when it validates rows
 from functools import cache, cached_property
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 import psycopg
-from pydantic import BaseModel, ConfigDict
+from pydantic import TypeAdapter
 
 from umami_sync.connections import answer_within
 from umami_sync.umami.activity import ActivityFigures
@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from umami_sync.windows import DataInterval
 
 
-class IdentityRow(BaseModel):
+class IdentityRow(NamedTuple):
     """One place where an identity appeared: a session's distinct_id, a session_link row or a session_data
-    value."""
+    value.
 
-    model_config = ConfigDict(frozen=True)
+    Plain data: the rows of Umami's database are validated by pydantic a fetch at a time (:data:`IDENTITY_ROWS`,
+    one call per few thousand rows where a model per row cost as much again as reading them); another source
+    builds them from what it validated itself."""
 
     identity: str | None
     session_id: str
@@ -42,6 +44,9 @@ class IdentityRow(BaseModel):
     seen_at: datetime
     source: Literal["distinct_id", "session_link", "session_data"]
 
+
+IDENTITY_ROWS: TypeAdapter[list[IdentityRow]] = TypeAdapter(list[IdentityRow])
+"""Validates one fetch of :meth:`UmamiDatabase.identity_rows` (psycopg's tuples) into :class:`IdentityRow`."""
 
 StoredFigures = tuple[str, str, datetime, datetime, int, int]
 """What a stored figure says of a session: (session id, website id, first event, last event, views, visits)."""
@@ -121,9 +126,7 @@ class UmamiDatabase:
                         rows = cursor.fetchmany(self.fetch_size)
                     if not rows:
                         break
-                    for identity, session_id, website_id, seen_at, source in rows:
-                        yield IdentityRow(identity=identity, session_id=session_id, website_id=website_id,
-                                          seen_at=seen_at, source=source)
+                    yield from IDENTITY_ROWS.validate_python(rows)
             finally:
                 with contextlib.suppress(psycopg.Error):  # a connection cut by answer_within is gone
                     cursor.close()

@@ -158,7 +158,9 @@ class UsersCollection:
                 found += self._unfolded_users(chunk, {user["_id"] for user in found})
             for user in found:
                 stored = read_path(user, self.match_field)
-                key = fold(stored) if isinstance(stored, str) else None
+                if not isinstance(stored, str):
+                    continue
+                key = stored if stored in wanted else fold(stored)  # a value stored folded is its own key
                 if key in wanted:
                     owners.setdefault(key, []).append(user)
         return owners

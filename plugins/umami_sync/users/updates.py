@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Set
 
 NOT_DELETED = {"isDeleted": {"$ne": True}}
-SESSION_FIELDS = ("session_id", "umamiSessions")
 Rank = tuple[datetime, str, float, int, int]
 """What :func:`outranks` compares of two analytics (see :attr:`Analytics.rank`)."""
 ATTRIBUTES = ("browser", "os", "device", "screen", "language", "country", "region", "city")
@@ -209,9 +208,10 @@ def session_change(user: Mapping[str, Any], sessions: Iterable[KnownSession], *,
     """The change that records ``sessions`` on ``user``, or None when nothing would change."""
     sessions = list(sessions)
     merged = merge_sessions(user, sessions, keep=keep)
-    if all(merged[name] == user.get(name) for name in SESSION_FIELDS):
+    if merged["session_id"] == user.get("session_id") and merged["umamiSessions"] == user.get("umamiSessions"):
         return None
-    return Change(user["_id"], session_guard(user), {**merged, "updatedAt": now},
+    merged["updatedAt"] = now
+    return Change(user["_id"], session_guard(user), merged,
                   lambda current: session_change(current, sessions, keep=keep, now=now))
 
 

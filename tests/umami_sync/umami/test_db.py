@@ -8,12 +8,13 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from pydantic import ValidationError
 
 from local_stack.postgres import create_database
 from tests.conftest import postgres_connection
 from tests.factories import WEBSITE, UmamiRows, at
 from umami_sync.connections import UmamiDatabaseHook
-from umami_sync.umami.db import UmamiDatabase, UmamiSchemaError
+from umami_sync.umami.db import IDENTITY_ROWS, IdentityRow, UmamiDatabase, UmamiSchemaError
 from umami_sync.windows import DataInterval
 
 pytestmark = pytest.mark.integration
@@ -73,3 +74,15 @@ def test_a_database_without_umamis_tables_is_named(postgres_dsn: str, monkeypatc
     with pytest.raises(UmamiSchemaError, match=r"connection 'umami_db'\) has no table session, session_data in its "
                                                r"schema: the connection points at another database or schema"):
         list(UmamiDatabase(UmamiDatabaseHook()).identity_rows(DAY, "email"))
+
+
+def test_a_fetch_of_rows_is_validated_in_one_call_into_plain_rows() -> None:
+    fetched = [("Ann@x.io", "s1", WEBSITE, at(9), "distinct_id"), (None, "s2", WEBSITE, at(8), "session_data")]
+
+    rows = IDENTITY_ROWS.validate_python(fetched)
+
+    assert rows == [IdentityRow(identity="Ann@x.io", session_id="s1", website_id=WEBSITE, seen_at=at(9),
+                                source="distinct_id"), IdentityRow(None, "s2", WEBSITE, at(8), "session_data")]
+    assert all(isinstance(row, IdentityRow) for row in rows)
+    with pytest.raises(ValidationError, match="Input should be 'distinct_id', 'session_link' or 'session_data'"):
+        IDENTITY_ROWS.validate_python([*fetched, ("b@x.io", "s3", WEBSITE, at(7), "somewhere else")])

@@ -8,11 +8,11 @@ sessions Umami's database does not hold fails before anything is written (:func:
 
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import closing, contextmanager
+from contextlib import closing
 from typing import TYPE_CHECKING
 
+from umami_sync.collector import collector_spared
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import dry_run_overlay, session_owners
 from umami_sync.results import AnalyticsResult, WriteTotals, stop_reason
@@ -40,18 +40,6 @@ if TYPE_CHECKING:
     from umami_sync.windows import DataInterval
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def collector_spared() -> Iterator[None]:
-    """Leave the objects alive before the job (Airflow and the product as imported: a few hundred thousand) out of
-    the garbage collector's passes while it runs (``gc.freeze``); measured, those passes took a quarter of the
-    listing's CPU."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 class KeptElsewhereError(Exception):
