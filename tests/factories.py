@@ -13,6 +13,8 @@ from local_stack.postgres import DEFAULT_LEVEL
 if TYPE_CHECKING:
     from pymongo.collection import Collection
 
+    from umami_sync.umami.models import SessionRow
+
 WEBSITE = "266abb41-957e-4dd3-8229-6a601f80a9db"
 OTHER_WEBSITE = "5b3a2b8e-2d0e-4c39-9f7e-0f2a9d3c6e11"
 UMAMI_USER = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
@@ -21,6 +23,14 @@ UMAMI_USER = "41e2b680-648e-4b09-bcd7-3e2b10c06264"
 def at(hour: int, minute: int = 0, day: int = 27) -> datetime:
     """A UTC time on 2026-11-<day>."""
     return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+def list_row(session: str, first_at: datetime, last_at: datetime, *, website_id: str = WEBSITE, visits: int = 1,
+             views: int = 1, hostname: str | None = None, **attributes: str | None) -> SessionRow:
+    """A row of Umami's session list as the sync holds it (plain data); attributes not given are null."""
+    empty = dict.fromkeys(("browser", "os", "device", "screen", "language", "country", "region", "city"))
+    return {"id": session, "website_id": website_id, "hostname": hostname, **empty, **attributes,
+            "first_at": first_at, "last_at": last_at, "visits": visits, "views": views, "events": None}
 
 
 class UmamiRows:

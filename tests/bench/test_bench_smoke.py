@@ -165,8 +165,13 @@ def test_summary_has_every_stage_figure_and_ratio(report: dict[str, Any]) -> Non
     assert any(name.startswith("re-run sends 0 changes") for name in names)
     assert any(name.startswith("tie-heavy day: every session exact") for name in names)
     assert all(isinstance(target["met"], bool) for target in summary["targets"])
+    # Speed and memory are figures, not correctness: at the smoke's sizes they are noise. The listing's memory per row
+    # in particular is the step of its flat arrays between two sizes (16 bytes a row at a load of one to two thirds,
+    # 24 to 48 bytes): its bound holds on average over sizes (the bench's 1M -> 10M step, test_fingerprints' memory
+    # test), not between 20,000 and 60,000 rows, where the arrays alone grow 39 bytes a row.
     correctness = [target for target in summary["targets"]
-                   if not target["name"].startswith(("stage 1 <=", "end to")) and "client CPU" not in target["name"]]
+                   if not target["name"].startswith(("stage 1 <=", "end to", "listing memory per row"))
+                   and "client CPU" not in target["name"]]
     assert all(target["met"] for target in correctness), correctness
 
 

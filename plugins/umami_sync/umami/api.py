@@ -45,16 +45,17 @@ from umami_sync.umami.models import (
     ActivityEvent,
     InvalidRow,
     LoginResponse,
+    SessionRow,
     UmamiPageEnvelope,
-    UmamiSession,
     UmamiWebsite,
+    session_page_rows,
     validate_session_rows,
 )
 from umami_sync.umami.redact import Redactor, cap
 from umami_sync.umami.transport import Transport, TransportStats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from pydantic import SecretStr
     from requests import Session
@@ -78,15 +79,15 @@ class ApiStats(TransportStats):
 
 @dataclass(frozen=True)
 class Page(Generic[_Entry]):
-    """One page of a paged list, its rows validated one by one and kept in the server's order."""
+    """One page of a paged list, its rows validated and kept in the server's order."""
 
     page: int
     page_size: int
     count: int
-    entries: list[_Entry]
+    entries: Sequence[_Entry]
 
 
-SessionPage = Page[UmamiSession | InvalidRow]
+SessionPage = Page[SessionRow | InvalidRow]
 """One page of a session list (one row per session and hostname; a malformed row is an :class:`InvalidRow`)."""
 WebsitePage = Page[UmamiWebsite]
 """One page of the website list (deleted websites included)."""
@@ -198,10 +199,12 @@ class UmamiHook(HttpHook):
         if page < 1 or page_size < 1:
             raise ValueError(f"need page >= 1 and page_size >= 1, got page={page} page_size={page_size}")
         path = f"websites/{website_id}/sessions"
-        body = self._call("GET", path, params={
+        answer = self._answer("GET", path, params={
             "startAt": window.start_ms, "endAt": window.end_ms, "page": page, "pageSize": page_size, **(filters or {})})
         self.stats.add(list_pages=1)
-        envelope = _validated(UmamiPageEnvelope, body, path)
+        if (whole := session_page_rows(answer.body)) is not None:  # the usual page: validated in one call
+            return SessionPage(page, page_size, *whole)
+        envelope = _validated(UmamiPageEnvelope, self._decoded("GET", path, answer), path)
         return SessionPage(page, page_size, envelope.count, validate_session_rows(envelope.data))
 
     def session_activity(self, website_id: str, session_id: str, window: ApiWindow, *,
@@ -288,7 +291,23 @@ class UmamiHook(HttpHook):
         self, method: str, path: str, *, params: dict[str, Any] | None = None,
         payload: dict[str, Any] | None = None, authenticated: bool = True,
     ) -> Any:
-        """One API call to ``path`` (relative, without ``api/``); logs in lazily, and again once on a 401."""
+        """One API call to ``path`` (relative, without ``api/``), its JSON answer decoded."""
+        return self._decoded(method, path, self._answer(method, path, params=params, payload=payload,
+                                                        authenticated=authenticated))
+
+    def _decoded(self, method: str, path: str, answer: Answer) -> Any:
+        """The JSON of ``answer`` (of a call to ``path``)."""
+        try:
+            return json.loads(answer.body)
+        except ValueError:
+            raise UmamiApiError(method, self._shown(path), answer.status, "not JSON") from None
+
+    def _answer(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None,
+        payload: dict[str, Any] | None = None, authenticated: bool = True,
+    ) -> Answer:
+        """One API call to ``path`` (relative, without ``api/``), its 2xx answer as it came; logs in lazily, and again
+        once on a 401."""
         credentials = self.credentials
         url = self.url_from_endpoint(credentials.endpoint(path))
         shown = urlsplit(url).path
@@ -302,10 +321,7 @@ class UmamiHook(HttpHook):
         if not 200 <= answer.status < 300:
             error = UmamiAuthError if answer.status == 401 else UmamiApiError
             raise error(method, shown, answer.status, self._error_text(answer))
-        try:
-            return json.loads(answer.body)
-        except ValueError:
-            raise UmamiApiError(method, shown, answer.status, "not JSON") from None
+        return answer
 
     def _send(self, method: str, url: str, params: dict[str, Any] | None, payload: dict[str, Any] | None,
               token: SecretStr | None) -> Answer:

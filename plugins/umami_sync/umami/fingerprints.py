@@ -18,12 +18,12 @@ class Fingerprints:
     product) would need a sorted array rewritten on every insert for the same add-or-find.
     """
 
-    __slots__ = ("_mask", "_size", "_slots")
+    __slots__ = ("_free", "_mask", "_slots")
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._slots = array("q", bytes(8 * capacity))  # 0 marks an empty slot; capacity is a power of two
+        self._slots = _empty(capacity)  # 0 marks an empty slot; capacity is a power of two
         self._mask = capacity - 1
-        self._size = 0
+        self._free = _room(capacity)  # members it takes before it grows
 
     def add(self, key: int) -> bool:
         """Add ``key`` (a hash: a signed 64-bit int); False when it was there already."""
@@ -34,8 +34,8 @@ class Fingerprints:
                 return False
             index = (index + 1) & mask
         slots[index] = key
-        self._size += 1
-        if 3 * self._size > 2 * len(slots):  # at most two thirds full, so that probes stay short
+        self._free -= 1
+        if not self._free:
             self._grow()
         return True
 
@@ -53,11 +53,25 @@ class Fingerprints:
 
     def _rehash(self, capacity: int) -> None:
         """Move every member into an empty array of ``capacity`` slots (no member repeats: no compare)."""
-        old, slots, mask = self._slots, array("q", bytes(8 * capacity)), capacity - 1
+        old, slots, mask = self._slots, _empty(capacity), capacity - 1
+        members = 0
         for key in old:
             if key:
+                members += 1
                 index = key & mask
                 while slots[index]:
                     index = (index + 1) & mask
                 slots[index] = key
-        self._slots, self._mask = slots, mask
+        self._slots, self._mask, self._free = slots, mask, _room(capacity) - members
+
+
+def _empty(capacity: int) -> array[int]:
+    """An array of ``capacity`` empty slots, made in place (``array("q", bytes(...))`` would hold its size twice
+    while it is made)."""
+    return array("q", [0]) * capacity
+
+
+def _room(capacity: int) -> int:
+    """How many members an array of ``capacity`` slots takes: at most two thirds full, so that probes stay short
+    (it grows when one more would pass that)."""
+    return 2 * capacity // 3 + 1

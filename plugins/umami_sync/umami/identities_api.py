@@ -72,7 +72,7 @@ class IdentityReads:
 def listed_sessions(page: ListedPage) -> Iterator[str]:
     """The session ids of one page of a listing, rows that failed validation included when their id is a uuid
     (an identity needs the id only)."""
-    yield from (row.session.id for row in page.rows)
+    yield from (row["id"] for row in page.rows)
     for row in page.invalid:
         try:
             yield str(uuid.UUID(row.session_id or ""))

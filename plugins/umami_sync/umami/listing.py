@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING
 
 from umami_sync.umami.errors import UmamiPagingError
 from umami_sync.umami.fingerprints import Fingerprints
-from umami_sync.umami.models import CappedListError, InvalidRow, UmamiSession
+from umami_sync.umami.models import CappedListError, InvalidRow, beacons_only
 from umami_sync.windows import ApiWindow, from_epoch_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from umami_sync.umami.api import SessionPage
+    from umami_sync.umami.models import SessionRow
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,18 @@ class ListingReport:
 
 
 @dataclass(frozen=True)
-class ListedRow:
-    """A row read for the first time; ``another_row_before``: a row of the same session (another
-    hostname) came earlier in this pass, so the session's figures need
-    :func:`~umami_sync.umami.activity.read_activity`."""
-
-    session: UmamiSession
-    another_row_before: bool
-
-
-@dataclass(frozen=True)
 class ListedPage:
-    """The rows of one answer that had not been read before in this pass; ``restarted``: the first page of
-    a pass that began again (the count changed), so what the earlier pass handed on is read once more."""
+    """The rows of one answer that had not been read before in this pass, in the server's order; ``restarted``: the
+    first page of a pass that began again (the count changed), so what the earlier pass handed on is read once more.
 
-    rows: list[ListedRow]
+    :param another_row_before: the positions in ``rows`` of the rows whose session had a row (another hostname)
+        earlier in this pass: such a session's figures need its events.
+    """
+
+    rows: list[SessionRow]
     invalid: list[InvalidRow]
     restarted: bool = False
+    another_row_before: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -119,46 +115,71 @@ class _Pass:
 
     def take(self, page: SessionPage, *, track: bool, restarted: bool = False) -> ListedPage:
         """The rows of ``page`` not read before; with ``track``, positions feed the tie runs."""
-        rows: list[ListedRow] = []
+        rows: list[SessionRow] = []
         invalid: list[InvalidRow] = []
+        again: list[int] = []
+        orders: list[datetime | None] = []  # each entry's last event (None: an invalid row), for the tie runs
+        keys: list[int] = []
         start, end = _bounds(self.window)
-        for index, entry in enumerate(page.entries):
-            if isinstance(entry, UmamiSession) and not (start <= entry.first_at and entry.last_at < end):
-                entry = _outside(entry, start)
-            if isinstance(entry, UmamiSession):
-                row_key, session_key, order = hash((entry.id, entry.hostname)), hash(entry.id), entry.last_at
-            else:  # an id-less row cannot be told apart from another: each one counts
-                key = (entry.session_id, entry.hostname) if entry.session_id else ("id-less", next(self.idless))
-                row_key = hash(key)
-                session_key, order = 0, None
-            if track:
-                self._place(order, (page.page - 1) * page.page_size + index, page.page, row_key)
-            if not self.rows.add(row_key):
-                if track:  # a repair page holds rows read before by design
-                    self.report.repeated += 1
-                continue
-            self.report.rows += 1
-            if isinstance(entry, UmamiSession):
-                if entry.beacons_only:  # performance beacons: no activity, and no hostname of the session
-                    continue
-                rows.append(ListedRow(entry, not self.sessions.add(session_key)))
+        new_row, new_session, repeated = self.rows.add, self.sessions.add, 0
+        for entry in page.entries:
+            row: SessionRow | None = None
+            if isinstance(entry, InvalidRow):
+                bad: InvalidRow | None = entry
+            elif start <= entry["first_at"] and entry["last_at"] < end:
+                row, bad = entry, None
             else:
-                self.report.invalid += 1
-                invalid.append(entry)
-        return ListedPage(rows, invalid, restarted)
+                bad = _outside(entry, start)
+            if row is not None:
+                row_key, order = hash((row["id"], row["hostname"])), row["last_at"]
+            elif bad is not None:  # an id-less row cannot be told apart from another: each one counts
+                key = (bad.session_id, bad.hostname) if bad.session_id else ("id-less", next(self.idless))
+                row_key, order = hash(key), None
+            if track:
+                orders.append(order)
+                keys.append(row_key)
+            if not new_row(row_key):
+                repeated += 1
+            elif bad is not None:
+                invalid.append(bad)
+            elif row is not None and (row["hostname"] is not None or not beacons_only(row)):  # beacons: no activity
+                if not new_session(hash(row["id"])):
+                    again.append(len(rows))
+                rows.append(row)
+        self.report.rows += len(page.entries) - repeated
+        self.report.invalid += len(invalid)
+        if track:  # a repair page holds rows read before by design
+            self.report.repeated += repeated
+            self._track(page, orders, keys)
+        return ListedPage(rows, invalid, restarted, frozenset(again))
 
     def reserve(self, rows: int) -> None:
         """Room for a list of ``rows`` rows (its count), so the fingerprints are not rebuilt while it is read."""
         self.rows.reserve(rows)
         self.sessions.reserve(rows)
 
-    def _place(self, key: datetime | None, position: int, page: int, row_key: int) -> None:
-        run = self.run
-        if run is None or key is None or run.key != key or run.end != position:
-            self.close_run()
-            run = self.run = _Run(key, position, page)
-        run.end, run.last_page = position + 1, page
-        run.members.add(row_key)
+    def _track(self, page: SessionPage, orders: list[datetime | None], keys: list[int]) -> None:
+        """Feed the tie runs with the entries of ``page`` of the main pass (``orders``: their last events, None for an
+        invalid row; ``keys``: their row keys). Only a run that crosses a page boundary can lose rows, so only two
+        runs of a page are kept track of: the one that goes on from the page before, and the page's last one."""
+        if not orders:
+            return
+        base, count, run, done = (page.page - 1) * page.page_size, len(orders), self.run, 0
+        if run is not None and run.key is not None and run.key == orders[0] and run.end == base:
+            while done < count and orders[done] == run.key:
+                done += 1
+            run.end, run.last_page = base + done, page.page
+            run.members.update(keys[:done])
+            if done == count:  # the whole page goes on with it
+                return
+        self.close_run()
+        last = orders[-1]
+        if last is None:
+            return
+        first = count - 1
+        while first > done and orders[first - 1] == last:
+            first -= 1
+        self.run = _Run(last, base + first, page.page, base + count, page.page, set(keys[first:]))
 
     def close_run(self) -> None:
         """Keep the current run if it crosses a page boundary (only such a run can lose rows)."""
@@ -174,10 +195,10 @@ def _bounds(window: ApiWindow | None) -> tuple[datetime, datetime]:
     return from_epoch_ms(window.start_ms), from_epoch_ms(window.end_ms + 1)
 
 
-def _outside(row: UmamiSession, start: datetime) -> InvalidRow:
+def _outside(row: SessionRow, start: datetime) -> InvalidRow:
     """A list row whose times fall outside the window asked for: not that window's row, so never written."""
-    name = "firstAt" if row.first_at < start else "lastAt"
-    return InvalidRow(row.id, row.hostname, f"{name}: outside the window asked for", (name,))
+    name = "firstAt" if row["first_at"] < start else "lastAt"
+    return InvalidRow(row["id"], row["hostname"], f"{name}: outside the window asked for", (name,))
 
 
 def covering_page(start: int, end: int) -> tuple[int, int]:

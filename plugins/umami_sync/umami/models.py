@@ -1,6 +1,9 @@
-"""Pydantic models of what Umami's REST API returns (2.18 to 3.3+), and row-by-row validation of list pages.
+"""Pydantic models of what Umami's REST API returns (2.18 to 3.3+), and the validation of session list pages.
 
-Each model declares only the fields the sync uses, so a field it does not use never makes a row invalid.
+Each model declares only the fields the sync uses, so a field it does not use never makes a row invalid. A page of
+the session list is validated whole, from its raw body, into plain rows (:class:`SessionRow`,
+:func:`session_page_rows`); a page that does not pass so is validated row by row (:func:`validate_session_rows`),
+so that a malformed row cannot sink the rest of its page.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Generic, Self, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
@@ -18,15 +21,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     NonNegativeInt,
     SecretStr,
     ValidationError,
     model_validator,
+    with_config,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
+from typing_extensions import TypedDict  # pydantic reads TypedDicts of typing_extensions only, before Python 3.12
 
 from umami_sync.umami.errors import UmamiError
 
+_Row = TypeVar("_Row")
 _MAX_ERROR_CHARS = 200
 _MAX_ERRORS_SHOWN = 3
 
@@ -49,6 +57,10 @@ BEACON = 5
 
 UmamiId = Annotated[str, AfterValidator(_canonical_uuid)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+CanonicalId = Annotated[str, Field(pattern=f"^{_CANONICAL_UUID.pattern}$")]
+"""An id already in PostgreSQL's text form, as Umami sends it (checked in pydantic-core: no Python call)."""
+UtcTime = Annotated[datetime, GetPydanticSchema(lambda _type, _handler: core_schema.datetime_schema(tz_constraint=0))]
+"""A time with a UTC offset of 0, as Umami sends it (``...Z``; checked in pydantic-core: no Python call)."""
 
 _HEADROOM = 2
 """How much longer than Umami's column a string may be: a real server cannot return more than its column
@@ -76,7 +88,10 @@ class UmamiSession(_UmamiModel):
     Umami 3.x groups the list by session AND hostname, so a session with hits on two hostnames is two rows;
     counts and times cover only that hostname's events inside the requested range. Umami 2.x lists one row per
     session, without ``hostname`` and ``events``. Umami 3.1 and 3.2 list a session's performance beacons
-    (``event_type`` 5, no hostname) as a row of their own: :attr:`beacons_only`.
+    (``event_type`` 5, no hostname) as a row of their own: :func:`beacons_only`.
+
+    The row-by-row validation of a page (:func:`validate_session_rows`): ids in any form Python reads as a uuid,
+    times with any offset (converted to UTC). The sync then holds the row as plain data (:meth:`row`).
     """
 
     id: UmamiId
@@ -96,11 +111,43 @@ class UmamiSession(_UmamiModel):
     views: NonNegativeInt
     events: NonNegativeInt | None = Field(None, description="Custom events; Umami 2.x does not send it.")
 
-    @property
-    def beacons_only(self) -> bool:
-        """Whether the row holds performance beacons only: no hostname, no page view and no custom event (a
-        row Umami 3.1 lists beside the session's real ones; newer Umami leaves beacons out of the list)."""
-        return self.hostname is None and self.views == 0 and self.events == 0
+    def row(self) -> SessionRow:
+        """The row as plain data."""
+        return cast("SessionRow", self.model_dump())
+
+
+@with_config(ConfigDict(alias_generator=to_camel, validate_by_name=True))
+class SessionRow(TypedDict):
+    """A row of the session list as plain data (a dict, snake_case keys): the fields of :class:`UmamiSession`.
+
+    Validated a page at a time from the raw body (:func:`session_page_rows`) in the form Umami sends: ids in
+    PostgreSQL's text form, times in UTC. A row in another form (an id in capitals, a time with an offset) is
+    validated by :class:`UmamiSession`, which converts it, and whose times are then in ``datetime.UTC``; those of
+    a page validated whole carry pydantic's own UTC (offset 0, equal times).
+    """
+
+    id: CanonicalId
+    website_id: CanonicalId
+    hostname: Annotated[Hostname, Field(default=None)]
+    browser: Annotated[Varchar20, Field(default=None)]
+    os: Annotated[Varchar20, Field(default=None)]
+    device: Annotated[Varchar20, Field(default=None)]
+    screen: Annotated[Screen, Field(default=None)]
+    language: Annotated[Language, Field(default=None)]
+    country: Annotated[Country, Field(default=None)]
+    region: Annotated[Varchar20, Field(default=None)]
+    city: Annotated[City, Field(default=None)]
+    first_at: UtcTime
+    last_at: UtcTime
+    visits: NonNegativeInt
+    views: NonNegativeInt
+    events: Annotated[NonNegativeInt | None, Field(default=None)]
+
+
+def beacons_only(row: SessionRow) -> bool:
+    """Whether the row holds performance beacons only: no hostname, no page view and no custom event (a row Umami
+    3.1 lists beside the session's real ones; newer Umami leaves beacons out of the list)."""
+    return row["hostname"] is None and row["views"] == 0 and row["events"] == 0
 
 
 class ActivityEvent(_UmamiModel):
@@ -134,9 +181,18 @@ class UmamiWebsite(_UmamiModel):
 class CappedListError(UmamiError):
     """A page of a list said ``isCapped``: its ``count`` stops at a cap, so the list cannot be proven complete."""
 
+    @classmethod
+    def at(cls, count: int) -> CappedListError:
+        """The error of a page whose count stops at ``count``."""
+        return cls(f"Umami answered a capped page (isCapped: its count stops at {count:,} rows), so the list holds "
+                   "at least that many rows and cannot be proven complete. The sync never asks for a cap (maxResults): "
+                   "let the list through whole, or set sub_windows to enough parts per website that each part's list "
+                   "stays below the cap")
 
-class UmamiPageEnvelope(_UmamiModel):
-    """The paged envelope ``{data, count, page, pageSize}``; rows stay raw and are validated one by one.
+
+class UmamiPageEnvelope(_UmamiModel, Generic[_Row]):
+    """The paged envelope ``{data, count, page, pageSize}``; its rows stay raw (and are validated one by one), or are
+    validated as ``_Row`` (``UmamiPageEnvelope[SessionRow]``).
 
     A capped page is never taken as the whole list. Umami's newer ``pagedRawQuery`` (``src/lib/prisma.ts`` after
     3.3; ``prisma.test.ts`` at 17f0c4a4) counts at most ``maxResults`` rows when a request asks for a cap (the UI asks
@@ -145,7 +201,9 @@ class UmamiPageEnvelope(_UmamiModel):
     (it is no ``ValidationError``, so no caller takes the page for a malformed one), naming the cap.
     """
 
-    data: list[Any]
+    model_config = ConfigDict(cache_strings="keys")  # the values are mostly ids: a cache of them would only hold memory
+
+    data: list[_Row]
     count: NonNegativeInt
     page: int
     page_size: int
@@ -154,12 +212,12 @@ class UmamiPageEnvelope(_UmamiModel):
     @model_validator(mode="after")
     def _not_capped(self) -> Self:
         if self.is_capped:
-            raise CappedListError(
-                f"Umami answered a capped page (isCapped: its count stops at {self.count:,} rows), so the list holds "
-                "at least that many rows and cannot be proven complete. The sync never asks for a cap (maxResults): "
-                "let the list through whole, or set sub_windows to enough parts per website that each part's list "
-                "stays below the cap")
+            raise CappedListError.at(self.count)
         return self
+
+
+_SESSION_PAGE = UmamiPageEnvelope[SessionRow]
+"""A session list page whose every row is valid in the form Umami sends (see :class:`SessionRow`)."""
 
 
 class UmamiUser(_UmamiModel):
@@ -220,12 +278,26 @@ def _text(row: Any, key: str) -> str | None:
     return value[:100] if isinstance(value, str) else None
 
 
-def validate_session_rows(rows: list[Any]) -> list[UmamiSession | InvalidRow]:
+def session_page_rows(body: bytes) -> tuple[int, list[SessionRow]] | None:
+    """The ``count`` and the rows of a session list page, from its raw body in one call when every row is valid in
+    the form Umami sends; None when the page must be validated row by row (:class:`UmamiPageEnvelope`, then
+    :func:`validate_session_rows`): a malformed row, an id or a time in another form, a body that is no page.
+
+    :raises CappedListError: the page says ``isCapped``.
+    """
+    try:
+        page = _SESSION_PAGE.model_validate_json(body)
+    except ValidationError:
+        return None
+    return page.count, page.data
+
+
+def validate_session_rows(rows: list[Any]) -> list[SessionRow | InvalidRow]:
     """Validate list rows one by one, in order, so a malformed row cannot sink the rest of its page."""
-    validated: list[UmamiSession | InvalidRow] = []
+    validated: list[SessionRow | InvalidRow] = []
     for row in rows:
         try:
-            validated.append(UmamiSession.model_validate(row))
+            validated.append(UmamiSession.model_validate(row).row())
         except ValidationError as exc:
             validated.append(InvalidRow(_text(row, "id"), _text(row, "hostname"), _short_error(exc),
                                         _failed_fields(exc)))

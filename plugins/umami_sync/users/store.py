@@ -51,6 +51,9 @@ CASE_INSENSITIVE = Collation(locale="en", strength=2)
 SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
 OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
+SESSION_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics")
+"""What the analytics sync reads of a session's users (and ``_id``): our fields that its changes, guards and contest
+read."""
 REFUSALS = {2: "BadValue", 14: "TypeMismatch", 17: "InvalidLength", 28: "PathNotViable",
             52: "DollarPrefixedFieldName", 66: "ImmutableField", 121: "DocumentValidationFailure",
             10334: "BSONObjectTooLarge", 11000: "DuplicateKey", 11001: "DuplicateKey", 17419: "DocumentTooLarge",
@@ -82,6 +85,7 @@ class UsersCollection:
         self.match_field = match_field
         self._collation = collation
         self._projection = dict.fromkeys((match_field, *OUR_FIELDS), 1)
+        self._session_projection = dict.fromkeys(SESSION_FIELDS, 1)
         self._unfolded: dict[str, list[Any]] | None = None
         self._either_path: bool | None = None
 
@@ -187,32 +191,35 @@ class UsersCollection:
         return unfolded
 
     def users_by_session(self, session_ids: list[str]) -> dict[str, list[User]]:
-        """Each of ``session_ids``' users (not deleted) that know it, with our fields as they are now: one query per
-        chunk where the server serves an ``$or`` of both paths from their indexes, else one per path and chunk."""
-        wanted = set(session_ids)
-        users: dict[Any, User] = {}
-        for query in self._session_queries(session_ids):
-            for user in self.collection.find({**query, **NOT_DELETED}, self._projection):
-                users[user["_id"]] = user
+        """Each of ``session_ids``' users (not deleted) that know it, with our fields as they are now (several users of
+        one session in the order of their ``_id`` as text). One query per chunk of sessions where the server serves an
+        ``$or`` of both paths from their indexes, else one per path and chunk, each leaving out the users the chunk's
+        queries before it found: a chunk reads each of its users once."""
         owners: dict[str, list[User]] = {}
-        for user_id in sorted(users, key=str):
-            user = users[user_id]
-            known = {user.get("session_id")} | {
-                entry.get("id") for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)}
-            for session_id in wanted.intersection(known):
-                owners.setdefault(session_id, []).append(user)
+        for chunk in batched(dict.fromkeys(session_ids), LOOKUP_CHUNK):
+            wanted = set(chunk)
+            for query in self._session_queries(chunk):
+                for user in self.collection.find({**query, **NOT_DELETED}, self._session_projection):
+                    known = {entry.get("id") for entry in user.get("umamiSessions") or [] if isinstance(entry, dict)}
+                    known.add(user.get("session_id"))
+                    for session_id in wanted.intersection(known):
+                        owners.setdefault(session_id, []).append(user)
+        for users in owners.values():
+            if len(users) > 1:
+                users.sort(key=lambda user: str(user["_id"]))
         return owners
 
-    def _session_queries(self, session_ids: list[str]) -> Iterator[dict[str, Any]]:
+    def _session_queries(self, chunk: list[str]) -> list[dict[str, Any]]:
+        """The queries of the users that know a session of ``chunk``."""
         if self._either_path is None:
             self._either_path = self.or_uses_indexes()
             log.info("owners of sessions are looked up with %s", "one query per chunk (an indexed $or)"
                      if self._either_path else "one query per path and chunk (this server would scan for an $or)")
-        for chunk in batched(session_ids, LOOKUP_CHUNK):
-            if self._either_path:
-                yield {"$or": [{path: {"$in": chunk}} for path in SESSION_ID_PATHS]}
-            else:
-                yield from ({path: {"$in": chunk}} for path in SESSION_ID_PATHS)
+        if self._either_path:
+            return [{"$or": [{path: {"$in": chunk}} for path in SESSION_ID_PATHS]}]
+        # the users an earlier path found are left out (a query reads the index of its path, the rest is a filter)
+        return [{path: {"$in": chunk}, **{before: {"$nin": chunk} for before in SESSION_ID_PATHS[:n]}}
+                for n, path in enumerate(SESSION_ID_PATHS)]
 
     def or_uses_indexes(self) -> bool:
         """Whether this server answers an ``$or`` of the session paths from their indexes (asked once, with

@@ -29,8 +29,8 @@ Rank = tuple[datetime, str, float, int, int]
 """What :func:`outranks` compares of two analytics (see :attr:`Analytics.rank`)."""
 ATTRIBUTES = ("browser", "os", "device", "screen", "language", "country", "region", "city")
 """A session's attributes in ``umamiAnalytics`` (Umami keeps one value of each per session)."""
-ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}"
-                        for name in ("id", "lastAt", "firstAt", "views", "visits", *ATTRIBUTES))
+_GUARDED = ("id", "lastAt", "firstAt", "views", "visits", *ATTRIBUTES)
+ANALYTICS_GUARD = tuple(f"umamiAnalytics.{name}" for name in _GUARDED)
 """Scalars an analytics change is guarded by: what :func:`merged_analytics` compares (every write changes one)."""
 
 
@@ -229,6 +229,15 @@ def session_guard(user: Mapping[str, Any]) -> dict[str, Any]:
     return guard
 
 
+def analytics_guard(user: Mapping[str, Any]) -> dict[str, Any]:
+    """Conditions that hold while ``umamiAnalytics`` is as read: the value of each path of :data:`ANALYTICS_GUARD`
+    (None where absent, as :func:`read_path` reads it)."""
+    stored = user.get("umamiAnalytics")
+    if not isinstance(stored, dict):
+        return dict.fromkeys(ANALYTICS_GUARD)
+    return {path: stored.get(name) for path, name in zip(ANALYTICS_GUARD, _GUARDED, strict=True)}
+
+
 def merged_analytics(stored: Any, new: Analytics, *,
                      disproved: Set[StoredAnalytics] = frozenset()) -> dict[str, Any] | None:
     """The ``umamiAnalytics`` after learning ``new``, or None when the stored one stays as it is.
@@ -258,6 +267,5 @@ def analytics_change(user: Mapping[str, Any], analytics: Analytics, *, now: date
     merged = merged_analytics(user.get("umamiAnalytics"), analytics, disproved=disproved)
     if merged is None:
         return None
-    return Change(user["_id"], {path: read_path(user, path) for path in ANALYTICS_GUARD},
-                  {"umamiAnalytics": merged, "updatedAt": now},
+    return Change(user["_id"], analytics_guard(user), {"umamiAnalytics": merged, "updatedAt": now},
                   lambda current: analytics_change(current, analytics, now=now, disproved=disproved))

@@ -198,7 +198,7 @@ def read_all(hook: UmamiHook, website_id: str, page_size: int) -> list[str]:
     """The session ids of the test window's whole list, in the order they were read."""
     listing = SessionListing(lambda page, size: hook.session_page(website_id, WINDOW, page, size),
                              page_size=page_size, what=f"website {website_id}")
-    return [listed.session.id for page in listing for listed in page.rows]
+    return [listed["id"] for page in listing for listed in page.rows]
 
 
 def session_calls(fake: FakeUmami, website_id: str) -> list[tuple[str, int]]:

@@ -69,7 +69,7 @@ def test_login_once_then_bearer_and_rows_as_the_real_server_returned(
     pages = [hook.session_page(WEBSITE, WINDOW, page, 2) for page in (1, 2)]
 
     assert [website.id for website in websites] == [WEBSITE]
-    assert [row.model_dump(by_alias=True, mode="json")["id"] for page in pages for row in page.entries] == [
+    assert [row["id"] for page in pages for row in page.entries if isinstance(row, dict)] == [
         row["id"] for row in _fixture_sessions(umami_fixtures)]
     assert [(page.page, page.page_size, page.count) for page in pages] == [(1, 2, 3), (2, 2, 3)]
     calls = [(record.method, record.path, record.status) for record in self_hosted.requests]
@@ -228,6 +228,8 @@ def test_answers_that_are_not_umamis_are_clear_errors(scripted_server: Callable[
             return login_reply()
         if path.endswith("/activity"):
             return 200, {}, json.dumps([{"createdAt": "yesterday"}]).encode()
+        if query.get("page") == "2":
+            return 200, {}, b"<html>a proxy's page</html>"
         return 200, {}, json.dumps({"data": "rows", "count": -1}).encode()
 
     scripted_server(serve)
@@ -236,6 +238,8 @@ def test_answers_that_are_not_umamis_are_clear_errors(scripted_server: Callable[
     with pytest.raises(UmamiApiError, match=r"GET websites/.*/sessions -> HTTP 200: not what Umami answers "
                                             r"\(data: Input should be a valid list"):
         hook.session_page(WEBSITE, WINDOW, 1, 10)
+    with pytest.raises(UmamiApiError, match=r"GET /api/websites/.*/sessions -> HTTP 200: not JSON"):
+        hook.session_page(WEBSITE, WINDOW, 2, 10)
     with pytest.raises(UmamiApiError, match=r"activity -> HTTP 200: not what Umami answers \(createdAt"):
         hook.session_activity(WEBSITE, str(uuid.uuid4()), WINDOW)
 

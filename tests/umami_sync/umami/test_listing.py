@@ -17,7 +17,7 @@ from umami_sync.umami import listing as listing_module
 from umami_sync.umami.api import SessionPage
 from umami_sync.umami.errors import UmamiPagingError
 from umami_sync.umami.listing import SessionListing, covering_page
-from umami_sync.umami.models import InvalidRow, UmamiSession
+from umami_sync.umami.models import InvalidRow, SessionRow, UmamiSession
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
@@ -28,12 +28,12 @@ WINDOW = ApiWindow(int(DAY.timestamp() * 1000), int((DAY + timedelta(days=1)).ti
 WEBSITE = "73683464-8e85-469a-b6b2-39b566028ce9"
 
 
-def row(session: str, last: datetime, hostname: str | None = "a.example.com", views: int = 1) -> UmamiSession:
+def row(session: str, last: datetime, hostname: str | None = "a.example.com", views: int = 1) -> SessionRow:
     return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, first_at=last, last_at=last, visits=1,
-                        views=views, events=0)
+                        views=views, events=0).row()
 
 
-def sessions(count: int, *, tie_groups: int) -> list[UmamiSession]:
+def sessions(count: int, *, tie_groups: int) -> list[SessionRow]:
     """``count`` one-row sessions whose last events fall on ``tie_groups`` instants (newest first)."""
     ids = sorted(str(uuid.UUID(int=n + 1)) for n in range(count))
     return [row(session, DAY + timedelta(hours=12) - timedelta(minutes=n % tie_groups)) for n, session in
@@ -45,26 +45,32 @@ class UnstableList:
     """A session list that pages like Umami on PostgreSQL: sorted by last event only, and the order of tied
     rows depends on how many rows the request needs (``page * pageSize``), the same on every repeat."""
 
-    rows: list[UmamiSession]
+    rows: list[SessionRow]
     requests: list[tuple[int, int]] = field(default_factory=list)
-    serve: Callable[[int, int, list[UmamiSession | InvalidRow]], list[UmamiSession | InvalidRow]] | None = None
+    serve: Callable[[int, int, list[SessionRow | InvalidRow]], list[SessionRow | InvalidRow]] | None = None
 
     def __call__(self, page: int, size: int) -> SessionPage:
         self.requests.append((page, size))
         shuffle = random.Random(page * size)
-        ordered = sorted(self.rows, key=lambda r: (-r.last_at.timestamp(), shuffle.random()))
-        entries: list[UmamiSession | InvalidRow] = list(ordered[(page - 1) * size: page * size])
+        ordered = sorted(self.rows, key=lambda r: (-r["last_at"].timestamp(), shuffle.random()))
+        entries: list[SessionRow | InvalidRow] = list(ordered[(page - 1) * size: page * size])
         if self.serve is not None:
             entries = self.serve(page, size, entries)
         return SessionPage(page, size, len(self.rows), entries)
 
 
-def read(listing: SessionListing) -> list[UmamiSession]:
-    return [listed.session for page in listing for listed in page.rows]
+def read(listing: SessionListing) -> list[SessionRow]:
+    return [listed for page in listing for listed in page.rows]
 
 
-def keys(rows: list[UmamiSession]) -> list[tuple[str, str | None]]:
-    return [(r.id, r.hostname) for r in rows]
+def flagged(listing: SessionListing) -> list[tuple[SessionRow, bool]]:
+    """Every row handed on, and whether its session had a row before it (another hostname)."""
+    return [(listed, position in page.another_row_before) for page in listing
+            for position, listed in enumerate(page.rows)]
+
+
+def keys(rows: list[SessionRow]) -> list[tuple[str, str | None]]:
+    return [(r["id"], r["hostname"]) for r in rows]
 
 
 # --- the page that holds a range ------------------------------------------------------------------
@@ -130,9 +136,9 @@ def test_a_session_on_two_hostnames_is_two_rows_and_says_so() -> None:
             row(session, early, "a.example.com")]
     listing = SessionListing(UnstableList(rows), page_size=1, what="test list")
 
-    listed = [item for page in listing for item in page.rows]
+    listed = flagged(listing)
 
-    assert [(item.session.hostname, item.another_row_before) for item in listed if item.session.id == session] == [
+    assert [(item["hostname"], before) for item, before in listed if item["id"] == session] == [
         ("b.example.com", False), ("a.example.com", True)]
 
 
@@ -143,9 +149,9 @@ def test_a_row_of_beacons_only_is_read_but_neither_handed_on_nor_a_second_hostna
     rows = [row(session, late, None, views=0), row(session, early)]
     listing = SessionListing(UnstableList(rows), page_size=1, what="test list")
 
-    listed = [item for page in listing for item in page.rows]
+    listed = flagged(listing)
 
-    assert [(item.session.hostname, item.another_row_before) for item in listed] == [("a.example.com", False)]
+    assert [(item["hostname"], before) for item, before in listed] == [("a.example.com", False)]
     assert (listing.report.rows, listing.report.missing) == (2, 0)
 
 
@@ -162,9 +168,9 @@ def test_an_offset_shift_with_an_unchanged_count_is_repaired() -> None:
     """Page 2 starts with the last rows of page 1 (a shifted offset) and the count stays: rows at the end
     were never served. No tie explains it, so the whole list is read again as one page."""
     rows = sessions(9, tie_groups=9)
-    ordered = sorted(rows, key=lambda r: -r.last_at.timestamp())
+    ordered = sorted(rows, key=lambda r: -r["last_at"].timestamp())
 
-    def shifted(page: int, size: int, entries: list[UmamiSession | InvalidRow]) -> list[UmamiSession | InvalidRow]:
+    def shifted(page: int, size: int, entries: list[SessionRow | InvalidRow]) -> list[SessionRow | InvalidRow]:
         if size == 3 and page > 1:
             return list(ordered[(page - 1) * 3 - 2: page * 3 - 2])
         return entries
@@ -203,7 +209,7 @@ def test_a_count_that_changes_while_paging_reads_the_list_again() -> None:
     pages = list(listing)
 
     assert [page.restarted for page in pages] == [False, True, False, False, False]
-    assert set(keys([r.session for page in pages for r in page.rows])) == set(keys(server.rows))
+    assert set(keys([r for page in pages for r in page.rows])) == set(keys(server.rows))
     assert (listing.report.restarts, listing.report.count, listing.report.missing) == (1, 7, 0)
     assert server.requests == [(1, 2), (2, 2), (1, 2), (2, 2), (3, 2), (4, 2)]
 
@@ -222,13 +228,13 @@ def test_a_count_that_keeps_changing_gives_up_naming_the_list() -> None:
 
 def test_malformed_rows_count_as_read_and_are_handed_over() -> None:
     rows = sessions(3, tie_groups=3)
-    bad = InvalidRow(rows[1].id, rows[1].hostname, "visits: not a number", ("visits",))
+    bad = InvalidRow(rows[1]["id"], rows[1]["hostname"], "visits: not a number", ("visits",))
     server = UnstableList(rows, serve=lambda page, size, entries: [bad if e == rows[1] else e for e in entries])
     listing = SessionListing(server, page_size=3, what="test list")
 
     pages = list(listing)
 
-    assert [item.session.id for page in pages for item in page.rows] == [rows[0].id, rows[2].id]
+    assert [item["id"] for page in pages for item in page.rows] == [rows[0]["id"], rows[2]["id"]]
     assert [page.invalid for page in pages] == [[bad]]
     assert (listing.report.invalid, listing.report.missing) == (1, 0)
 
@@ -251,17 +257,17 @@ def test_a_row_outside_the_window_asked_for_is_invalid_and_never_handed_on() -> 
     """Whatever the server answers, a row whose first event comes before the window (or last after it) is not the
     window's: counted invalid, naming the field, never written."""
     rows = sessions(3, tie_groups=3)
-    early = rows[1].model_copy(update={"first_at": DAY - timedelta(days=3)})
-    late = rows[2].model_copy(update={"last_at": DAY + timedelta(days=20)})
+    early: SessionRow = {**rows[1], "first_at": DAY - timedelta(days=3)}
+    late: SessionRow = {**rows[2], "last_at": DAY + timedelta(days=20)}
     server = UnstableList([rows[0], early, late])
     listing = SessionListing(server, page_size=3, what="test list", window=WINDOW)
 
     (page,) = list(listing)
 
-    assert [item.session.id for item in page.rows] == [rows[0].id]
+    assert [item["id"] for item in page.rows] == [rows[0]["id"]]
     assert sorted((row.session_id, row.fields, row.error) for row in page.invalid) == sorted([
-        (early.id, ("firstAt",), "firstAt: outside the window asked for"),
-        (late.id, ("lastAt",), "lastAt: outside the window asked for")])
+        (early["id"], ("firstAt",), "firstAt: outside the window asked for"),
+        (late["id"], ("lastAt",), "lastAt: outside the window asked for")])
     assert (listing.report.rows, listing.report.invalid, listing.report.missing) == (3, 2, 0)
 
 
@@ -284,9 +290,9 @@ def test_a_one_row_shift_that_looks_like_a_tie_is_repaired_from_the_whole_list()
     """Page 2 repeats page 1's last row (the same last-event time twice in a row, as a tie of two looks) and
     the last row is never served: the small tie repair cannot find it, the whole list can."""
     rows = sessions(9, tie_groups=9)
-    ordered = sorted(rows, key=lambda r: -r.last_at.timestamp())
+    ordered = sorted(rows, key=lambda r: -r["last_at"].timestamp())
 
-    def shifted(page: int, size: int, entries: list[UmamiSession | InvalidRow]) -> list[UmamiSession | InvalidRow]:
+    def shifted(page: int, size: int, entries: list[SessionRow | InvalidRow]) -> list[SessionRow | InvalidRow]:
         return list(ordered[(page - 1) * 3 - 1: page * 3 - 1]) if size == 3 and page > 1 else entries
 
     server = UnstableList(rows, serve=shifted)

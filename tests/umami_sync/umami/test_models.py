@@ -10,11 +10,15 @@ import pytest
 
 from umami_sync.umami.models import (
     ActivityEvent,
+    CappedListError,
     InvalidRow,
     LoginResponse,
+    SessionRow,
     UmamiPageEnvelope,
     UmamiSession,
     UmamiWebsite,
+    beacons_only,
+    session_page_rows,
     validate_session_rows,
 )
 
@@ -26,10 +30,10 @@ def _load(folder: Path, name: str) -> Any:
     return json.loads((folder / name).read_text())
 
 
-def validate_sessions(rows: list[Any]) -> tuple[list[UmamiSession], list[InvalidRow]]:
+def validate_sessions(rows: list[Any]) -> tuple[list[SessionRow], list[InvalidRow]]:
     """The valid and the invalid rows, each in the order they came."""
     validated = validate_session_rows(rows)
-    return ([row for row in validated if isinstance(row, UmamiSession)],
+    return ([row for row in validated if not isinstance(row, InvalidRow)],
             [row for row in validated if isinstance(row, InvalidRow)])
 
 
@@ -40,13 +44,13 @@ def test_session_rows_of_both_pages_validate(umami_fixtures: Path) -> None:
     valid, invalid = validate_sessions(rows)
 
     assert invalid == []
-    assert [s.id for s in valid] == [row["id"] for row in rows]
+    assert [s["id"] for s in valid] == [row["id"] for row in rows]
     first = valid[0]
-    assert first.website_id == "266abb41-957e-4dd3-8229-6a601f80a9db"
-    assert (first.browser, first.os, first.country, first.city) == ("safari", "Mac OS", "DE", "Berlin")
-    assert first.last_at == datetime(2026, 11, 27, 15, 46, 32, 632000, tzinfo=UTC)
-    assert first.last_at.tzinfo is UTC
-    assert (first.visits, first.views, first.events) == (1, 1, 1)
+    assert first["website_id"] == "266abb41-957e-4dd3-8229-6a601f80a9db"
+    assert (first["browser"], first["os"], first["country"], first["city"]) == ("safari", "Mac OS", "DE", "Berlin")
+    assert first["last_at"] == datetime(2026, 11, 27, 15, 46, 32, 632000, tzinfo=UTC)
+    assert first["last_at"].tzinfo is UTC
+    assert (first["visits"], first["views"], first["events"]) == (1, 1, 1)
 
 
 def test_session_detail_counts_sent_as_strings_become_ints(umami_fixtures: Path) -> None:
@@ -90,7 +94,7 @@ def test_malformed_rows_become_short_invalid_rows_and_keep_the_rest(umami_fixtur
 
     valid, invalid = validate_sessions(rows)
 
-    assert [s.id for s in valid] == [good["id"]]
+    assert [s["id"] for s in valid] == [good["id"]]
     assert [row.session_id for row in invalid] == [other["id"], "not-a-uuid",
                                                    "0f5bd9f3-50a4-4f23-9f28-2fd2c1b1e0aa", None]
     assert invalid[0].error.startswith("lastAt:")
@@ -98,7 +102,7 @@ def test_malformed_rows_become_short_invalid_rows_and_keep_the_rest(umami_fixtur
     assert all(len(row.error) <= 200 and secret_looking not in row.error for row in invalid)
     assert isinstance(invalid[3], InvalidRow)
     assert [type(row).__name__ for row in validate_session_rows(rows)] == [
-        "UmamiSession", "InvalidRow", "InvalidRow", "InvalidRow", "InvalidRow"]  # in the page's order
+        "dict", "InvalidRow", "InvalidRow", "InvalidRow", "InvalidRow"]  # in the page's order
 
 
 def test_strings_longer_than_umamis_columns_make_a_row_invalid(umami_fixtures: Path) -> None:
@@ -109,7 +113,7 @@ def test_strings_longer_than_umamis_columns_make_a_row_invalid(umami_fixtures: P
 
     valid, invalid = validate_sessions(rows)
 
-    assert [row.city for row in valid] == ["C" * 100]  # within the column size times the headroom
+    assert [row["city"] for row in valid] == ["C" * 100]  # within the column size times the headroom
     assert [row.error.split(":")[0] for row in invalid] == ["city", "browser"]
     assert [(row.session_id, row.hostname) for row in invalid] == [(good["id"], good["hostname"])] * 2
 
@@ -178,7 +182,8 @@ def test_a_row_of_umami_2x_is_valid_and_fields_the_sync_does_not_use_never_inval
     valid, invalid = validate_sessions([{**v2, "createdAt": "not a time", "orderBy": {"odd": True}}])
 
     assert invalid == []
-    assert (valid[0].hostname, valid[0].events, valid[0].views, valid[0].beacons_only) == (None, None, 1, False)
+    assert (valid[0]["hostname"], valid[0]["events"], valid[0]["views"], beacons_only(valid[0])) == (None, None, 1,
+                                                                                                  False)
 
 
 @pytest.mark.parametrize(("hostname", "views", "events", "beacons"), [
@@ -191,7 +196,7 @@ def test_a_row_of_performance_beacons_only_is_recognised(umami_fixtures: Path, h
 
     session = UmamiSession.model_validate({**row, "hostname": hostname, "views": views, "events": events})
 
-    assert session.beacons_only is beacons
+    assert beacons_only(session.row()) is beacons
 
 
 def test_an_activity_event_of_umami_2x_carries_id() -> None:
@@ -229,3 +234,64 @@ def test_an_id_that_is_not_a_uuid_makes_its_row_invalid(umami_fixtures: Path, wr
     _, invalid = validate_sessions([{**row, "id": written}])
 
     assert [row.fields for row in invalid] == [("id",)]
+
+
+# --- a page validated whole, from its body --------------------------------------------------------------------------
+
+def _body(page: dict[str, Any]) -> bytes:
+    return json.dumps(page).encode()
+
+
+def test_a_page_of_the_real_server_is_validated_whole_into_the_rows_row_by_row_validation_gives(
+        umami_fixtures: Path) -> None:
+    for name in ("api_sessions_p1.json", "api_sessions_p2.json"):
+        body = (umami_fixtures / name).read_bytes()
+
+        whole = session_page_rows(body)
+
+        page = _load(umami_fixtures, name)
+        assert whole == (page["count"], validate_session_rows(page["data"]))
+
+
+@pytest.mark.parametrize("change", [
+    {"visits": -1},  # malformed: the page is validated row by row, so that the row is counted and named
+    {"city": "C" * 101},
+    {"id": "6E0E58D6-3C4A-4C55-9A4C-4D5C2D6F1A11"},  # an id in another form: row by row, where it is converted
+    {"lastAt": "2026-11-27T17:46:32.632+02:00"},  # a time with an offset: row by row, where it becomes UTC
+    {"lastAt": "2026-11-27T15:46:32.632"},  # naive: malformed
+])
+def test_a_page_with_a_row_not_in_the_form_umami_sends_is_left_to_row_by_row_validation(
+        umami_fixtures: Path, change: dict[str, Any]) -> None:
+    page = _load(umami_fixtures, "api_sessions_p1.json")
+    page["data"][1].update(change)
+
+    assert session_page_rows(_body(page)) is None
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"data": "rows", "count": 1}', b'{"data": [], "count": -1}', b"[]"])
+def test_a_body_that_is_no_page_is_left_to_the_envelope_and_its_errors(body: bytes) -> None:
+    assert session_page_rows(body) is None
+
+
+def test_a_capped_page_validated_whole_is_refused_as_the_envelope_refuses_it(umami_fixtures: Path) -> None:
+    page = {**_load(umami_fixtures, "api_sessions_p1.json"), "isCapped": True, "count": 10_000}
+
+    with pytest.raises(CappedListError) as whole:
+        session_page_rows(_body(page))
+    with pytest.raises(CappedListError) as envelope:
+        UmamiPageEnvelope.model_validate(page)
+
+    assert str(whole.value) == str(envelope.value)
+    assert session_page_rows(_body({**page, "isCapped": False})) is not None
+
+
+def test_a_page_of_umami_2x_is_validated_whole_with_what_it_does_not_send_left_empty(umami_fixtures: Path) -> None:
+    page = _load(umami_fixtures, "api_sessions_p1.json")
+    page["data"] = [{key: value for key, value in row.items() if key not in {"hostname", "events"}}
+                    for row in page["data"]]
+
+    whole = session_page_rows(_body(page))
+
+    assert whole is not None
+    assert whole[1] == validate_session_rows(page["data"])
+    assert all(row["hostname"] is None and row["events"] is None for row in whole[1])

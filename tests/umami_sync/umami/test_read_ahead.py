@@ -51,9 +51,9 @@ def test_a_listing_read_ahead_gives_the_same_pages_as_read_alone() -> None:
     rows = sessions(300, tie_groups=40)
     alone, ahead = UnstableList(rows), UnstableList(rows)
 
-    pages = [keys([listed.session for listed in page.rows]) for page in
+    pages = [keys(page.rows) for page in
              SessionListing(alone, page_size=7, what="alone")]
-    read_ahead = [keys([listed.session for listed in page.rows]) for page in
+    read_ahead = [keys(page.rows) for page in
                   ReadAhead(SessionListing(ahead, page_size=7, what="ahead"))]
 
     assert read_ahead == pages and alone.requests == ahead.requests

@@ -144,6 +144,32 @@ def test_both_ways_of_looking_sessions_up_find_the_same_owners(users_db: Databas
     assert len(sent) == (2 if either_path else 4)  # 200 ids: two chunks of 100
 
 
+def test_a_chunk_reads_each_of_its_users_once_when_sessions_are_looked_up_one_path_at_a_time(
+        users_db: Database, mongo_collation: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user stage 1 wrote knows a session by both paths (``session_id`` and ``umamiSessions.id``): the second
+    path's query leaves out whom the first found, so no user is read (and decoded) twice."""
+    both = add_user(users_db["users"], "a@x.io", session_id="s1", umamiSessions=[{"id": "s1"}, {"id": "s2"}])
+    legacy = add_user(users_db["users"], "b@x.io", session_id="s2")  # the original tool's field only
+    listed = add_user(users_db["users"], "c@x.io", umamiSessions=[{"id": "s3"}])
+    read: list[Any] = []
+    find = Collection.find
+
+    def recorded(self: Collection, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        found = list(find(self, *args, **kwargs))
+        read.extend(user["_id"] for user in found)
+        return found
+
+    monkeypatch.setattr(Collection, "find", recorded)
+    users = store(users_db, mongo_collation)
+    monkeypatch.setattr(users, "or_uses_indexes", lambda: False)
+
+    found = users.users_by_session(["s1", "s2", "s3", "s2"])
+
+    assert sorted(read, key=str) == sorted([both, legacy, listed], key=str)
+    assert {session: [user["_id"] for user in owners] for session, owners in found.items()} == {
+        "s1": [both], "s2": sorted([both, legacy], key=str), "s3": [listed]}
+
+
 def test_sessions_are_looked_up_one_path_at_a_time_on_a_server_that_would_scan_for_an_or(
         users_db: Database, mongo_collation: str) -> None:
     add_user(users_db["users"], "a@x.io", session_id="s1")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from umami_sync.users.updates import (
+    ANALYTICS_GUARD,
     ATTRIBUTES,
     Analytics,
     KnownSession,
@@ -163,6 +164,10 @@ def test_an_analytics_change_is_guarded_by_the_figures_it_compared() -> None:
     assert change.fields == {"umamiAnalytics": analytics(last=2).as_document(), "updatedAt": NOW}
     assert analytics_change(user, analytics(last=-2), now=NOW) is None
     assert analytics_change({"_id": 4}, analytics(), now=NOW) is not None
+    for stored in ({}, {"umamiAnalytics": "not a document"}, {"umamiAnalytics": {"id": "s9", "views": 1}}):
+        guarded = analytics_change({"_id": 4, **stored}, analytics(), now=NOW)
+        assert guarded is not None
+        assert guarded.guard == {path: read_path(stored, path) for path in ANALYTICS_GUARD}
 
 
 def test_the_same_session_read_again_heals_its_attributes() -> None:

@@ -66,11 +66,11 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
             log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
             progress.invalid.add(invalid)
         plan = plan_page(page, progress.merged)
-        progress.merged.update(row.id for row in plan.to_read)
+        progress.merged.update(row["id"] for row in plan.to_read)
         found = page_analytics(plan, events.figures(plan.listed) if plan.to_read else {})
         for session_id in found.unread:
             log.error("session %s is listed but has no events in the window; not written", session_id)
-        decided = plan_analytics_changes(found, owners_of([item.id for item in found.analytics]), progress.given,
+        decided = plan_analytics_changes(found, owners_of(found.sessions), progress.given,
                                          now=now, contest=contest)
         _log_fallbacks(decided)
         progress.given.update(decided.given)

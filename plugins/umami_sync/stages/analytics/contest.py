@@ -159,10 +159,11 @@ def plan_analytics_changes(page: PageAnalytics, owners: Owners, given: Mapping[A
     Stored analytics of the run's websites that outrank a user's new ones are checked against their session's
     events first (one read for the page): figures the events disprove never block the true ones.
     """
-    matched = sum(1 for item in page.analytics if owners.get(item.id) and item.id not in page.refined)
+    owned = page.analytics(owners)
+    matched = sum(1 for item in owned if item.id not in page.refined)
     chosen: dict[Any, tuple[Analytics, User]] = {}
-    for item in page.analytics:
-        for user in owners.get(item.id, ()):
+    for item in owned:
+        for user in owners[item.id]:
             user_id = user["_id"]
             earlier = chosen[user_id][0].rank if user_id in chosen else given.get(user_id)
             if earlier is None or item.rank > earlier:

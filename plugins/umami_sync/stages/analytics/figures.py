@@ -10,80 +10,100 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 from umami_sync.users.updates import Analytics
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Set
+    from collections.abc import Mapping, Sequence, Set
 
     from umami_sync.umami.activity import ActivityFigures
     from umami_sync.umami.listing import ListedPage
-    from umami_sync.umami.models import InvalidRow, UmamiSession
+    from umami_sync.umami.models import InvalidRow, SessionRow
 
 
-def analytics_of(row: UmamiSession, figures: UmamiSession | ActivityFigures) -> Analytics:
-    """A session's analytics: the attributes of one of its rows, the figures of that row (a session with one
-    hostname in the window) or of its events."""
-    return Analytics(row.id, row.website_id, row.browser, row.os, row.device, row.screen, row.language, row.country,
-                     row.region, row.city, figures.first_at, figures.last_at, figures.visits, figures.views)
+def analytics_of(row: SessionRow, figures: ActivityFigures | None = None) -> Analytics:
+    """A session's analytics: the attributes of one of its rows, and the figures of that row (a session with one
+    hostname in the window; its times in ``datetime.UTC``) or of its events (``figures``)."""
+    if figures is None:
+        first_at, last_at = row["first_at"].astimezone(UTC), row["last_at"].astimezone(UTC)
+        visits, views = row["visits"], row["views"]
+    else:
+        first_at, last_at, visits, views = figures.first_at, figures.last_at, figures.visits, figures.views
+    return Analytics(row["id"], row["website_id"], row["browser"], row["os"], row["device"], row["screen"],
+                     row["language"], row["country"], row["region"], row["city"], first_at, last_at, visits, views)
 
 
 @dataclass(frozen=True)
 class PagePlan:
     """What one page of the listing gives.
 
-    :param exact: the analytics of sessions whose one row is exact.
+    :param exact: the rows of sessions whose one row is exact (their analytics).
     :param to_read: the first row of each session to read from its events (not read before in this pass).
     :param earlier: of those, the sessions whose first row came in an earlier page (already handed on).
     :param new_sessions: sessions this page shows for the first time in this pass.
     :param listed: every row of this page of each session to read (what its events must give, hostname by hostname).
     """
 
-    exact: list[Analytics]
-    to_read: list[UmamiSession]
+    exact: list[SessionRow]
+    to_read: list[SessionRow]
     earlier: frozenset[str]
     new_sessions: int
-    listed: dict[str, list[UmamiSession]] = field(default_factory=dict)
+    listed: dict[str, list[SessionRow]] = field(default_factory=dict)
 
 
 def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
     """Sort the rows of ``page``: exact analytics, and sessions to read from their events (``merged``: the
     sessions of this pass already read so)."""
-    rows_of: dict[str, list[UmamiSession]] = {}
-    earlier: set[str] = set()
-    for listed in page.rows:
-        session_id = listed.session.id
-        if listed.another_row_before and session_id not in rows_of:  # its first row came in an earlier page
-            earlier.add(session_id)
-        rows_of.setdefault(session_id, []).append(listed.session)
-    exact, to_read = [], []
-    for session_id, rows in rows_of.items():
-        if len(rows) == 1 and session_id not in earlier:
-            exact.append(analytics_of(rows[0], rows[0]))
-        elif session_id not in merged:  # not yet read from its events (a third hostname would be)
-            to_read.append(rows[0])
-    return PagePlan(exact, to_read, frozenset(earlier & {row.id for row in to_read}),
-                    len(rows_of) - len(earlier), {row.id: rows_of[row.id] for row in to_read})
+    rows = page.rows
+    ids = [row["id"] for row in rows]
+    first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1), strict=True))  # each session's first row here
+    several: dict[str, list[SessionRow]] = {}  # the sessions with more than one row in this page
+    if len(first) < len(ids):
+        for position, session_id in enumerate(ids):
+            if (at := first[session_id]) != position:
+                several.setdefault(session_id, [rows[at]]).append(rows[position])
+    earlier = {ids[position] for position in page.another_row_before if first[ids[position]] == position}
+    if not several and not earlier:  # the usual page: every row is its session's one row
+        return PagePlan(list(rows), [], frozenset(), len(first))
+    exact = [row for row in rows if row["id"] not in several and row["id"] not in earlier]
+    to_read = [rows[at] for at in sorted(first[session_id] for session_id in several.keys() | earlier)
+               if ids[at] not in merged]  # not yet read from its events (a third hostname would be)
+    return PagePlan(exact, to_read, frozenset(earlier & {row["id"] for row in to_read}), len(first) - len(earlier),
+                    {row["id"]: several.get(row["id"], [row]) for row in to_read})
 
 
 @dataclass(frozen=True)
 class PageAnalytics:
-    """The analytics of one page: ``refined`` are sessions whose earlier row (another hostname) was handed on
-    before and is now replaced by the whole session; ``unread`` are sessions listed without events to read."""
+    """The sessions of one page whose analytics are known: ``exact``, those whose one row gives them, and ``read``,
+    those read from their events (with their figures). ``refined`` are sessions whose earlier row (another hostname)
+    was handed on before and is now replaced by the whole session; ``unread`` are sessions listed without events to
+    read. The analytics themselves are made for the sessions that have users only (:meth:`analytics`)."""
 
-    analytics: list[Analytics]
+    exact: list[SessionRow]
+    read: list[tuple[SessionRow, ActivityFigures]]
     refined: frozenset[str]
     unread: list[str]
+
+    @property
+    def sessions(self) -> list[str]:
+        """The page's sessions with analytics, in order."""
+        return [row["id"] for row in self.exact] + [row["id"] for row, _ in self.read]
+
+    def analytics(self, owners: Mapping[str, Sequence[Any]]) -> list[Analytics]:
+        """The analytics of the page's sessions that have an owner in ``owners``, in order."""
+        return [*(analytics_of(row) for row in self.exact if owners.get(row["id"])),
+                *(analytics_of(row, figures) for row, figures in self.read if owners.get(row["id"]))]
 
 
 def page_analytics(plan: PagePlan, read: Mapping[str, ActivityFigures | None]) -> PageAnalytics:
     """The page's analytics once the sessions of ``plan.to_read`` were read (``read``: their figures, None for
     a session with no events in the window)."""
-    from_events = [analytics_of(row, figures) for row in plan.to_read if (figures := read.get(row.id)) is not None]
-    unread = [row.id for row in plan.to_read if read.get(row.id) is None]
-    refined = frozenset(item.id for item in from_events if item.id in plan.earlier)
-    return PageAnalytics(plan.exact + from_events, refined, unread)
+    from_events = [(row, figures) for row in plan.to_read if (figures := read.get(row["id"])) is not None]
+    unread = [row["id"] for row in plan.to_read if read.get(row["id"]) is None]
+    refined = frozenset(row["id"] for row, _ in from_events if row["id"] in plan.earlier)
+    return PageAnalytics(plan.exact, from_events, refined, unread)
 
 
 @dataclass

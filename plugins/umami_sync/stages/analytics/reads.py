@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from umami_sync.umami.activity import ActivityFigures, ActivityRead
     from umami_sync.umami.api import UmamiHook
     from umami_sync.umami.db import UmamiDatabase
-    from umami_sync.umami.models import UmamiSession
+    from umami_sync.umami.models import SessionRow
     from umami_sync.users.updates import Analytics, StoredAnalytics
     from umami_sync.windows import DataInterval
 
@@ -39,7 +39,7 @@ class SessionFigures(Protocol):
     left_out: int
     """Events the reads were answered and left out (outside the window asked for, or another session's)."""
 
-    def figures(self, rows: Mapping[str, Sequence[UmamiSession]]) -> dict[str, ActivityFigures]:
+    def figures(self, rows: Mapping[str, Sequence[SessionRow]]) -> dict[str, ActivityFigures]:
         """The figures of each session of ``rows`` (its list rows of the page at hand) that has events in the
         window; one read for all of them where the source allows."""
 
@@ -62,7 +62,7 @@ class DatabaseSessions:
     run_interval: DataInterval
     left_out: int = 0  # a query of one session's events answers nothing else
 
-    def figures(self, rows: Mapping[str, Sequence[UmamiSession]]) -> dict[str, ActivityFigures]:
+    def figures(self, rows: Mapping[str, Sequence[SessionRow]]) -> dict[str, ActivityFigures]:
         """The figures in the job's window of each session of ``rows`` that has events there."""
         return self.database.session_figures(self.job.website_id, list(rows), self.job.interval)
 
@@ -119,7 +119,7 @@ class SessionEvents:
         self.left_out += read.left_out
         return read
 
-    def figures(self, rows: Mapping[str, Sequence[UmamiSession]]) -> dict[str, ActivityFigures]:
+    def figures(self, rows: Mapping[str, Sequence[SessionRow]]) -> dict[str, ActivityFigures]:
         """The figures in the job's window of each session of ``rows`` that has events there, one read each."""
         found = {}
         for session_id, listed in rows.items():
@@ -139,16 +139,16 @@ class SessionEvents:
                 found[item.id] = whole_analytics(item, figures)
         return found
 
-    def _check(self, read: ActivityRead, row: UmamiSession) -> None:
+    def _check(self, read: ActivityRead, row: SessionRow) -> None:
         """Fail when the events of ``row``'s hostname do not give ``row``: the answer holds foreign events."""
-        if row.hostname is None:  # a list without hostnames (2.x) has one row per session: never read here
+        if row["hostname"] is None:  # a list without hostnames (2.x) has one row per session: never read here
             return
-        got = read.hostnames.get(row.hostname)
+        got = read.hostnames.get(row["hostname"])
         gave = (got.first_at, got.last_at, got.views, got.visits) if got else None
-        listed = (row.first_at, row.last_at, row.views, row.visits)
+        listed = (row["first_at"], row["last_at"], row["views"], row["visits"])
         if gave != listed:
             raise UmamiActivityError(
-                f"session {row.id} of {self.what}: its activity on {row.hostname} gives (firstAt, lastAt, views, "
+                f"session {row['id']} of {self.what}: its activity on {row['hostname']} gives (firstAt, lastAt, views, "
                 f"visits) {_shown(gave)} where its list row says {_shown(listed)}: the answer holds events of other "
                 "sessions (Umami's newer activity route answers every session linked to the same person), so its "
                 "figures cannot be trusted and none is written")

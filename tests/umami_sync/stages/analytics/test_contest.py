@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.factories import OTHER_WEBSITE, WEBSITE, at
+from tests.factories import OTHER_WEBSITE, WEBSITE, at, list_row
 from umami_sync.stages.analytics.contest import Contest
+from umami_sync.stages.analytics.figures import analytics_of
 from umami_sync.users.updates import Analytics
 from umami_sync.windows import DataInterval
 
@@ -65,12 +66,14 @@ def test_a_page_changes_each_user_once_with_their_best_analytics() -> None:
     from umami_sync.stages.analytics.figures import PageAnalytics
 
     def item(session: str, hour: int) -> Analytics:
-        return Analytics(session, WEBSITE, None, None, None, None, None, None, None, None, at(hour - 1), at(hour), 1, 1)
+        return analytics_of(list_row(session, at(hour - 1), at(hour)))
 
     ann = {"_id": 1, "session_id": "a"}
     bo = {"_id": 2, "session_id": "c", "umamiAnalytics": item("c", 20).as_document()}  # holds later analytics
-    page = PageAnalytics([item("a", 9), item("b", 11), item("c", 10)], refined=frozenset({"b"}), unread=[])
-    owners = {"a": [ann], "b": [ann], "c": [bo]}
+    page = PageAnalytics([list_row(s, at(hour - 1), at(hour)) for s, hour in (("a", 9), ("b", 11), ("c", 10),
+                                                                                ("d", 12))],
+                         [], refined=frozenset({"b"}), unread=[])
+    owners = {"a": [ann], "b": [ann], "c": [bo]}  # "d" has no user
     contest = Contest((WEBSITE,), DataInterval(at(0), at(0, day=28)), NoRivals(), NoRivals())
 
     decided = plan_analytics_changes(page, owners, {}, now=at(23), contest=contest)
@@ -121,8 +124,7 @@ def test_a_page_replaces_stored_figures_their_session_disproves_and_only_those()
     from umami_sync.users.updates import StoredAnalytics, stored_analytics
 
     def item(session: str, last: int, website: str = WEBSITE, *, views: int = 1) -> Analytics:
-        return Analytics(session, website, None, None, None, None, None, None, None, None, at(last - 1), at(last),
-                         1, views)
+        return analytics_of(list_row(session, at(last - 1), at(last), website_id=website, views=views))
 
     wrong = {"_id": 1, "umamiAnalytics": item("a", 20, views=17).as_document()}
     later_day = {"_id": 2, "umamiAnalytics": item("b", 9, views=3).as_document() | {"lastAt": at(9, day=28)}}
@@ -134,7 +136,8 @@ def test_a_page_replaces_stored_figures_their_session_disproves_and_only_those()
             asked.append(sorted(stored, key=lambda claim: claim.id))
             return {claim for claim in stored if claim.id == "a"}
 
-    page = PageAnalytics([item("a", 10), item("b", 11), item("c", 12)], refined=frozenset(), unread=[])
+    page = PageAnalytics([list_row(s, at(last - 1), at(last)) for s, last in (("a", 10), ("b", 11), ("c", 12))], [],
+                         refined=frozenset(), unread=[])
     owners = {"a": [wrong], "b": [later_day], "c": [elsewhere]}
     contest = Contest((WEBSITE,), DataInterval(at(0), at(0, day=28)), NoRivals(), NoRivals(), Check())
 

@@ -5,27 +5,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.factories import WEBSITE, at
+from tests.factories import WEBSITE, at, list_row
 from umami_sync.stages.analytics.changes import JobProgress, analytics_changes
 from umami_sync.stages.analytics.contest import Contest
 from umami_sync.umami.activity import ActivityFigures
 from umami_sync.umami.api import SessionPage
 from umami_sync.umami.listing import SessionListing
-from umami_sync.umami.models import UmamiSession
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from umami_sync.umami.models import SessionRow
     from umami_sync.users.updates import Analytics
 
 ONE, TWO, THREE = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
 DAY = DataInterval(at(0), at(0, day=28))
 
 
-def row(session: str, hostname: str, hour: int) -> UmamiSession:
-    return UmamiSession(id=session, website_id=WEBSITE, hostname=hostname, first_at=at(hour), last_at=at(hour),
-                        visits=1, views=1, events=1)
+def row(session: str, hostname: str, hour: int) -> SessionRow:
+    return {**list_row(session, at(hour), at(hour), hostname=hostname), "events": 1}
 
 
 class Umami:
@@ -46,7 +45,7 @@ class Umami:
 
     left_out = 0
 
-    def figures(self, rows: Mapping[str, Sequence[UmamiSession]]) -> dict[str, ActivityFigures]:
+    def figures(self, rows: Mapping[str, Sequence[SessionRow]]) -> dict[str, ActivityFigures]:
         self.reads.extend(rows)
         return {session: ActivityFigures(at(11), at(12), views=2, visits=1) for session in rows} if self.arrived else {}
 

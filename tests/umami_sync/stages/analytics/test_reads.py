@@ -11,11 +11,11 @@ import pytest
 
 from tests.factories import WEBSITE, UmamiRows, at
 from tests.umami_sync.stages.analytics.support import DAY, job, linked_person, truth, visitor
+from umami_sync.stages.analytics.figures import analytics_of
 from umami_sync.stages.analytics.reads import SessionEvents
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.errors import UmamiActivityError
-from umami_sync.umami.models import UmamiSession
-from umami_sync.users.updates import Analytics
+from umami_sync.umami.models import InvalidRow, SessionRow
 from umami_sync.windows import ApiWindow, DataInterval
 
 if TYPE_CHECKING:
@@ -29,12 +29,12 @@ pytestmark = pytest.mark.integration
 MORNING = DataInterval(at(0), at(12))
 
 
-def listed(api: UmamiHook, window: DataInterval = DAY) -> dict[str, list[UmamiSession]]:
+def listed(api: UmamiHook, window: DataInterval = DAY) -> dict[str, list[SessionRow]]:
     """The website's list rows of ``window``, by session."""
-    rows: dict[str, list[UmamiSession]] = {}
+    rows: dict[str, list[SessionRow]] = {}
     for row in api.session_page(WEBSITE, ApiWindow.of(window), 1, 1000).entries:
-        assert isinstance(row, UmamiSession)
-        rows.setdefault(row.id, []).append(row)
+        assert not isinstance(row, InvalidRow)
+        rows.setdefault(row["id"], []).append(row)
     return rows
 
 
@@ -42,11 +42,6 @@ def figures_of(found: dict[str, ActivityFigures]) -> dict[str, tuple[object, ...
     """Figures as :func:`~tests.umami_sync.stages.analytics.support.truth` gives them."""
     return {session: (f.first_at.replace(tzinfo=None), f.last_at.replace(tzinfo=None), f.views, f.visits)
             for session, f in found.items()}
-
-
-def analytics(row: UmamiSession) -> Analytics:
-    return Analytics(row.id, row.website_id, None, None, None, None, None, None, None, None, row.first_at,
-                     row.last_at, row.visits, row.views)
 
 
 @pytest.mark.umami_levels("3.3")
@@ -59,7 +54,7 @@ def test_the_activity_stays_on_the_session_on_a_3_4_server(rows: UmamiRows, conn
     events = SessionEvents(api, job(MORNING), DAY, what="probe")
 
     found = events.figures(listed(api, MORNING))
-    whole = events.whole([analytics(row[0]) for row in listed(api, MORNING).values()])
+    whole = events.whole([analytics_of(row[0]) for row in listed(api, MORNING).values()])
 
     assert figures_of(found) == truth(umami_db, WEBSITE, MORNING) == truth(umami_db, WEBSITE, DAY)
     assert {s: (a.first_at, a.last_at, a.views, a.visits) for s, a in whole.items()} == {
