@@ -7,7 +7,7 @@ data interval (a UTC day) per run.
 | task | what it does |
 | --- | --- |
 | `plan_run` | resolves the settings (Variable `umami_sync_settings`, trigger form) and the interval |
-| `session_sync` | identified sessions in Umami's database (`umami_db`) -> `session_id` on users (`users_mongo`) |
+| `session_sync` | identified sessions from `umami_db` (or `umami_api`: `identities_from`) -> `session_id` on users |
 | `plan_analytics` | the websites (setting `website_ids`, or discovered through `umami_api`) and sub-windows |
 | `analytics_sync` | one mapped task per website (and sub-window): its sessions -> `umamiAnalytics` on users |
 | `record_status` | runs whatever happened; records the run (never planned too) in `systemconfigs`; emits the asset |

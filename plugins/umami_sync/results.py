@@ -11,10 +11,15 @@ document keeps: those that depend on the data only, not on how often a try was r
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from umami_sync.windows import DataInterval
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_REPORTED_ERRORS = 10
 REFUSED_SAMPLE = 10
@@ -256,10 +261,13 @@ class PlannedJob(BaseModel):
     def label(self) -> str:
         """What the Airflow UI shows for this mapped task: the website and the days it syncs."""
         name = self.website_name or self.website_id
-        first, last = self.window_start.date(), (self.window_end - timedelta(milliseconds=1)).date()
-        days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
         part = f" {self.part}/{self.parts}" if self.parts > 1 else ""
-        return f"{name} · {days}{part}"
+        return f"{name} · {self.interval.days}{part}"
+
+    @property
+    def interval(self) -> DataInterval:
+        """The half-open interval this job reads."""
+        return DataInterval(self.window_start, self.window_end)
 
     @property
     def named(self) -> str:
@@ -335,6 +343,12 @@ class InvalidRows(BaseModel):
     website_name: str | None = None
     rows: int
     field: str | None = Field(None, description="The field the most of them failed on.")
+
+
+def failed_most(fields: Mapping[str, int]) -> str | None:
+    """The field the most invalid rows failed on (of ``fields``: rows by field; the last name on a tie); None
+    without any."""
+    return max(fields.items(), key=lambda item: (item[1], item[0]))[0] if fields else None
 
 
 class StatusResult(BaseModel):

@@ -35,8 +35,6 @@ SETTINGS_VARIABLE = "umami_sync_settings"
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
-PositiveInt = Annotated[int, Field(ge=1)]
-
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names it."""

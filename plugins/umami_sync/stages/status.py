@@ -26,7 +26,7 @@ from enum import StrEnum
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
-from umami_sync.results import REFUSED_SAMPLE, Drop, FailedPart, InvalidRows, StatusResult
+from umami_sync.results import REFUSED_SAMPLE, Drop, FailedPart, InvalidRows, StatusResult, failed_most
 from umami_sync.windows import DataInterval
 
 if TYPE_CHECKING:
@@ -81,8 +81,8 @@ class WebsiteOutcome:
         rows = self.figures.get("invalid_rows", 0)
         if not rows:
             return None
-        most = max(self.invalid_fields.items(), key=lambda item: (item[1], item[0]))[0] if self.invalid_fields else None
-        return InvalidRows(website_id=self.website_id, website_name=self.name, rows=rows, field=most)
+        return InvalidRows(website_id=self.website_id, website_name=self.name, rows=rows,
+                           field=failed_most(self.invalid_fields))
 
 
 @dataclass
@@ -170,7 +170,7 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
 
 def window_of(job: PlannedJob) -> str:
     """A job's window as the status and alerts name it: its days, and its part of them (``2026-11-27 part 2/6``)."""
-    days = DataInterval(job.window_start, job.window_end).days
+    days = job.interval.days
     return f"{days} part {job.part}/{job.parts}" if job.parts > 1 else days
 
 

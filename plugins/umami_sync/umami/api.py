@@ -149,11 +149,6 @@ class UmamiHook(HttpHook):
         self._redact.add(credentials.password, credentials.api_key)
         return credentials
 
-    @property
-    def cloud(self) -> bool:
-        """True for Umami Cloud, False for a self-hosted server (login or API key)."""
-        return self.credentials.cloud
-
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
     ) -> Session:

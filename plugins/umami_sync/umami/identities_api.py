@@ -187,27 +187,20 @@ class WebsiteIdentities:
         """Read the properties of the listed sessions not ``done`` until ``remaining`` sessions with the key are found
         (every one when the count is unknown), adding those to ``identified``; the sessions with the key still
         unfound."""
-        listing = self._listing({})
-        seen = set(done)
-        for page in listing:
-            for session_id in listed_sessions(page):
-                if session_id in seen:
-                    continue
-                seen.add(session_id)
-                if self._key_rows(session_id, self._properties(session_id, reads), reads):
-                    identified.add(session_id)
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining == 0:
-                            return 0
-        if listing.report.missing:
-            raise UmamiPagingError(f"{self.what}: {listing.report.missing} of {listing.report.count} rows of the "
-                                   "session list could not be read, and sessions with the identity key may be among "
-                                   "them")
+        for session_id in self._listed({}, "session list could not be read, and sessions with the identity key may "
+                                            "be among them"):
+            if session_id not in done and self._key_rows(session_id, self._properties(session_id, reads), reads):
+                identified.add(session_id)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return 0
         return remaining
 
-    def _listed(self, filters: dict[str, str]) -> Iterator[str]:
-        """Each session of the (filtered) list once; a list that could not be read whole raises."""
+    def _listed(self, filters: dict[str, str],
+                lost: str = "list of sessions with a distinct id could not be read") -> Iterator[str]:
+        """Each session of the (filtered) list once; a list that could not be read whole raises (``lost``: what
+        that means)."""
         listing = self._listing(filters)
         seen: set[str] = set()
         for page in listing:
@@ -215,8 +208,8 @@ class WebsiteIdentities:
             seen.update(fresh)
             yield from fresh
         if listing.report.missing:
-            raise UmamiPagingError(f"{self.what}: {listing.report.missing} of {listing.report.count} rows of the "
-                                   "list of sessions with a distinct id could not be read")
+            raise UmamiPagingError(
+                f"{self.what}: {listing.report.missing} of {listing.report.count} rows of the {lost}")
 
     def _listing(self, filters: dict[str, str]) -> SessionListing:
         return SessionListing(

@@ -8,19 +8,12 @@ uses, so a field it does not use never makes an answer invalid.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt
-from pydantic.alias_generators import to_camel
+from pydantic import NonNegativeInt
 
-from umami_sync.umami.models import UmamiId, UtcDatetime
-
-
-class _Answer(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are ignored."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+from umami_sync.umami.models import UmamiId, UmamiModel, UtcDatetime
 
 
-class SessionDetail(_Answer):
+class SessionDetail(UmamiModel):
     """``GET .../sessions/{sessionId}``: the session's ``distinct_id`` and its first event ever (``firstAt``: the
     query joins ``website_event`` with no range, so a session without an event answers ``{}``)."""
 
@@ -29,7 +22,7 @@ class SessionDetail(_Answer):
     first_at: UtcDatetime
 
 
-class SessionProperty(_Answer):
+class SessionProperty(UmamiModel):
     """One ``session_data`` row of ``GET .../sessions/{sessionId}/properties`` (every row of the session, of any
     time). ``stringValue`` is ``replace(string_value, '.0000', '')``; ``createdAt`` is the row's time, to the
     millisecond."""
@@ -39,7 +32,7 @@ class SessionProperty(_Answer):
     created_at: UtcDatetime
 
 
-class SessionDataKey(_Answer):
+class SessionDataKey(UmamiModel):
     """One row of ``GET .../session-data/properties?startAt&endAt``: a key, and how many sessions with an event in
     the range have a row of it (of any time). The answer holds the 500 keys with the most sessions."""
 
@@ -47,11 +40,11 @@ class SessionDataKey(_Answer):
     total: NonNegativeInt
 
 
-class _Figure(_Answer):
+class _Figure(UmamiModel):
     value: NonNegativeInt
 
 
-class SessionStats(_Answer):
+class SessionStats(UmamiModel):
     """``GET .../sessions/stats?startAt&endAt``: ``visitors`` is how many sessions have an event in the range."""
 
     visitors: _Figure

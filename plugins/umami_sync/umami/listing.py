@@ -83,9 +83,9 @@ class _Run:
     key: datetime | None
     start: int
     first_page: int
-    end: int = 0
-    last_page: int = 0
-    members: set[int] = field(default_factory=set)
+    end: int
+    last_page: int
+    members: set[int]
 
     @property
     def deficit(self) -> int:

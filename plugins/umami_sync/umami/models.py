@@ -76,13 +76,13 @@ City = Annotated[str | None, Field(max_length=50 * _HEADROOM)]
 Hostname = Annotated[str | None, Field(max_length=100 * _HEADROOM)]
 
 
-class _UmamiModel(BaseModel):
+class UmamiModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown fields are ignored."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
 
 
-class UmamiSession(_UmamiModel):
+class UmamiSession(UmamiModel):
     """One row of ``GET /api/websites/{id}/sessions``: one session on one hostname.
 
     Umami 3.x groups the list by session AND hostname, so a session with hits on two hostnames is two rows;
@@ -150,7 +150,7 @@ def beacons_only(row: SessionRow) -> bool:
     return row["hostname"] is None and row["views"] == 0 and row["events"] == 0
 
 
-class ActivityEvent(_UmamiModel):
+class ActivityEvent(UmamiModel):
     """One event of ``GET .../sessions/{sessionId}/activity`` (newest first, at most 500 per call); Umami 2.x
     sends the whole stored event, with ``id`` where 3.x sends ``eventId``, and its ``sessionId`` (3.x sends none:
     its newer route may answer other sessions' events among the asked one's, see
@@ -164,7 +164,7 @@ class ActivityEvent(_UmamiModel):
     session_id: UmamiId | None = None
 
 
-class UmamiWebsite(_UmamiModel):
+class UmamiWebsite(UmamiModel):
     """One row of ``GET /api/websites``; ``deleted_at`` is set on soft-deleted websites."""
 
     id: UmamiId
@@ -190,7 +190,7 @@ class CappedListError(UmamiError):
                    "stays below the cap")
 
 
-class UmamiPageEnvelope(_UmamiModel, Generic[_Row]):
+class UmamiPageEnvelope(UmamiModel, Generic[_Row]):
     """The paged envelope ``{data, count, page, pageSize}``; its rows stay raw (and are validated one by one), or are
     validated as ``_Row`` (``UmamiPageEnvelope[SessionRow]``).
 
@@ -220,7 +220,7 @@ _SESSION_PAGE = UmamiPageEnvelope[SessionRow]
 """A session list page whose every row is valid in the form Umami sends (see :class:`SessionRow`)."""
 
 
-class UmamiUser(_UmamiModel):
+class UmamiUser(UmamiModel):
     """The user part of the login response."""
 
     id: UmamiId
@@ -229,7 +229,7 @@ class UmamiUser(_UmamiModel):
     is_admin: bool = False
 
 
-class LoginResponse(_UmamiModel):
+class LoginResponse(UmamiModel):
     """``POST /api/auth/login`` answer; the token is a ``SecretStr`` so it never shows in reprs.
 
     On an account with two-factor authentication, Umami 3.4 answers 200 with ``{requiresTwoFactor: true,

@@ -50,10 +50,11 @@ CASE_INSENSITIVE = Collation(locale="en", strength=2)
 """Collation of identity look-ups: values compare case-insensitively."""
 SESSION_ID_PATHS = ("session_id", "umamiSessions.id")
 """Where a user keeps the session ids the analytics sync matches on."""
-OUR_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics", "updatedAt")
 SESSION_FIELDS = ("session_id", "umamiSessions", "umamiAnalytics")
 """What the analytics sync reads of a session's users (and ``_id``): our fields that its changes, guards and contest
 read."""
+OUR_FIELDS = (*SESSION_FIELDS, "updatedAt")
+"""Every field the sync writes on a user (nothing else of a user is ever set)."""
 REFUSALS = {2: "BadValue", 14: "TypeMismatch", 17: "InvalidLength", 28: "PathNotViable",
             52: "DollarPrefixedFieldName", 66: "ImmutableField", 121: "DocumentValidationFailure",
             10334: "BSONObjectTooLarge", 11000: "DuplicateKey", 11001: "DuplicateKey", 17419: "DocumentTooLarge",

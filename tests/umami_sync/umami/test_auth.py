@@ -36,7 +36,7 @@ def test_self_hosted_connection_sends_no_basic_auth(monkeypatch: pytest.MonkeyPa
 
     session = hook.get_conn()
 
-    assert hook.cloud is False
+    assert hook.credentials.cloud is False
     assert session.auth is None
     assert session.headers["X-Team"] == "analytics"
     assert API_KEY_HEADER not in session.headers
@@ -48,7 +48,7 @@ def test_cloud_connection_sends_the_key_once_under_its_header(monkeypatch: pytes
 
     session = hook.get_conn()
 
-    assert hook.cloud is True
+    assert hook.credentials.cloud is True
     assert session.auth is None
     assert session.headers[API_KEY_HEADER] == API_KEY
     assert [value for value in session.headers.values() if value == API_KEY] == [API_KEY]

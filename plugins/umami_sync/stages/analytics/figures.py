@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from umami_sync.results import failed_most
 from umami_sync.users.updates import Analytics
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ class InvalidFields:
     @property
     def most_failed(self) -> str | None:
         """The field the most invalid rows failed on; None when no row was invalid."""
-        return max(self.rows.items(), key=lambda item: (item[1], item[0]))[0] if self.rows else None
+        return failed_most(self.rows)
 
     def failure(self, rows: int, invalid: int, *, max_share: float, what: str) -> str | None:
         """Why a window whose ``rows`` are ``invalid`` beyond ``max_share`` fails, naming the field that failed

@@ -25,11 +25,6 @@ class AnalyticsJob(PlannedJob):
     """Every website of the run: a user active on several is written by the task of the latest session."""
 
     @property
-    def interval(self) -> DataInterval:
-        """The half-open interval this job reads."""
-        return DataInterval(self.window_start, self.window_end)
-
-    @property
     def websites(self) -> tuple[str, ...]:
         """The websites of the run (this job's alone when it was planned without them)."""
         return self.run_websites or (self.website_id,)

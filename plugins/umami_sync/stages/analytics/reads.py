@@ -19,7 +19,7 @@ from umami_sync.umami.errors import UmamiActivityError
 from umami_sync.windows import ApiWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from umami_sync.stages.analytics.jobs import AnalyticsJob
@@ -106,6 +106,15 @@ class SessionEvents:
         self.run_window = ApiWindow.of(run_interval)
         self.unlinked_id = str(uuid.uuid4())
         self.left_out = 0
+        self._over_run: dict[str, ActivityFigures | None] = {}
+
+    def over_run(self, sessions: Iterable[str]) -> dict[str, ActivityFigures | None]:
+        """Each of ``sessions``' figures over the run's interval (None without events). The last call's figures are
+        kept, so that the contest's spans and whole figures of one page read a session once."""
+        kept = self._over_run
+        self._over_run = {session_id: kept[session_id] if session_id in kept
+                          else self.read(session_id, self.run_window).figures for session_id in sessions}
+        return self._over_run
 
     def read(self, session_id: str, window: ApiWindow) -> ActivityRead:
         """One session's events in ``window``, what was left out counted."""
@@ -132,12 +141,9 @@ class SessionEvents:
 
     def whole(self, analytics: Sequence[Analytics]) -> dict[str, Analytics]:
         """Each of ``analytics`` with its session's figures over the run's interval (left out without events)."""
-        found = {}
-        for item in analytics:
-            figures = self.read(item.id, self.run_window).figures
-            if figures is not None:
-                found[item.id] = whole_analytics(item, figures)
-        return found
+        read = self.over_run(item.id for item in analytics)
+        return {item.id: whole_analytics(item, figures) for item in analytics
+                if (figures := read[item.id]) is not None}
 
     def _check(self, read: ActivityRead, row: SessionRow) -> None:
         """Fail when the events of ``row``'s hostname do not give ``row``: the answer holds foreign events."""
@@ -191,9 +197,5 @@ class EventSpans:
         competes."""
         if not self.contested:
             return None
-        found: dict[str, tuple[datetime, datetime]] = {}
-        for session_id in sessions:
-            figures = self.events.read(session_id, self.events.run_window).figures
-            if figures is not None:
-                found[session_id] = (figures.first_at, figures.last_at)
-        return found
+        return {session_id: (figures.first_at, figures.last_at)
+                for session_id, figures in self.events.over_run(sessions).items() if figures is not None}

@@ -12,7 +12,7 @@ import pytest
 from tests.factories import WEBSITE, UmamiRows, at
 from tests.umami_sync.stages.analytics.support import DAY, job, linked_person, truth, visitor
 from umami_sync.stages.analytics.figures import analytics_of
-from umami_sync.stages.analytics.reads import SessionEvents
+from umami_sync.stages.analytics.reads import EventSpans, SessionEvents
 from umami_sync.umami.api import UmamiHook
 from umami_sync.umami.errors import UmamiActivityError
 from umami_sync.umami.models import InvalidRow, SessionRow
@@ -103,3 +103,24 @@ def test_what_a_widened_answer_holds_is_left_out_or_fails_the_read(rows: UmamiRo
                                                  r"a\.example\.com gives .* where its list row says .*: the answer "
                                                  "holds events of other sessions"):
         events.figures({people[0]["today"]: listed(api)[people[0]["today"]]})
+
+
+@pytest.mark.umami_levels("3.3")
+def test_the_contests_spans_and_whole_figures_of_a_page_read_each_session_once(
+        rows: UmamiRows, connections: Database, umami_db: str, linked_server: FakeUmami) -> None:
+    """Without a database, a later sub-window's contest reads its rivals' spans over the run's interval, then the
+    whole figures of the winners that began earlier: the same reads, so each session is asked for once (Umami
+    Cloud's rate limit counts every call)."""
+    people = [linked_person(rows, connections, n) for n in range(3)]
+    api = UmamiHook()
+    events = SessionEvents(api, job(MORNING), DAY, what="probe")
+    sessions = sorted(listed(api, MORNING))
+    spans = EventSpans(events, contested=True)
+
+    found = spans.spans(sessions)
+    whole = events.whole([analytics_of(listed(api, MORNING)[session][0]) for session in sessions])
+
+    assert set(found or {}) == set(whole) == {person["today"] for person in people}
+    assert {s: (a.first_at, a.last_at) for s, a in whole.items()} == found
+    asked = [request.path for request in linked_server.requests if request.path.endswith("/activity")]
+    assert sorted(asked) == sorted(f"/api/websites/{WEBSITE}/sessions/{s}/activity" for s in sessions)
