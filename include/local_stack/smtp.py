@@ -12,7 +12,6 @@ import email
 import email.policy
 import json
 import secrets
-import ssl
 import tempfile
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from local_stack._proc import free_port
+from local_stack.tls import loopback_tls
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -60,20 +60,9 @@ class LocalSmtp:
         self.ca_path = Path(self._folder.name) / "ca.pem" if self._folder else None
         tls: dict[str, Any] = {}
         if self.ca_path is not None:
-            tls = {"tls_context": self._certificate(self.ca_path), "require_starttls": True, "auth_require_tls": True,
+            tls = {"tls_context": loopback_tls(self.ca_path), "require_starttls": True, "auth_require_tls": True,
                    "auth_required": True, "auth_exclude_mechanism": ["PLAIN"], "authenticator": self._authenticate}
         self._controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port, **tls)
-
-    @staticmethod
-    def _certificate(ca_path: Path) -> ssl.SSLContext:
-        """A server context whose certificate (127.0.0.1, localhost) a CA made here signed (its CA to ``ca_path``)."""
-        import trustme
-
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(ca_path))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        return context
 
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
         accepted = isinstance(auth_data, LoginPassword) and (

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
 
     from umami_sync.identities import IdentityRule
-    from umami_sync.umami.db import IdentityRow
+    from umami_sync.umami.identity_row import IdentityRow
     from umami_sync.users.store import User, UsersCollection
     from umami_sync.windows import DataInterval
 

@@ -222,6 +222,11 @@ class AnalyticsResult(_StageResult):
                 "merged_sessions", "matched_sessions", "left_to_other_tasks", "failed", "refused")
 
     @property
+    def job_key(self) -> tuple[str, datetime, datetime]:
+        """The website and window of the job it is the result of (:attr:`PlannedJob.key`)."""
+        return self.website_id, self.window_start, self.window_end
+
+    @property
     def succeeded(self) -> bool:
         """True when the website's window was read and written completely."""
         return (self.error is None and self.wrote_everything and self.missing_rows == 0
@@ -274,10 +279,10 @@ class PlannedJob(BaseModel):
         """The website as error messages name it: its name and id, or its id."""
         return f"{self.website_name} ({self.website_id})" if self.website_name else self.website_id
 
-    def is_for(self, result: AnalyticsResult) -> bool:
-        """Whether ``result`` is this job's (the same website and window)."""
-        return (result.website_id, result.window_start, result.window_end) == (
-            self.website_id, self.window_start, self.window_end)
+    @property
+    def key(self) -> tuple[str, datetime, datetime]:
+        """The website and window: what a result of this job has too (:meth:`AnalyticsResult.job_key`)."""
+        return self.website_id, self.window_start, self.window_end
 
 
 class PlanResult(BaseModel):

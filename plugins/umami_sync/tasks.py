@@ -160,7 +160,7 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
 
     It succeeds whatever the stages did (Airflow emits a task's asset events only when it succeeds); its result
     tells :func:`check_run` whether to fail the run, and the alerts what happened."""
-    from umami_sync.stages.status import run_result, summarise
+    from umami_sync.stages.status import lost_jobs, run_result, summarise
 
     results = upstream_results(context)
     if run is None:
@@ -172,7 +172,8 @@ def record_status(run: dict[str, Any] | None, context: Mapping[str, Any], *, ali
     analytics = [r for r in results if isinstance(r, AnalyticsResult)]
     report = summarise(
         str(context["run_id"]), resolved.interval, sessions, analytics,
-        planned=plan.jobs if plan else [], states=mapped_states(context) if plan and plan.jobs else {},
+        planned=plan.jobs if plan else [],
+        states=mapped_states(context) if plan and lost_jobs(plan.jobs, analytics) else {},  # asked only when needed
         problems=None if plan and not plan.error else [
             f"analytics could not be planned: {plan.error}" if plan else "analytics could not be planned"],
     )

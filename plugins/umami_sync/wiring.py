@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from umami_sync.results import AnalyticsResult, SessionSyncResult, stop_reason
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.sdk import Connection
     from pymongo.collection import Collection
 
     from umami_sync.connections import UsersMongoHook
@@ -40,16 +41,22 @@ def umami_reads(settings: SyncSettings) -> UmamiReads:
     """How the run reads Umami: the setting ``identities_from``, where ``auto`` reads its API only when no connection
     ``umami_db_conn_id`` is configured. A look-up that fails for any other reason (a secrets backend that cannot be
     read) raises: it never chooses the API."""
+    return _umami_reads(settings)[0]
+
+
+def _umami_reads(settings: SyncSettings) -> tuple[UmamiReads, Connection | None]:
+    """:func:`umami_reads`, and the connection of Umami's database when ``auto`` looked it up (so that the hook does
+    not look it up again: with a secrets backend each look-up is a request)."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     if settings.identities_from != "auto":
-        return settings.identities_from
+        return settings.identities_from, None
     try:
-        BaseHook.get_connection(settings.umami_db_conn_id)
+        connection = BaseHook.get_connection(settings.umami_db_conn_id)
     except AirflowNotFoundException:
-        return "api"
-    return "database"
+        return "api", None
+    return "database", connection
 
 
 class Wiring:
@@ -60,9 +67,18 @@ class Wiring:
         self._databases: list[UmamiDatabase] = []
 
     @cached_property
+    def _reads(self) -> tuple[UmamiReads, Connection | None]:
+        return _umami_reads(self.settings)
+
+    @property
     def mode(self) -> UmamiReads:
         """How this task reads Umami (:func:`umami_reads`), decided once."""
-        return umami_reads(self.settings)
+        return self._reads[0]
+
+    def decided_mode(self) -> dict[str, UmamiReads]:
+        """``mode`` for a result when it was decided before the task failed; empty before (the result's default)."""
+        reads = self.__dict__.get("_reads")  # where the cached property keeps it once decided
+        return {"mode": reads[0]} if reads else {}
 
     @cached_property
     def umami_api(self) -> UmamiHook:
@@ -82,8 +98,8 @@ class Wiring:
         from umami_sync.connections import UmamiDatabaseHook
         from umami_sync.umami.db import UmamiDatabase
 
-        database = UmamiDatabase(UmamiDatabaseHook(postgres_conn_id=self.settings.umami_db_conn_id),
-                                 websites=websites)
+        hook = UmamiDatabaseHook(postgres_conn_id=self.settings.umami_db_conn_id, connection=self._reads[1])
+        database = UmamiDatabase(hook, websites=websites)
         self._databases.append(database)
         return database
 
@@ -135,7 +151,7 @@ def sync_sessions(settings: SyncSettings, interval: DataInterval, *, now: dateti
         identities, users = wiring.identities(settings.website_ids), wiring.users
     except Exception as exc:  # recorded like any failure of the stage
         return SessionSyncResult(window_start=window.start, window_end=window.end, dry_run=settings.dry_run,
-                                 error=stop_reason(exc))
+                                 **wiring.decided_mode(), error=stop_reason(exc))
     try:
         return sessions.sync_sessions(settings, window, source=identities, mode=wiring.mode, users=users,
                                       now=now or datetime.now(UTC))
@@ -165,12 +181,12 @@ def sync_analytics_job(settings: SyncSettings, job: AnalyticsJob, *, interval: D
     wiring = Wiring(settings)
     try:
         api, users = wiring.umami_api, wiring.users
-        database = wiring.umami_database(job.websites) if wiring.mode == "database" else None
-        identities = database or wiring.api_identities(job.websites)
+        identities = wiring.identities(job.websites)
+        database = cast("UmamiDatabase", identities) if wiring.mode == "database" else None
     except Exception as exc:  # recorded like any failure of the task
         return AnalyticsResult(website_id=job.website_id, website_name=job.website_name,
                                window_start=job.window_start, window_end=job.window_end, dry_run=settings.dry_run,
-                               error=stop_reason(exc))
+                               **wiring.decided_mode(), error=stop_reason(exc))
     try:
         return runner.sync_analytics_job(settings, job, interval=interval or job.interval, api=api,
                                          database=database, identities=identities, users=users,

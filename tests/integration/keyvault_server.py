@@ -20,7 +20,6 @@ import enum
 import json
 import secrets
 import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-import trustme
+from local_stack.tls import loopback_tls
 
 if TYPE_CHECKING:
+    import ssl
     from pathlib import Path
     from types import TracebackType
 
@@ -210,10 +210,7 @@ class KeyVaultDouble:
 
     def start(self) -> KeyVaultDouble:
         """Issue the certificate and start both servers on loopback."""
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(self.cert_path))
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(tls)
+        tls = loopback_tls(self.cert_path)
         self._servers = [_Server(_VaultHandler, self, tls), _Server(_IdentityHandler, self, None)]
         for server in self._servers:
             threading.Thread(target=server.serve_forever, name="keyvault-double", daemon=True).start()

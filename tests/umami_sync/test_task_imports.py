@@ -59,3 +59,15 @@ def test_stage_one_imports_its_databases_and_no_http_client_nor_another_stage(lo
     assert {"umami_sync.stages.sessions", "airflow.providers.postgres.hooks.postgres",
             "airflow.providers.mongo.hooks.mongo"} <= loaded["stage 1"]
     assert loaded["stage 1"] & (HTTP | STAGES - {"umami_sync.stages.sessions"}) == set()
+
+
+def test_identities_read_through_the_api_load_no_database_driver() -> None:
+    """Umami Cloud's stage 1 (``identities_from: api``) builds identity rows without Umami's PostgreSQL."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
+    done = subprocess.run(
+        [sys.executable, "-c", "import json, sys\nimport umami_sync.umami.identities_api\n"
+                               "print(json.dumps(sorted(sys.modules)))"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert set(json.loads(done.stdout.splitlines()[-1])) & {"psycopg", "airflow.providers.postgres.hooks.postgres",
+                                                            "umami_sync.umami.db"} == set()

@@ -155,3 +155,25 @@ def test_the_seconds_a_task_waited_before_retries_reach_its_result_and_its_log_l
     assert 0.5 <= result.waited_seconds < 5  # each wait at least what Retry-After asked
     assert f"retries=2 waited={result.waited_seconds:.1f}s rate_limited=0.0s" in result.summary()
     assert AnalyticsResult.model_validate_json(result.model_dump_json()).waited_seconds == result.waited_seconds
+
+
+def test_auto_looks_umami_databases_connection_up_once_for_the_mode_and_the_hook(
+        connections: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a secrets backend (Key Vault) every look-up is a request: the one that decides the mode serves the hook."""
+    from airflow.sdk import BaseHook
+
+    looked_up: list[str] = []
+    look_up = BaseHook.get_connection.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[BaseHook], conn_id: str) -> object:
+        looked_up.append(conn_id)
+        return look_up(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(counted))
+    wiring = Wiring(SyncSettings())
+
+    database = wiring.identities()
+    database.hook.get_conn().close()  # type: ignore[union-attr]
+
+    assert wiring.mode == "database"
+    assert looked_up.count("umami_db") == 1

@@ -153,12 +153,12 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
         refused = [result for result in analytics if result.website_id == website_id and result.refused]
         if refused:
             outcome.refused = _refusals(refused)
-    for index, job in enumerate(planned):
-        if not any(job.is_for(result) for result in analytics):
-            outcome = websites.setdefault(job.website_id, WebsiteOutcome(job.website_id))
-            outcome.name = outcome.name or job.website_name
-            outcome.errors.append(lost_job(job, (states or {}).get(index, "unknown")))
-            outcome.failed_days.append(window_of(job))
+    for index in lost_jobs(planned, analytics):
+        job = planned[index]
+        outcome = websites.setdefault(job.website_id, WebsiteOutcome(job.website_id))
+        outcome.name = outcome.name or job.website_name
+        outcome.errors.append(lost_job(job, (states or {}).get(index, "unknown")))
+        outcome.failed_days.append(window_of(job))
     run_problems = list(problems or [])
     if sessions is None:
         run_problems.append("session sync left no result")
@@ -166,6 +166,12 @@ def summarise(run_id: str, interval: DataInterval, sessions: SessionSyncResult |
     refusing = [result for result in ran if result.refused]
     return RunReport(run_id, interval, sessions, websites, run_problems, _refusals(refusing) if refusing else {},
                      mode=ran[0].mode if ran else None)
+
+
+def lost_jobs(planned: Sequence[PlannedJob], analytics: Sequence[AnalyticsResult]) -> list[int]:
+    """The map indexes of the ``planned`` jobs that left no result in ``analytics``."""
+    done = {result.job_key for result in analytics}
+    return [index for index, job in enumerate(planned) if job.key not in done]
 
 
 def window_of(job: PlannedJob) -> str:

@@ -211,12 +211,10 @@ class UmamiHook(HttpHook):
         params: dict[str, Any] = {"startAt": window.start_ms, "endAt": window.end_ms}
         if distinct_id is not None:
             params["distinctId"] = distinct_id
-        body = self._call("GET", f"websites/{website_id}/sessions/{session_id}/activity", params=params)
+        path = f"websites/{website_id}/sessions/{session_id}/activity"
+        body = self._call("GET", path, params=params)
         self.stats.add(activity_calls=1)
-        what = f"websites/{website_id}/sessions/{session_id}/activity"
-        if not isinstance(body, list):
-            raise UmamiApiError("GET", what, 200, "not a list of events")
-        return [_validated(ActivityEvent, event, what) for event in body]
+        return [_validated(ActivityEvent, event, path) for event in _listed(body, path)]
 
     # --- what identities are read from without the database (Umami Cloud) ---------------------------
 

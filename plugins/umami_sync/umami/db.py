@@ -11,16 +11,17 @@ from __future__ import annotations
 import contextlib
 import uuid
 from contextlib import closing
-from datetime import datetime  # pydantic reads IdentityRow's annotations when it validates rows
+from datetime import datetime
 from functools import cache, cached_property
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from pydantic import TypeAdapter
 
 from umami_sync.connections import answer_within
 from umami_sync.umami.activity import ActivityFigures
+from umami_sync.umami.identity_row import IdentityRow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -28,21 +29,6 @@ if TYPE_CHECKING:
 
     from umami_sync.connections import UmamiDatabaseHook
     from umami_sync.windows import DataInterval
-
-
-class IdentityRow(NamedTuple):
-    """One place where an identity appeared: a session's distinct_id, a session_link row or a session_data
-    value.
-
-    Plain data: the rows of Umami's database are validated by pydantic a fetch at a time (:data:`IDENTITY_ROWS`,
-    one call per few thousand rows where a model per row cost as much again as reading them); another source
-    builds them from what it validated itself."""
-
-    identity: str | None
-    session_id: str
-    website_id: str
-    seen_at: datetime
-    source: Literal["distinct_id", "session_link", "session_data"]
 
 
 IDENTITY_ROWS: TypeAdapter[list[IdentityRow]] = TypeAdapter(list[IdentityRow])

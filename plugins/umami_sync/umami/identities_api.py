@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from umami_sync.identities import fold
-from umami_sync.umami.db import IdentityRow
 from umami_sync.umami.errors import UmamiPagingError
+from umami_sync.umami.identity_row import IdentityRow
 from umami_sync.umami.listing import SessionListing
 from umami_sync.umami.websites import all_websites
 from umami_sync.windows import ApiWindow

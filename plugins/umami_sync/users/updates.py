@@ -192,7 +192,11 @@ def outranks(new: Analytics, stored: Any, *, disproved: Set[StoredAnalytics] = f
     its own session disprove (``disproved``: a ``lastAt`` or ``firstAt`` at which the session had no event, more
     views or visits than it had), however late its ``lastAt``: a wrong figure never blocks the true one.
     """
-    old = stored_analytics(stored)
+    return _replaces(new, stored_analytics(stored), disproved)
+
+
+def _replaces(new: Analytics, old: StoredAnalytics | None, disproved: Set[StoredAnalytics]) -> bool:
+    """:func:`outranks` over the stored analytics already read (``old``)."""
     return old is None or old in disproved or new.rank > old.rank
 
 
@@ -247,8 +251,9 @@ def merged_analytics(stored: Any, new: Analytics, *,
     clean re-run), and a null never replaces a known value of the same session.
     """
     document = new.as_document()
-    same = isinstance(stored, dict) and stored.get("id") == new.id and stored_analytics(stored) is not None
-    if outranks(new, stored, disproved=disproved):
+    old = stored_analytics(stored)  # read once: this runs for every owned session's user
+    same = old is not None and stored.get("id") == new.id
+    if _replaces(new, old, disproved):
         if same:
             document.update({name: stored[name] for name in ATTRIBUTES
                              if document[name] is None and stored.get(name) is not None})

@@ -14,7 +14,8 @@ from local_stack.postgres import create_database
 from tests.conftest import postgres_connection
 from tests.factories import WEBSITE, UmamiRows, at
 from umami_sync.connections import UmamiDatabaseHook
-from umami_sync.umami.db import IDENTITY_ROWS, IdentityRow, UmamiDatabase, UmamiSchemaError
+from umami_sync.umami.db import IDENTITY_ROWS, UmamiDatabase, UmamiSchemaError
+from umami_sync.umami.identity_row import IdentityRow
 from umami_sync.windows import DataInterval
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from umami_sync.identities import IdentityRule
 from umami_sync.owners import IdentityGroups
-from umami_sync.umami.db import IdentityRow
 from umami_sync.umami.identities_api import MAX_DATA_KEYS, key_sessions, sorted_rows
 from umami_sync.umami.identity_models import SessionDataKey
+from umami_sync.umami.identity_row import IdentityRow
 
 WEBSITE = "266abb41-957e-4dd3-8229-6a601f80a9db"
 

@@ -66,8 +66,8 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
             log.warning("skipped a malformed session row (id %s): %s", invalid.session_id or "unknown", invalid.error)
             progress.invalid.add(invalid)
         plan = plan_page(page, progress.merged)
-        progress.merged.update(row["id"] for row in plan.to_read)
-        found = page_analytics(plan, events.figures(plan.listed) if plan.to_read else {})
+        progress.merged.update(plan.listed)
+        found = page_analytics(plan, events.figures(plan.listed) if plan.listed else {})
         for session_id in found.unread:
             log.error("session %s is listed but has no events in the window; not written", session_id)
         decided = plan_analytics_changes(found, owners_of(found.sessions), progress.given,
@@ -79,7 +79,7 @@ def analytics_changes(pages: Iterable[ListedPage], events: SessionFigures, owner
         progress.unspanned.update(decided.unspanned)
         progress.unwidened.update(decided.unwidened)
         progress.sessions += plan.new_sessions
-        progress.merged_sessions += len(plan.to_read)
+        progress.merged_sessions += len(plan.listed)
         progress.unread_sessions += len(found.unread)
         progress.matched_sessions += decided.matched_sessions
         yield from decided.changes

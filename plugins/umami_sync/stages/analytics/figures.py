@@ -41,17 +41,21 @@ class PagePlan:
     """What one page of the listing gives.
 
     :param exact: the rows of sessions whose one row is exact (their analytics).
-    :param to_read: the first row of each session to read from its events (not read before in this pass).
-    :param earlier: of those, the sessions whose first row came in an earlier page (already handed on).
+    :param earlier: of the sessions to read, those whose first row came in an earlier page (already handed on).
     :param new_sessions: sessions this page shows for the first time in this pass.
-    :param listed: every row of this page of each session to read (what its events must give, hostname by hostname).
+    :param listed: each session to read from its events (not read before in this pass), in the page's order, with
+        every row of it in this page (what its events must give, hostname by hostname).
     """
 
     exact: list[SessionRow]
-    to_read: list[SessionRow]
     earlier: frozenset[str]
     new_sessions: int
     listed: dict[str, list[SessionRow]] = field(default_factory=dict)
+
+    @property
+    def to_read(self) -> list[SessionRow]:
+        """The first row of each session to read from its events."""
+        return [rows[0] for rows in self.listed.values()]
 
 
 def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
@@ -67,11 +71,11 @@ def plan_page(page: ListedPage, merged: Set[str]) -> PagePlan:
                 several.setdefault(session_id, [rows[at]]).append(rows[position])
     earlier = {ids[position] for position in page.another_row_before if first[ids[position]] == position}
     if not several and not earlier:  # the usual page: every row is its session's one row
-        return PagePlan(list(rows), [], frozenset(), len(first))
+        return PagePlan(list(rows), frozenset(), len(first))
     exact = [row for row in rows if row["id"] not in several and row["id"] not in earlier]
     to_read = [rows[at] for at in sorted(first[session_id] for session_id in several.keys() | earlier)
                if ids[at] not in merged]  # not yet read from its events (a third hostname would be)
-    return PagePlan(exact, to_read, frozenset(earlier & {row["id"] for row in to_read}), len(first) - len(earlier),
+    return PagePlan(exact, frozenset(earlier & {row["id"] for row in to_read}), len(first) - len(earlier),
                     {row["id"]: several.get(row["id"], [row]) for row in to_read})
 
 
@@ -101,8 +105,9 @@ class PageAnalytics:
 def page_analytics(plan: PagePlan, read: Mapping[str, ActivityFigures | None]) -> PageAnalytics:
     """The page's analytics once the sessions of ``plan.to_read`` were read (``read``: their figures, None for
     a session with no events in the window)."""
-    from_events = [(row, figures) for row in plan.to_read if (figures := read.get(row["id"])) is not None]
-    unread = [row["id"] for row in plan.to_read if read.get(row["id"]) is None]
+    to_read = plan.to_read
+    from_events = [(row, figures) for row in to_read if (figures := read.get(row["id"])) is not None]
+    unread = [row["id"] for row in to_read if read.get(row["id"]) is None]
     refined = frozenset(row["id"] for row, _ in from_events if row["id"] in plan.earlier)
     return PageAnalytics(plan.exact, from_events, refined, unread)
 
